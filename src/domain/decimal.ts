@@ -64,28 +64,22 @@ export function unitsFromInteger(n: bigint): bigint {
   return n * UNIT;
 }
 
-/** Two's-complement big-endian bytes of the unscaled value (Avro decimal encoding). */
+/** Two's-complement big-endian bytes of the unscaled value (Avro decimal encoding), minimal length. */
 export function unitsToBytes(units: bigint): Buffer {
-  let hex = (units < 0n ? (1n << BigInt(bitLength(-units) + 8)) + units : units).toString(16);
-  if (hex.length % 2) hex = '0' + hex;
-  let buf = Buffer.from(hex, 'hex');
-  // Ensure the sign bit is right: positive values must not start with a 1 bit.
-  if (units >= 0n && buf.length > 0 && (buf[0]! & 0x80)) buf = Buffer.concat([Buffer.from([0]), buf]);
-  if (units < 0n) {
-    // Trim redundant leading 0xff bytes while the next byte keeps the sign bit.
-    let i = 0;
-    while (i < buf.length - 1 && buf[i] === 0xff && (buf[i + 1]! & 0x80)) i += 1;
-    buf = buf.subarray(i);
+  let len = 1;
+  // Smallest len with -2^(8len-1) <= units < 2^(8len-1).
+  while (units >= 1n << BigInt(8 * len - 1) || units < -(1n << BigInt(8 * len - 1))) len += 1;
+  let rest = BigInt.asUintN(8 * len, units);
+  const buf = Buffer.alloc(len);
+  for (let i = len - 1; i >= 0; i -= 1) {
+    buf[i] = Number(rest & 0xffn);
+    rest >>= 8n;
   }
-  return buf.length === 0 ? Buffer.from([0]) : buf;
+  return buf;
 }
 
 export function unitsFromBytes(buf: Buffer): bigint {
   if (buf.length === 0) return 0n;
   const value = BigInt('0x' + buf.toString('hex'));
   return buf[0]! & 0x80 ? value - (1n << BigInt(buf.length * 8)) : value;
-}
-
-function bitLength(n: bigint): number {
-  return n.toString(2).length;
 }

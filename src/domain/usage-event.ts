@@ -36,7 +36,9 @@ export interface ValidationOptions {
 
 export type Validated = { ok: true; event: UsageEvent } | { ok: false; reason: string };
 
-const KNOWN_FIELDS = new Set(['id', 'tenant', 'customer', 'meter', 'value', 'timestamp', 'properties', 'source']);
+/** The fields of the latest Avro schema (a unit test keeps the two in step). */
+export const EVENT_FIELDS: readonly string[] = ['id', 'tenant', 'customer', 'meter', 'value', 'timestamp', 'properties', 'source'];
+const KNOWN_FIELDS = new Set(EVENT_FIELDS);
 // C0 and C1 control characters (tab, newline, NUL …) are never part of an identifier.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
