@@ -1,0 +1,211 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one place the environment is read. `loadConfig` validates everything at once and
+ * throws a ConfigError listing every problem; `redactConfig` is the only way config is printed.
+ */
+export interface Config {
+  readonly dataDir: string;
+  readonly logLevel: string;
+  readonly kafka: {
+    /** Empty: use (or start) the embedded dev broker. */
+    readonly brokers: string[];
+    readonly clientId: string;
+    readonly topic: string;
+    readonly dlqTopic: string;
+    readonly groupId: string;
+    readonly devBrokerPartitions: number;
+  };
+  readonly schemaRegistry: {
+    /** Unset: Avro single-object encoding with the schemas in schemas/. */
+    readonly url: string | undefined;
+    readonly username: string | undefined;
+    readonly password: string | undefined;
+    readonly subject: string;
+  };
+  readonly clickhouse: {
+    /** Unset: embedded ClickHouse (chdb) with data under `embeddedPath`. */
+    readonly url: string | undefined;
+    readonly username: string;
+    readonly password: string | undefined;
+    readonly database: string;
+    readonly embeddedPath: string;
+  };
+  readonly stripe: {
+    /** Unset: shadow mode — the push ledger is written, nothing is sent. */
+    readonly apiKey: string | undefined;
+    readonly webhookSecret: string | undefined;
+    readonly mode: 'meter_events' | 'meter_event_stream';
+    readonly rateLimitPerSecond: number;
+    /** For tests and proxies: point the client at another host (e.g. a local fake). */
+    readonly host: string | undefined;
+    readonly port: number | undefined;
+    readonly protocol: 'http' | 'https';
+  };
+  readonly ingest: {
+    readonly metersFile: string;
+    /** Dedupe window; Stripe accepts events up to 35 days old, so never less than that. */
+    readonly dedupeWindowDays: number;
+    readonly maxFutureSkewMs: number;
+  };
+  readonly http: {
+    readonly host: string;
+    readonly metricsPort: number;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const MIN_DEDUPE_WINDOW_DAYS = 35;
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+const int = (def: number, min: number, max: number) =>
+  z.preprocess(
+    (v) => (v === undefined || v === '' ? def : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+    z.number({ message: 'must be a whole number' }).int().min(min).max(max),
+  );
+const url = (schemes: string[]) =>
+  optionalString.refine(
+    (v) => v === undefined || (URL.canParse(v) && schemes.includes(new URL(v).protocol)),
+    { message: `must be a URL (${schemes.join(' or ')})` },
+  );
+const topicName = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .refine((v) => /^[A-Za-z0-9._-]{1,249}$/.test(v), { message: 'must be 1-249 characters of letters, digits, ".", "_" or "-"' });
+
+const EnvSchema = z.object({
+  METERLINE_DATA_DIR: z.string().default('.meterline'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  KAFKA_BROKERS: optionalString.refine(
+    (v) => v === undefined || v.split(',').every((b) => /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(b.trim())),
+    { message: 'must be a comma-separated list of host:port' },
+  ),
+  KAFKA_CLIENT_ID: z.string().default('meterline'),
+  KAFKA_TOPIC: topicName('usage.events'),
+  KAFKA_DLQ_TOPIC: topicName('usage.events.dlq'),
+  KAFKA_GROUP_ID: z.string().min(1).default('meterline-ingest'),
+  DEV_BROKER_PARTITIONS: int(8, 1, 1024),
+  SCHEMA_REGISTRY_URL: url(['http:', 'https:']),
+  SCHEMA_REGISTRY_USERNAME: optionalString,
+  SCHEMA_REGISTRY_PASSWORD: optionalString,
+  SCHEMA_REGISTRY_SUBJECT: z.string().min(1).default('usage.events-value'),
+  CLICKHOUSE_URL: url(['http:', 'https:']),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: optionalString,
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .default('meterline')
+    .refine((v) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v), { message: 'must be an identifier (letters, digits, _)' }),
+  STRIPE_API_KEY: optionalString.refine((v) => v === undefined || /^(sk|rk)_(test|live)_[A-Za-z0-9]+$/.test(v), {
+    message: 'must look like sk_test_…, sk_live_…, rk_test_… or rk_live_…',
+  }),
+  STRIPE_WEBHOOK_SECRET: optionalString.refine((v) => v === undefined || v.startsWith('whsec_'), {
+    message: 'must start with whsec_',
+  }),
+  STRIPE_MODE: z.enum(['meter_events', 'meter_event_stream']).default('meter_events'),
+  STRIPE_RATE_LIMIT: int(1000, 1, 10000),
+  STRIPE_HOST: optionalString,
+  STRIPE_PORT: z.preprocess((v) => (v === undefined || v === '' ? undefined : Number(v)), z.number().int().min(1).max(65535).optional()),
+  STRIPE_PROTOCOL: z.enum(['http', 'https']).default('https'),
+  METERS_FILE: z.string().default('meters.yaml'),
+  DEDUPE_WINDOW_DAYS: int(MIN_DEDUPE_WINDOW_DAYS, MIN_DEDUPE_WINDOW_DAYS, 3650),
+  MAX_FUTURE_SKEW_SECONDS: int(300, 0, 7 * 86400),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_PORT: int(9464, 0, 65535),
+});
+
+/** Every variable the project reads, for .env.example and the README table. */
+export const ENV_VARIABLES = Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    // Values are never echoed back: a mistyped secret must not end up in a terminal log.
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(cwd, e.METERLINE_DATA_DIR);
+  return {
+    dataDir,
+    logLevel: e.LOG_LEVEL,
+    kafka: {
+      brokers: e.KAFKA_BROKERS ? e.KAFKA_BROKERS.split(',').map((b) => b.trim()) : [],
+      clientId: e.KAFKA_CLIENT_ID,
+      topic: e.KAFKA_TOPIC,
+      dlqTopic: e.KAFKA_DLQ_TOPIC,
+      groupId: e.KAFKA_GROUP_ID,
+      devBrokerPartitions: e.DEV_BROKER_PARTITIONS,
+    },
+    schemaRegistry: {
+      url: e.SCHEMA_REGISTRY_URL,
+      username: e.SCHEMA_REGISTRY_USERNAME,
+      password: e.SCHEMA_REGISTRY_PASSWORD,
+      subject: e.SCHEMA_REGISTRY_SUBJECT,
+    },
+    clickhouse: {
+      url: e.CLICKHOUSE_URL,
+      username: e.CLICKHOUSE_USER,
+      password: e.CLICKHOUSE_PASSWORD,
+      database: e.CLICKHOUSE_DATABASE,
+      embeddedPath: path.join(dataDir, 'clickhouse'),
+    },
+    stripe: {
+      apiKey: e.STRIPE_API_KEY,
+      webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+      mode: e.STRIPE_MODE,
+      rateLimitPerSecond: e.STRIPE_RATE_LIMIT,
+      host: e.STRIPE_HOST,
+      port: e.STRIPE_PORT,
+      protocol: e.STRIPE_PROTOCOL,
+    },
+    ingest: {
+      metersFile: path.resolve(cwd, e.METERS_FILE),
+      dedupeWindowDays: e.DEDUPE_WINDOW_DAYS,
+      maxFutureSkewMs: e.MAX_FUTURE_SKEW_SECONDS * 1000,
+    },
+    http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT },
+  };
+}
+
+const SECRET = '[redacted]';
+
+/** A printable copy of the config: secrets replaced, credentials stripped from URLs. */
+export function redactConfig(config: Config): unknown {
+  const stripUserInfo = (u: string | undefined) => {
+    if (u === undefined) return undefined;
+    const parsed = new URL(u);
+    if (parsed.username || parsed.password) {
+      parsed.username = SECRET;
+      parsed.password = '';
+    }
+    return parsed.toString();
+  };
+  return {
+    ...config,
+    schemaRegistry: {
+      ...config.schemaRegistry,
+      url: stripUserInfo(config.schemaRegistry.url),
+      password: config.schemaRegistry.password && SECRET,
+    },
+    clickhouse: { ...config.clickhouse, url: stripUserInfo(config.clickhouse.url), password: config.clickhouse.password && SECRET },
+    stripe: { ...config.stripe, apiKey: config.stripe.apiKey && SECRET, webhookSecret: config.stripe.webhookSecret && SECRET },
+  };
+}
+
+/** The secret values themselves, for tests and log scrubbing. */
+export function secretValues(config: Config): string[] {
+  return [config.clickhouse.password, config.schemaRegistry.password, config.stripe.apiKey, config.stripe.webhookSecret].filter(
+    (s): s is string => typeof s === 'string' && s.length > 0,
+  );
+}
