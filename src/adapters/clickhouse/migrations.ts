@@ -1,0 +1,121 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+
+/**
+ * Every table, created idempotently: each statement is safe to run any number of times, so
+ * `meterline migrate` and start-up both simply run them all, in order.
+ *
+ * Every statement names its database explicitly (`{db}.table`): the embedded engine ignores
+ * the client's default database, and explicit names keep the two modes identical.
+ */
+export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[] = [
+  { name: 'database', sql: (db) => `CREATE DATABASE IF NOT EXISTS ${db}` },
+  {
+    // The ledger: one row per accepted event, first write wins. Ordered by the dedupe key so
+    // an exact (tenant, id) lookup reads a few granules; partitioned by event month so window
+    // scans skip old months. Rows are never updated or deleted by the pipeline.
+    name: 'usage_events',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.usage_events (
+        tenant String,
+        id String,
+        customer String,
+        meter LowCardinality(String),
+        value Decimal(38, 9),
+        event_time DateTime64(3, 'UTC'),
+        properties Map(String, String),
+        source Nullable(String),
+        body_hash String COMMENT 'sha256 of the canonical event body: equal key, different hash = conflict',
+        meter_aggregation LowCardinality(String) COMMENT 'the meter definition the event was counted under',
+        meter_window LowCardinality(String),
+        meter_allowed_lateness_ms UInt64,
+        meter_definition_hash LowCardinality(String),
+        disposition LowCardinality(String) DEFAULT 'counted' COMMENT 'counted | too_late, decided when first stored',
+        topic LowCardinality(String),
+        partition UInt32,
+        offset UInt64,
+        ingested_at DateTime64(6, 'UTC')
+      )
+      ENGINE = MergeTree
+      PARTITION BY toYYYYMM(event_time)
+      ORDER BY (tenant, id)
+      SETTINGS index_granularity = 1024`,
+  },
+  {
+    name: 'usage_events.idx_event_time',
+    sql: (db) => `ALTER TABLE ${db}.usage_events ADD INDEX IF NOT EXISTS idx_event_time event_time TYPE minmax GRANULARITY 1`,
+  },
+  {
+    // Every copy that was not stored: plain duplicates (same body) and conflicts (same key,
+    // different body; the copy is kept in full so the conflict can be explained). Keyed by the
+    // copy's own offset, so reprocessing a batch after a crash records nothing twice (count
+    // with FINAL or uniqExact(topic, partition, offset)).
+    name: 'duplicate_events',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.duplicate_events (
+        kind LowCardinality(String) COMMENT 'duplicate | conflict',
+        tenant String,
+        id String,
+        body_hash String,
+        original_body_hash String,
+        original_topic LowCardinality(String),
+        original_partition UInt32,
+        original_offset UInt64,
+        event String COMMENT 'conflicts only: the rejected copy as canonical JSON',
+        topic LowCardinality(String),
+        partition UInt32,
+        offset UInt64,
+        detected_at DateTime64(6, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (topic, partition, offset)`,
+  },
+  {
+    // Dead letters, mirrored from the DLQ topic so they can be listed and redriven. A redrive
+    // writes a new version of the row with status 'redriven' (read with FINAL).
+    name: 'rejected_events',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.rejected_events (
+        reason_code LowCardinality(String),
+        reason String,
+        raw_payload String COMMENT 'original message bytes, base64',
+        message_key Nullable(String),
+        tenant Nullable(String),
+        event_id Nullable(String),
+        topic LowCardinality(String),
+        partition UInt32,
+        offset UInt64,
+        rejected_at DateTime64(6, 'UTC'),
+        status LowCardinality(String) DEFAULT 'rejected' COMMENT 'rejected | redriven',
+        version UInt64 DEFAULT 0
+      )
+      ENGINE = ReplacingMergeTree(version)
+      ORDER BY (topic, partition, offset)`,
+  },
+  {
+    // Customer mapping: (tenant, customer) -> Stripe customer. Latest import wins.
+    name: 'customers',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.customers (
+        tenant String,
+        customer String,
+        stripe_customer_id String,
+        updated_at DateTime64(6, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree(updated_at)
+      ORDER BY (tenant, customer)`,
+  },
+];
+
+export async function migrate(client: ClickHouseClient, database: string): Promise<string[]> {
+  assertIdentifier(database);
+  const applied: string[] = [];
+  for (const m of MIGRATIONS) {
+    await client.command({ query: m.sql(database) });
+    applied.push(m.name);
+  }
+  return applied;
+}
+
+export function assertIdentifier(name: string): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)) throw new Error(`invalid ClickHouse identifier ${JSON.stringify(name)}`);
+}

@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import type { MeterCatalog, MeterDefinition } from './meters';
+import { validateEvent, type UsageEvent, type ValidationOptions } from './usage-event';
+
+/** Where a message came from. Offsets stay strings, as Kafka clients give them (they are int64). */
+export interface SourceRef {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+export type RejectCode = 'empty' | 'bad_magic' | 'unknown_schema' | 'malformed_avro' | 'invalid_event' | 'unknown_meter';
+
+export interface Rejection {
+  readonly ref: SourceRef;
+  readonly code: RejectCode;
+  readonly reason: string;
+  readonly key: Buffer | null;
+  readonly raw: Buffer | null;
+  readonly tenant: string | null;
+  readonly eventId: string | null;
+}
+
+/** An event that passed decoding, validation and enrichment, waiting for the dedupe decision. */
+export interface Candidate {
+  readonly ref: SourceRef;
+  readonly event: UsageEvent;
+  readonly meter: MeterDefinition;
+  readonly bodyHash: string;
+}
+
+/** What the ledger already holds for a (tenant, id). */
+export interface StoredKey {
+  readonly tenant: string;
+  readonly id: string;
+  readonly bodyHash: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+export type DedupeDecision =
+  | { readonly kind: 'new'; readonly candidate: Candidate }
+  | { readonly kind: 'duplicate'; readonly candidate: Candidate; readonly original: StoredKey }
+  | { readonly kind: 'conflict'; readonly candidate: Candidate; readonly original: StoredKey }
+  /** This very message (same topic, partition, offset) was stored before a crash or rebalance
+   *  undid the offset commit: nothing to write, and not a duplicate either. */
+  | { readonly kind: 'redelivered'; readonly candidate: Candidate };
+
+export type DecodedInput =
+  | { readonly ok: true; readonly record: Record<string, unknown> }
+  | { readonly ok: false; readonly code: Exclude<RejectCode, 'invalid_event' | 'unknown_meter'>; readonly reason: string };
+
+export function dedupeKey(tenant: string, id: string): string {
+  return `${tenant}\u0000${id}`;
+}
+
+/** sha256 of the canonical body (property keys sorted): equal keys with different hashes conflict. */
+export function bodyHash(e: UsageEvent): string {
+  const props = Object.keys(e.properties)
+    .sort()
+    .map((k) => [k, e.properties[k]]);
+  return createHash('sha256')
+    .update(JSON.stringify([e.tenant, e.id, e.customer, e.meter, e.value, e.timestamp, props, e.source]))
+    .digest('hex');
+}
+
+/**
+ * Decoded message → candidate or rejection. Pure; every message ends in exactly one of the two.
+ */
+export function classifyMessage(
+  ref: SourceRef,
+  key: Buffer | null,
+  raw: Buffer | null,
+  decoded: DecodedInput,
+  meters: MeterCatalog,
+  opts: ValidationOptions,
+): { candidate: Candidate } | { rejection: Rejection } {
+  const reject = (code: RejectCode, reason: string, e?: { tenant?: unknown; id?: unknown }) => ({
+    rejection: {
+      ref,
+      code,
+      reason,
+      key,
+      raw,
+      tenant: typeof e?.tenant === 'string' ? e.tenant : null,
+      eventId: typeof e?.id === 'string' ? e.id : null,
+    },
+  });
+  if (!decoded.ok) return reject(decoded.code, decoded.reason);
+  const valid = validateEvent(decoded.record, opts);
+  if (!valid.ok) return reject('invalid_event', valid.reason, decoded.record);
+  const meter = meters.get(valid.event.meter);
+  if (!meter) return reject('unknown_meter', `unknown meter ${JSON.stringify(valid.event.meter)}`, valid.event);
+  return { candidate: { ref, event: valid.event, meter, bodyHash: bodyHash(valid.event) } };
+}
+
+/**
+ * The dedupe decision for a batch, in message order. First write wins: the earliest stored
+ * copy (or, within the batch, the first copy) is the event; every later copy is a duplicate
+ * (same body) or a conflict (different body). `stored` holds what the ledger had before the batch.
+ */
+export function decideDedupe(candidates: readonly Candidate[], stored: ReadonlyMap<string, StoredKey>): DedupeDecision[] {
+  const seenInBatch = new Map<string, StoredKey>();
+  return candidates.map((c): DedupeDecision => {
+    const k = dedupeKey(c.event.tenant, c.event.id);
+    const original = stored.get(k) ?? seenInBatch.get(k);
+    if (!original) {
+      seenInBatch.set(k, { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, ...c.ref });
+      return { kind: 'new', candidate: c };
+    }
+    if (original.topic === c.ref.topic && original.partition === c.ref.partition && original.offset === c.ref.offset) {
+      return { kind: 'redelivered', candidate: c };
+    }
+    return original.bodyHash === c.bodyHash ? { kind: 'duplicate', candidate: c, original } : { kind: 'conflict', candidate: c, original };
+  });
+}
