@@ -1,0 +1,45 @@
+import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
+import type { Config } from '../../config/config';
+import { MeterlineError } from '../../runtime/errors';
+import type { Logger } from '../../runtime/logger';
+import { readBrokerState } from './dev-broker';
+
+/**
+ * Where Kafka is: KAFKA_BROKERS when set; otherwise the dev broker that `meterline dev-broker`
+ * (or `meterline run`) recorded under the data directory. Never guesses a default address.
+ */
+export function resolveBrokers(config: Config): string[] | undefined {
+  if (config.kafka.brokers.length > 0) return config.kafka.brokers;
+  const state = readBrokerState(config.dataDir);
+  return state?.bootstrapServers;
+}
+
+export function requireBrokers(config: Config): string[] {
+  const brokers = resolveBrokers(config);
+  if (!brokers) {
+    throw new MeterlineError(
+      'no_kafka',
+      'no Kafka to talk to: set KAFKA_BROKERS, or start the development broker with `meterline dev-broker` ' +
+        '(or `meterline run`, which starts one) in this directory',
+    );
+  }
+  return brokers;
+}
+
+/** kafkajs with its logs routed into ours (kafkajs logs at warn+ only; it is chatty below). */
+export function createKafka(brokers: string[], opts: { clientId: string; logger?: Logger; extra?: Partial<KafkaConfig> }): Kafka {
+  const log = opts.logger?.child({ module: 'kafkajs' });
+  return new Kafka({
+    clientId: opts.clientId,
+    brokers,
+    logLevel: log ? logLevel.WARN : logLevel.NOTHING,
+    logCreator: () => ({ level, log: entry }) => {
+      if (!log) return;
+      const { message, ...rest } = entry.log;
+      if (level <= logLevel.ERROR) log.error(rest, message);
+      else log.warn(rest, message);
+    },
+    retry: { initialRetryTime: 100, retries: 8 },
+    ...opts.extra,
+  });
+}

@@ -1,0 +1,29 @@
+import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
+import { partitionKey, type UsageEvent } from '../../domain/usage-event';
+import type { EventEncoder } from '../avro/codec';
+
+export interface Publisher {
+  /** Resolves only once every event is acknowledged by all in-sync replicas (acks = -1). */
+  publish(events: readonly UsageEvent[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Publishes usage events keyed by (tenant, id), so every copy of one event lands in the same
+ * partition and ingest can dedupe it there. The producer is idempotent: kafkajs' own retries
+ * never write a message twice.
+ */
+export async function createPublisher(opts: { kafka: Kafka; topic: string; encoder: EventEncoder }): Promise<Publisher> {
+  const producer: Producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  return {
+    async publish(events) {
+      if (events.length === 0) return;
+      const messages = await Promise.all(
+        events.map(async (e) => ({ key: partitionKey(e), value: await opts.encoder.encode(e) })),
+      );
+      await producer.send({ topic: opts.topic, messages, acks: -1, compression: CompressionTypes.None });
+    },
+    close: () => producer.disconnect(),
+  };
+}

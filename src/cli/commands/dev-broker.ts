@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DEV_BROKER_WARNING, readBrokerState, startDevBroker, writeBrokerState } from '../../adapters/kafka/dev-broker';
+import type { Config } from '../../config/config';
+import type { Logger } from '../../runtime/logger';
+import { createContext, waitForShutdownSignal } from '../context';
+
+export const BROKER_STATE_FILE = 'dev-broker.json';
+
+export function registerDevBroker(program: Command): void {
+  program
+    .command('dev-broker')
+    .description('run the in-memory development Kafka broker (NOT for production) until interrupted')
+    .action(async () => {
+      const { config, logger } = createContext();
+      const existing = readBrokerState(config.dataDir);
+      if (existing) {
+        throw new Error(`a dev broker is already running (pid ${existing.pid}) at ${existing.bootstrapServers.join(',')}`);
+      }
+      const handle = await startEmbeddedBroker(config, logger);
+      process.stdout.write(`${handle.bootstrapServers.join(',')}\n`);
+      await waitForShutdownSignal();
+      await handle.stop();
+    });
+}
+
+/**
+ * Starts the dev broker with the project's topics and records its address under the data
+ * directory, where every other command finds it when KAFKA_BROKERS is unset.
+ */
+export async function startEmbeddedBroker(config: Config, logger: Logger): Promise<{ bootstrapServers: string[]; stop(): Promise<void> }> {
+  logger.warn(DEV_BROKER_WARNING);
+  const broker = await startDevBroker({
+    topics: [
+      { name: config.kafka.topic, partitions: config.kafka.devBrokerPartitions },
+      { name: config.kafka.dlqTopic, partitions: config.kafka.devBrokerPartitions },
+    ],
+    log: (m) => logger.info({ module: 'dev-broker' }, m),
+  });
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  writeBrokerState(config.dataDir, { bootstrapServers: broker.bootstrapServers, pid: broker.pid, startedAt: new Date().toISOString() });
+  logger.info({ bootstrapServers: broker.bootstrapServers }, 'dev broker started');
+  return {
+    bootstrapServers: broker.bootstrapServers,
+    async stop() {
+      fs.rmSync(path.join(config.dataDir, BROKER_STATE_FILE), { force: true });
+      await broker.stop();
+    },
+  };
+}

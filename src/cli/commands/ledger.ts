@@ -1,0 +1,100 @@
+import fs from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import type { Command } from 'commander';
+import { createDecoderFromConfig } from '../../adapters/avro/from-config';
+import { createClickHouse } from '../../adapters/clickhouse/client';
+import { importCustomers } from '../../adapters/clickhouse/customer-store';
+import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
+import { migrate } from '../../adapters/clickhouse/migrations';
+import { listRejected } from '../../adapters/clickhouse/rejected-store';
+import { loadMeterCatalog } from '../../adapters/meters-file';
+import { parseCustomerRows } from '../../domain/customers';
+import { redriveDeadLetters } from '../../pipeline/redrive';
+import { createContext } from '../context';
+
+const DAY_MS = 86_400_000;
+
+export function registerLedgerCommands(program: Command): void {
+  const customers = program.command('customers').description('customer ↔ Stripe customer mappings');
+  customers
+    .command('import <file>')
+    .description('import a CSV with header tenant,customer,stripe_customer_id (latest import wins)')
+    .action(async (file: string) => {
+      const { config } = createContext();
+      const rows = parse(fs.readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true, trim: true }) as Record<string, string>[];
+      const { mappings, problems } = parseCustomerRows(rows);
+      if (problems.length > 0) {
+        process.stderr.write(`${file}: nothing imported:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const ch = createClickHouse(config);
+      try {
+        await migrate(ch, config.clickhouse.database);
+        await importCustomers(ch, config.clickhouse.database, mappings, Date.now());
+      } finally {
+        await ch.close();
+      }
+      process.stdout.write(`imported ${mappings.length} customer mappings\n`);
+    });
+
+  const dlq = program.command('dlq').description('dead letters: messages that could not be accepted, with their reasons');
+  dlq
+    .command('list')
+    .description('list dead letters')
+    .option('--reason <code>', 'only this reason code (empty, bad_magic, unknown_schema, malformed_avro, invalid_event, unknown_meter)')
+    .option('--all', 'include redriven ones')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--format <format>', 'table | json', 'table')
+    .action(async (opts: { reason?: string; all?: boolean; limit: string; format: string }) => {
+      const { config } = createContext();
+      const ch = createClickHouse(config);
+      try {
+        await migrate(ch, config.clickhouse.database);
+        const rows = await listRejected(ch, config.clickhouse.database, {
+          reason: opts.reason,
+          status: opts.all ? undefined : 'rejected',
+          limit: Number(opts.limit),
+        });
+        if (opts.format === 'json') {
+          process.stdout.write(
+            JSON.stringify(rows.map((r) => ({ ...r.ref, reason_code: r.reasonCode, reason: r.reason, tenant: r.tenant, event_id: r.eventId, rejected_at: r.rejectedAt, status: r.status }))) + '\n',
+          );
+        } else {
+          for (const r of rows) {
+            process.stdout.write(`${r.ref.topic}/${r.ref.partition}@${r.ref.offset}\t${r.status}\t${r.reasonCode}\t${r.reason}\n`);
+          }
+          process.stdout.write(`${rows.length} dead letter(s)\n`);
+        }
+      } finally {
+        await ch.close();
+      }
+    });
+  dlq
+    .command('redrive')
+    .description('re-process dead letters through the normal dedupe path (after fixing their cause, e.g. adding a meter)')
+    .option('--reason <code>', 'only this reason code')
+    .action(async (opts: { reason?: string }) => {
+      const { config } = createContext();
+      const ch = createClickHouse(config);
+      try {
+        await migrate(ch, config.clickhouse.database);
+        const meters = loadMeterCatalog(config.ingest.metersFile);
+        const summary = await redriveDeadLetters(
+          ch,
+          config.clickhouse.database,
+          {
+            decoder: createDecoderFromConfig(config),
+            meters: () => meters,
+            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }),
+            clock: Date.now,
+            maxFutureSkewMs: config.ingest.maxFutureSkewMs,
+          },
+          { reason: opts.reason },
+        );
+        process.stdout.write(JSON.stringify(summary) + '\n');
+      } finally {
+        await ch.close();
+      }
+    });
+}

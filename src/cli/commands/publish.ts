@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import { createKafka, requireBrokers } from '../../adapters/kafka/kafka';
+import { createPublisher } from '../../adapters/kafka/publisher';
+import { createEncoderFromConfig } from '../../adapters/avro/from-config';
+import { publishNdjson, type PublishSummary } from '../../pipeline/publish-ndjson';
+import { createContext } from '../context';
+
+export function registerPublish(program: Command): void {
+  program
+    .command('publish')
+    .description('validate NDJSON usage events and publish them to the usage topic (waits for acks)')
+    .option('-f, --file <path>', 'NDJSON file (default: standard input)')
+    .option('-t, --tenant <tenant>', 'tenant for events that name none; events naming another tenant are rejected')
+    .option('--json', 'print the summary as JSON')
+    .action(async (opts: { file?: string; tenant?: string; json?: boolean }) => {
+      const { config, logger } = createContext();
+      const input = opts.file ? fs.createReadStream(opts.file) : process.stdin;
+      const totalBytes = opts.file ? fs.statSync(opts.file).size : 0;
+      const kafka = createKafka(requireBrokers(config), { clientId: `${config.kafka.clientId}-publish`, logger });
+      const publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config) });
+      const bar =
+        opts.file && process.stderr.isTTY
+          ? new SingleBar({ format: '{bar} {percentage}% | {published} published, {rejected} rejected | ETA {eta}s', stream: process.stderr }, Presets.shades_classic)
+          : undefined;
+      bar?.start(totalBytes, 0, { published: 0, rejected: 0 });
+      let summary: PublishSummary;
+      try {
+        summary = await publishNdjson(input, publisher, {
+          lineOptions: () => ({ now: Date.now(), maxFutureSkewMs: config.ingest.maxFutureSkewMs, tenant: opts.tenant }),
+          onProgress: (p) => bar?.update(Math.min(p.bytesRead, totalBytes), { published: p.published, rejected: p.rejected }),
+        });
+      } finally {
+        bar?.stop();
+        await publisher.close();
+      }
+      printSummary(summary, opts.json === true);
+      process.exitCode = summary.rejected > 0 ? 1 : 0;
+    });
+}
+
+function printSummary(s: PublishSummary, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(s) + '\n');
+    return;
+  }
+  const out: string[] = [`published ${s.published}, rejected ${s.rejected} (of ${s.lines} lines)`];
+  for (const r of s.rejections) out.push(`  line ${r.line}: ${r.reason}`);
+  if (s.rejected > s.rejections.length) out.push(`  … and ${s.rejected - s.rejections.length} more`);
+  process.stdout.write(out.join('\n') + '\n');
+}

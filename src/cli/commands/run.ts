@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters/avro/from-config';
+import { createClickHouse } from '../../adapters/clickhouse/client';
+import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
+import { migrate } from '../../adapters/clickhouse/migrations';
+import { createDeadLetterSink } from '../../adapters/kafka/dlq';
+import { createKafka, resolveBrokers } from '../../adapters/kafka/kafka';
+import { createPublisher } from '../../adapters/kafka/publisher';
+import { loadMeterCatalog } from '../../adapters/meters-file';
+import { startDemoProducer } from '../../pipeline/demo-producer';
+import { startIngestWorker } from '../../pipeline/ingest-worker';
+import { metricsRoute, startHttpServer } from '../../runtime/http-server';
+import { createMetrics } from '../../runtime/metrics';
+import { createContext, waitForShutdownSignal } from '../context';
+import { startEmbeddedBroker } from './dev-broker';
+
+const DAY_MS = 86_400_000;
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run the worker: consume usage events, dedupe, enrich and store them (embedded defaults when nothing is configured)')
+    .option('--no-demo', 'with an embedded dev broker, do not publish demo events')
+    .action(async (opts: { demo: boolean }) => {
+      const { config, logger } = createContext();
+      const stack: (() => Promise<void>)[] = [];
+      const shutdown = async () => {
+        for (const close of stack.reverse()) await close().catch((err) => logger.error({ err }, 'error during shutdown'));
+      };
+      try {
+        const meters = loadMeterCatalog(config.ingest.metersFile);
+        const ch = createClickHouse(config);
+        stack.push(() => ch.close());
+        await migrate(ch, config.clickhouse.database);
+        logger.info({ clickhouse: config.clickhouse.url ? 'server' : `embedded (${config.clickhouse.embeddedPath})` }, 'ClickHouse ready');
+        if (!config.stripe.apiKey) logger.info('no STRIPE_API_KEY: Stripe shadow mode (the push ledger is written, nothing is sent)');
+
+        let brokers = resolveBrokers(config);
+        let embedded = false;
+        if (!brokers) {
+          const broker = await startEmbeddedBroker(config, logger);
+          stack.push(() => broker.stop());
+          brokers = broker.bootstrapServers;
+          embedded = true;
+        }
+        const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
+        const metrics = createMetrics();
+        const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes: { '/metrics': metricsRoute(metrics.registry) } });
+        stack.push(() => http.close());
+        logger.info({ url: `${http.url}/metrics` }, 'metrics endpoint listening');
+
+        const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
+        stack.push(() => deadLetters.close());
+        const worker = await startIngestWorker({
+          kafka,
+          topic: config.kafka.topic,
+          groupId: config.kafka.groupId,
+          logger,
+          deps: {
+            decoder: createDecoderFromConfig(config),
+            meters: () => meters,
+            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }),
+            deadLetters,
+            clock: Date.now,
+            maxFutureSkewMs: config.ingest.maxFutureSkewMs,
+            metrics,
+          },
+        });
+        stack.push(() => worker.stop());
+
+        if (embedded && opts.demo) {
+          const publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config) });
+          const demo = startDemoProducer(publisher, logger);
+          stack.push(async () => {
+            await demo.stop();
+            await publisher.close();
+          });
+          logger.info('demo producer publishing sample events (embedded mode only; --no-demo to turn off)');
+        }
+        const progress = setInterval(() => logger.info({ ...worker.totals }, 'ingest progress'), 5000);
+        stack.push(async () => clearInterval(progress));
+
+        const signal = await waitForShutdownSignal();
+        logger.info({ signal }, 'shutting down: draining the in-flight batch');
+      } finally {
+        await shutdown();
+      }
+    });
+}

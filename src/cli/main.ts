@@ -1,0 +1,35 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/config';
+import { MeterlineError } from '../runtime/errors';
+import { registerAdmin } from './commands/admin';
+import { registerDevBroker } from './commands/dev-broker';
+import { registerLedgerCommands } from './commands/ledger';
+import { registerPublish } from './commands/publish';
+import { registerRun } from './commands/run';
+
+export function buildProgram(): Command {
+  const program = new Command('meterline')
+    .description('usage metering: Kafka → dedupe/enrich → ClickHouse → windowed counters → Stripe, exactly once')
+    .exitOverride();
+  registerRun(program);
+  registerPublish(program);
+  registerDevBroker(program);
+  registerLedgerCommands(program);
+  registerAdmin(program);
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. Errors are printed once, without stack noise. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof ConfigError || err instanceof MeterlineError) {
+      process.stderr.write(`meterline: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,112 @@
+import { classifyMessage, decideDedupe, type Candidate, type Rejection, type SourceRef } from '../domain/ingest-decision';
+import type { MeterCatalog } from '../domain/meters';
+import type { EventDecoder } from '../adapters/avro/codec';
+import type { LedgerStore } from '../adapters/clickhouse/ledger-store';
+import type { DeadLetterSink } from '../adapters/kafka/dlq';
+import type { Metrics } from '../runtime/metrics';
+
+export interface RawMessage {
+  readonly ref: SourceRef;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+}
+
+export interface IngestDeps {
+  readonly decoder: EventDecoder;
+  /** Read per batch, so a reloaded meters file applies from the next batch on. */
+  readonly meters: () => MeterCatalog;
+  readonly ledger: LedgerStore;
+  /** Absent for a redrive: messages already in the DLQ are not dead-lettered again. */
+  readonly deadLetters?: DeadLetterSink;
+  readonly clock: () => number;
+  readonly maxFutureSkewMs: number;
+  readonly metrics?: Metrics;
+}
+
+export interface BatchOutcome {
+  readonly consumed: number;
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly conflicts: number;
+  readonly redelivered: number;
+  readonly rejected: number;
+  /** What was dead-lettered (for redrive bookkeeping). */
+  readonly rejections: readonly Rejection[];
+  /** Source refs of messages that ended in the ledger (new or already there). */
+  readonly stored: readonly SourceRef[];
+}
+
+/**
+ * Ingests one batch: decode → validate → enrich → dedupe → durable writes. When this resolves,
+ * every message of the batch is durably in exactly one place (usage_events, duplicate_events,
+ * or rejected_events + the DLQ topic), so the caller may — and only then may — commit offsets.
+ * Throws (writing possibly part of the batch) only on infrastructure failure; reprocessing the
+ * same batch afterwards is safe because every write below is idempotent under reprocessing.
+ */
+export async function ingestBatch(messages: readonly RawMessage[], deps: IngestDeps): Promise<BatchOutcome> {
+  const now = deps.clock();
+  const meters = deps.meters();
+
+  // 1. Decode. Bad bytes become values; an unreachable schema registry throws (retriable).
+  const decoded = await deps.decoder.decodeMany(messages.map((m) => m.value));
+
+  // 2. Validate and enrich (pure). Every message becomes a candidate or a rejection.
+  const candidates: Candidate[] = [];
+  const rejections: Rejection[] = [];
+  messages.forEach((m, i) => {
+    const r = classifyMessage(m.ref, m.key, m.value, decoded[i]!, meters, { now, maxFutureSkewMs: deps.maxFutureSkewMs });
+    if ('candidate' in r) candidates.push(r.candidate);
+    else rejections.push(r.rejection);
+  });
+
+  // 3. Dedupe: what the ledger already holds, then first-write-wins within the batch (pure).
+  const stored = await deps.ledger.lookup(candidates);
+  const decisions = decideDedupe(candidates, stored);
+
+  // 4. Durable writes. Dead letters first: the DLQ topic is where operators look, and a
+  //    failure after it only re-sends dead letters (at-least-once there, exactly-once in
+  //    rejected_events, which is keyed by source offset).
+  if (deps.deadLetters) await deps.deadLetters.send(rejections);
+  const endInsert = deps.metrics?.insertDuration.startTimer();
+  await deps.ledger.insertRejections(rejections, now);
+  await deps.ledger.insertDuplicates(decisions, now);
+  // The ledger insert is one INSERT, hence one atomic part: a crash leaves all of it or none.
+  await deps.ledger.insertNew(decisions, now);
+  endInsert?.();
+
+  let accepted = 0;
+  let duplicates = 0;
+  let conflicts = 0;
+  let redelivered = 0;
+  const storedRefs: SourceRef[] = [];
+  for (const d of decisions) {
+    const meter = d.candidate.event.meter;
+    switch (d.kind) {
+      case 'new':
+        accepted += 1;
+        storedRefs.push(d.candidate.ref);
+        deps.metrics?.eventsAccepted.inc({ meter });
+        break;
+      case 'duplicate':
+        duplicates += 1;
+        deps.metrics?.eventsDuplicate.inc({ meter });
+        break;
+      case 'conflict':
+        conflicts += 1;
+        deps.metrics?.eventsConflicting.inc({ meter });
+        break;
+      case 'redelivered':
+        redelivered += 1;
+        storedRefs.push(d.candidate.ref);
+        deps.metrics?.eventsRedelivered.inc();
+        break;
+      default: {
+        const never: never = d;
+        throw new Error(`unhandled decision ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  for (const r of rejections) deps.metrics?.eventsRejected.inc({ reason: r.code });
+  deps.metrics?.eventsConsumed.inc(messages.length);
+  return { consumed: messages.length, accepted, duplicates, conflicts, redelivered, rejected: rejections.length, rejections, stored: storedRefs };
+}

@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric the worker exports, defined in this one place. Labels are bounded: meter,
+ * reason, outcome, partition — never a tenant, customer or event id.
+ */
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meterline_' });
+  const r = [registry];
+  return {
+    registry,
+    eventsConsumed: new Counter({ name: 'meterline_events_consumed_total', help: 'Messages read from the usage topic', registers: r }),
+    eventsAccepted: new Counter({
+      name: 'meterline_events_accepted_total',
+      help: 'Events stored in the ledger for the first time',
+      labelNames: ['meter'],
+      registers: r,
+    }),
+    eventsDuplicate: new Counter({
+      name: 'meterline_events_duplicate_total',
+      help: 'Copies of an already stored event (same tenant and id, same body)',
+      labelNames: ['meter'],
+      registers: r,
+    }),
+    eventsConflicting: new Counter({
+      name: 'meterline_events_conflicting_total',
+      help: 'Copies with the key of a stored event but a different body (first write kept)',
+      labelNames: ['meter'],
+      registers: r,
+    }),
+    eventsRedelivered: new Counter({
+      name: 'meterline_events_redelivered_total',
+      help: 'Messages stored before a crash or rebalance and read again (nothing written)',
+      registers: r,
+    }),
+    eventsRejected: new Counter({
+      name: 'meterline_events_rejected_total',
+      help: 'Messages dead-lettered, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    batchDuration: new Histogram({
+      name: 'meterline_ingest_batch_duration_seconds',
+      help: 'Time to process one fetched batch, decode to commit',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    insertDuration: new Histogram({
+      name: 'meterline_clickhouse_insert_duration_seconds',
+      help: 'Time to write one batch to ClickHouse',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+    committedOffset: new Gauge({
+      name: 'meterline_ingest_committed_offset',
+      help: 'Last committed offset per partition',
+      labelNames: ['partition'],
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
