@@ -16,6 +16,10 @@ export interface Config {
     readonly dlqTopic: string;
     readonly groupId: string;
     readonly devBrokerPartitions: number;
+    /** Consumer group tuning: a dead member is noticed after sessionTimeoutMs. */
+    readonly sessionTimeoutMs: number;
+    readonly heartbeatIntervalMs: number;
+    readonly maxWaitTimeMs: number;
   };
   readonly schemaRegistry: {
     /** Unset: Avro single-object encoding with the schemas in schemas/. */
@@ -96,6 +100,9 @@ const EnvSchema = z.object({
   KAFKA_DLQ_TOPIC: topicName('usage.events.dlq'),
   KAFKA_GROUP_ID: z.string().min(1).default('meterline-ingest'),
   DEV_BROKER_PARTITIONS: int(8, 1, 1024),
+  KAFKA_SESSION_TIMEOUT_MS: int(30_000, 3_000, 300_000),
+  KAFKA_HEARTBEAT_INTERVAL_MS: int(3_000, 100, 60_000),
+  KAFKA_MAX_WAIT_MS: int(250, 10, 10_000),
   SCHEMA_REGISTRY_URL: url(['http:', 'https:']),
   SCHEMA_REGISTRY_USERNAME: optionalString,
   SCHEMA_REGISTRY_PASSWORD: optionalString,
@@ -146,6 +153,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       dlqTopic: e.KAFKA_DLQ_TOPIC,
       groupId: e.KAFKA_GROUP_ID,
       devBrokerPartitions: e.DEV_BROKER_PARTITIONS,
+      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+      heartbeatIntervalMs: e.KAFKA_HEARTBEAT_INTERVAL_MS,
+      maxWaitTimeMs: e.KAFKA_MAX_WAIT_MS,
     },
     schemaRegistry: {
       url: e.SCHEMA_REGISTRY_URL,

@@ -56,7 +56,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: 1,
-    eachBatch: async ({ batch, heartbeat, isStale }) => {
+    eachBatch: async ({ batch, heartbeat, isStale, resolveOffset }) => {
       if (batch.messages.length === 0 || isStale()) return;
       const end = opts.deps.metrics?.batchDuration.startTimer();
       const messages: RawMessage[] = batch.messages.map((m) => ({
@@ -66,9 +66,12 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       }));
       // 1. Store: after this, every message of the batch is durable in exactly one table.
       const outcome = await ingestBatch(messages, opts.deps);
-      // 2. Only now commit, one past the last stored offset. If the commit fails (rebalance),
-      //    the next owner re-reads these messages and finds them stored: no loss, no double.
-      const next = (BigInt(batch.messages[batch.messages.length - 1]!.offset) + 1n).toString();
+      // 2. Only now advance: resolveOffset moves kafkajs' fetch position past the batch, and the
+      //    commit (one past the last stored offset) makes it survive a restart. If the commit
+      //    fails (rebalance), the next owner re-reads these messages and finds them stored.
+      const last = batch.messages[batch.messages.length - 1]!.offset;
+      resolveOffset(last);
+      const next = (BigInt(last) + 1n).toString();
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
       end?.();

@@ -35,7 +35,11 @@ export function createKafka(brokers: string[], opts: { clientId: string; logger?
     logLevel: log ? logLevel.WARN : logLevel.NOTHING,
     logCreator: () => ({ level, log: entry }) => {
       if (!log) return;
-      const { message, ...rest } = entry.log;
+      const { message, ...rest } = entry;
+      // Known notices, not problems: the partitioner is chosen explicitly in publisher.ts, and
+      // idempotent producers here retry a bounded number of times on purpose (a failed send
+      // is retried by the caller; ingest dedupes any copy it creates).
+      if (typeof message === 'string' && /switched default partitioner|Limiting retries for the idempotent producer/.test(message)) return;
       if (level <= logLevel.ERROR) log.error(rest, message);
       else log.warn(rest, message);
     },

@@ -1,4 +1,4 @@
-import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
+import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { partitionKey, type UsageEvent } from '../../domain/usage-event';
 import type { EventEncoder } from '../avro/codec';
 
@@ -14,7 +14,14 @@ export interface Publisher {
  * never write a message twice.
  */
 export async function createPublisher(opts: { kafka: Kafka; topic: string; encoder: EventEncoder }): Promise<Publisher> {
-  const producer: Producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  // The Java client's murmur2 partitioner: producers in other languages keying by the same
+  // (tenant, id) string send every copy of an event to the same partition as we do.
+  const producer: Producer = opts.kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   return {
     async publish(events) {

@@ -56,6 +56,11 @@ export function registerRun(program: Command): void {
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
+          consumer: {
+            sessionTimeout: config.kafka.sessionTimeoutMs,
+            heartbeatInterval: config.kafka.heartbeatIntervalMs,
+            maxWaitTimeInMs: config.kafka.maxWaitTimeMs,
+          },
           deps: {
             decoder: createDecoderFromConfig(config),
             meters: () => meters,
