@@ -6,6 +6,7 @@ import { registerDevBroker } from './commands/dev-broker';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerRun } from './commands/run';
+import { registerStats } from './commands/stats';
 
 export function buildProgram(): Command {
   const program = new Command('meterline')
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerPublish(program);
   registerDevBroker(program);
   registerLedgerCommands(program);
+  registerStats(program);
   registerAdmin(program);
   return program;
 }

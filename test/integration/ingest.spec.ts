@@ -57,7 +57,6 @@ describe('ingest: the dedupe-and-enrich consumer', () => {
       { name: DLQ, partitions: 4 },
     ]);
     kafka = kafkaFor(broker);
-    if (process.env.TEST_LOGS) kafka = (await import('../../src/adapters/kafka/kafka')).createKafka(broker.bootstrapServers, { clientId: 't', logger: createLogger({ level: 'debug' }) });
     ch = await testClickHouse('ingest');
     publisher = await createPublisher({ kafka, topic: TOPIC, encoder });
     rawProducer = kafka.producer();

@@ -1,0 +1,74 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { assertIdentifier } from './migrations';
+
+export interface Accounting {
+  /** Messages that are events in the ledger (first copies). */
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly conflicts: number;
+  /** Dead letters still rejected (redriven ones are in `accepted`/`duplicates` now). */
+  readonly rejected: number;
+  readonly redriven: number;
+  /** Source offsets recorded in more than one place: must be 0. */
+  readonly classifiedTwice: number;
+}
+
+export interface CustomerTotal {
+  readonly tenant: string;
+  readonly customer: string;
+  readonly meter: string;
+  readonly events: number;
+  /** Exact decimal text. */
+  readonly value: string;
+}
+
+/**
+ * Explains where every consumed message went: accepted + duplicates + conflicts + rejected
+ * must equal what was produced (design rule 7). Each message is identified by its source
+ * offset, so re-processing after a crash cannot inflate any term.
+ */
+export async function accounting(client: ClickHouseClient, database: string, topic: string): Promise<Accounting> {
+  assertIdentifier(database);
+  const rs = await client.query({
+    query: `
+      WITH
+        ledger AS (SELECT topic, partition, offset, 'accepted' AS place FROM ${database}.usage_events WHERE topic = {topic:String}),
+        copies AS (SELECT topic, partition, offset, kind AS place FROM ${database}.duplicate_events FINAL WHERE topic = {topic:String}),
+        dead AS (SELECT topic, partition, offset, 'rejected' AS place FROM ${database}.rejected_events FINAL WHERE topic = {topic:String} AND status = 'rejected'),
+        everything AS (SELECT * FROM ledger UNION ALL SELECT * FROM copies UNION ALL SELECT * FROM dead)
+      SELECT
+        countIf(place = 'accepted') AS accepted,
+        countIf(place = 'duplicate') AS duplicates,
+        countIf(place = 'conflict') AS conflicts,
+        countIf(place = 'rejected') AS rejected,
+        (SELECT count() FROM ${database}.rejected_events FINAL WHERE topic = {topic:String} AND status = 'redriven') AS redriven,
+        (SELECT count() FROM (SELECT partition, offset FROM everything GROUP BY partition, offset HAVING count() > 1)) AS classified_twice
+      FROM everything`,
+    query_params: { topic },
+    format: 'JSONEachRow',
+  });
+  const [r] = await rs.json<Record<string, string | number>>();
+  return {
+    accepted: Number(r?.accepted ?? 0),
+    duplicates: Number(r?.duplicates ?? 0),
+    conflicts: Number(r?.conflicts ?? 0),
+    rejected: Number(r?.rejected ?? 0),
+    redriven: Number(r?.redriven ?? 0),
+    classifiedTwice: Number(r?.classified_twice ?? 0),
+  };
+}
+
+/** Event count and exact sum per (tenant, customer, meter), straight from the ledger. */
+export async function customerTotals(client: ClickHouseClient, database: string): Promise<CustomerTotal[]> {
+  assertIdentifier(database);
+  const rs = await client.query({
+    query: `
+      SELECT tenant, customer, meter, count() AS events, toString(sum(value)) AS value
+      FROM ${database}.usage_events
+      GROUP BY tenant, customer, meter
+      ORDER BY tenant, customer, meter`,
+    format: 'JSONEachRow',
+  });
+  const rows = await rs.json<{ tenant: string; customer: string; meter: string; events: string | number; value: string }>();
+  return rows.map((r) => ({ ...r, events: Number(r.events) }));
+}
