@@ -12,7 +12,7 @@ export const DEV_BROKER_WARNING =
   'meterline dev broker: NOT FOR PRODUCTION. In-memory librdkafka mock cluster for development and tests only: ' +
   'no durability, no authentication, partial Kafka protocol (no admin topic APIs, no real transactions).';
 
-/** Name of the state file written in detached mode. */
+/** State file (in a data directory) recording a running broker for other processes to find. */
 export const DEV_BROKER_STATE_FILE = 'dev-broker.json';
 
 /** Set to an executable path to use a prebuilt broker instead of building one. */
@@ -65,7 +65,7 @@ let binaryPromise: Promise<string> | undefined;
 
 /**
  * Path of the broker binary, building it first if this source version is not cached yet
- * (about 45 s on 2 cores; needs gcc, make, zlib1g-dev and the npm registry). The script's
+ * (40 s on 2 idle cores, more under load; needs gcc, make, zlib1g-dev and the npm registry). The script's
  * own cache check is cheap and concurrency-safe, so it is always the source of truth;
  * the result is memoized per process.
  */
@@ -119,7 +119,7 @@ function assertTopic(name: string, partitions: number): void {
   }
 }
 
-/** Reads lines from a stream; the first must be "BOOTSTRAP <servers>". */
+/** Servers from the broker's first stdout line, "BOOTSTRAP host:port[,host:port...]". */
 function parseBootstrap(line: string): string[] | undefined {
   const m = /^BOOTSTRAP (\S+)$/.exec(line.trim());
   return m?.[1] ? m[1].split(',') : undefined;
@@ -137,7 +137,10 @@ export async function startDevBroker(opts: {
 }): Promise<DevBroker> {
   const args = devBrokerArgs(opts);
   const binary = await ensureDevBrokerBinary({ log: opts.log });
-  const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches only our process, which then drains
+  // its consumers before stopping the broker. It still exits when our stdin pipe closes,
+  // so a killed parent never leaves it behind.
+  const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   return new ChildDevBroker(child, binary, opts.log).started();
 }
 
@@ -177,7 +180,8 @@ class ChildDevBroker implements DevBroker {
         this.fail(new MeterlineError('DEV_BROKER_SPAWN', `cannot start ${this.binary}: ${err.message}`, { cause: err }));
         resolve();
       });
-      child.on('exit', (code, signal) => {
+      // 'close' rather than 'exit': stdout/stderr are drained by then, so stderrHint is complete.
+      child.on('close', (code, signal) => {
         this.fail(new MeterlineError('DEV_BROKER_EXITED', `dev broker exited (code ${code}, signal ${signal})${this.stderrHint()}`));
         resolve();
       });
@@ -262,8 +266,7 @@ class ChildDevBroker implements DevBroker {
   }
 }
 
-// --- Detached mode (`meterline dev-broker`) --------------------------------------------------
-
+// --- State file and detached mode (`meterline dev-broker`) ----------------------------------
 // State helpers are synchronous: they touch one small file and are called from CLI startup code.
 
 /** Writes `dev-broker.json` in `dir` (created if missing) atomically. */
