@@ -1,12 +1,9 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { DEV_BROKER_WARNING, readBrokerState, startDevBroker, writeBrokerState } from '../../adapters/kafka/dev-broker';
+import { DEV_BROKER_WARNING, clearBrokerState, readBrokerState, startDevBroker, writeBrokerState } from '../../adapters/kafka/dev-broker';
 import type { Config } from '../../config/config';
 import type { Logger } from '../../runtime/logger';
 import { createContext, waitForShutdownSignal } from '../context';
-
-export const BROKER_STATE_FILE = 'dev-broker.json';
 
 export function registerDevBroker(program: Command): void {
   program
@@ -30,13 +27,12 @@ export function registerDevBroker(program: Command): void {
  * directory, where every other command finds it when KAFKA_BROKERS is unset.
  */
 export async function startEmbeddedBroker(config: Config, logger: Logger): Promise<{ bootstrapServers: string[]; stop(): Promise<void> }> {
-  logger.warn(DEV_BROKER_WARNING);
   const broker = await startDevBroker({
     topics: [
       { name: config.kafka.topic, partitions: config.kafka.devBrokerPartitions },
       { name: config.kafka.dlqTopic, partitions: config.kafka.devBrokerPartitions },
     ],
-    log: (m) => logger.info({ module: 'dev-broker' }, m),
+    log: (m) => (m.startsWith(DEV_BROKER_WARNING) ? logger.warn({ module: 'dev-broker' }, m) : logger.info({ module: 'dev-broker' }, m)),
   });
   fs.mkdirSync(config.dataDir, { recursive: true });
   writeBrokerState(config.dataDir, { bootstrapServers: broker.bootstrapServers, pid: broker.pid, startedAt: new Date().toISOString() });
@@ -44,7 +40,7 @@ export async function startEmbeddedBroker(config: Config, logger: Logger): Promi
   return {
     bootstrapServers: broker.bootstrapServers,
     async stop() {
-      fs.rmSync(path.join(config.dataDir, BROKER_STATE_FILE), { force: true });
+      clearBrokerState(config.dataDir);
       await broker.stop();
     },
   };

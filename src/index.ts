@@ -1,0 +1,25 @@
+/**
+ * meterline as a library: the same functions the CLI uses.
+ *   import { createPublisher, createKafka, createSingleObjectEncoder } from 'meterline';
+ */
+export { loadConfig, redactConfig, ConfigError, type Config } from './config/config';
+export { validateEvent, partitionKey, type UsageEvent } from './domain/usage-event';
+export { parseDecimal, formatDecimal } from './domain/decimal';
+export { parseMeterCatalog, type MeterDefinition, type MeterCatalog } from './domain/meters';
+export { generateEvents, toNdjsonLine } from './domain/sample';
+export { createKafka, resolveBrokers } from './adapters/kafka/kafka';
+export { createPublisher, type Publisher } from './adapters/kafka/publisher';
+export { startDevBroker, DEV_BROKER_WARNING, type DevBroker } from './adapters/kafka/dev-broker';
+export { createSingleObjectEncoder, createConfluentEncoder, createDecoder, type EventEncoder, type EventDecoder } from './adapters/avro/codec';
+export { createEncoderFromConfig, createDecoderFromConfig } from './adapters/avro/from-config';
+export { createClickHouse } from './adapters/clickhouse/client';
+export { migrate } from './adapters/clickhouse/migrations';
+export { createLedgerStore } from './adapters/clickhouse/ledger-store';
+export { loadMeterCatalog } from './adapters/meters-file';
+export { publishNdjson, type PublishSummary } from './pipeline/publish-ndjson';
+export { ingestBatch, type IngestDeps, type BatchOutcome } from './pipeline/ingest-batch';
+export { startIngestWorker, type IngestWorker } from './pipeline/ingest-worker';
+export { redriveDeadLetters } from './pipeline/redrive';
+export { createMetrics, type Metrics } from './runtime/metrics';
+export { createLogger, type Logger } from './runtime/logger';
+export { MeterlineError } from './runtime/errors';
