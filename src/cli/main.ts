@@ -5,6 +5,7 @@ import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
+import { registerQuery } from './commands/query';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerPublish(program);
   registerDevBroker(program);
+  registerQuery(program);
   registerLedgerCommands(program);
   registerStats(program);
   registerAdmin(program);

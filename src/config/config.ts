@@ -53,6 +53,12 @@ export interface Config {
     readonly dedupeWindowDays: number;
     readonly maxFutureSkewMs: number;
   };
+  readonly aggregate: {
+    /** Bounded out-of-orderness: a partition's watermark trails its newest event time by this much. */
+    readonly outOfOrdernessMs: number;
+    /** A partition silent this long stops holding the worker's watermark back. */
+    readonly idleTimeoutMs: number;
+  };
   readonly http: {
     readonly host: string;
     readonly metricsPort: number;
@@ -128,6 +134,8 @@ const EnvSchema = z.object({
   METERS_FILE: z.string().default('meters.yaml'),
   DEDUPE_WINDOW_DAYS: int(MIN_DEDUPE_WINDOW_DAYS, MIN_DEDUPE_WINDOW_DAYS, 3650),
   MAX_FUTURE_SKEW_SECONDS: int(300, 0, 7 * 86400),
+  WATERMARK_OUT_OF_ORDERNESS_SECONDS: int(5, 0, 86400),
+  PARTITION_IDLE_TIMEOUT_SECONDS: int(30, 1, 86400),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   METRICS_PORT: int(9464, 0, 65535),
 });
@@ -183,6 +191,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       metersFile: path.resolve(cwd, e.METERS_FILE),
       dedupeWindowDays: e.DEDUPE_WINDOW_DAYS,
       maxFutureSkewMs: e.MAX_FUTURE_SKEW_SECONDS * 1000,
+    },
+    aggregate: {
+      outOfOrdernessMs: e.WATERMARK_OUT_OF_ORDERNESS_SECONDS * 1000,
+      idleTimeoutMs: e.PARTITION_IDLE_TIMEOUT_SECONDS * 1000,
     },
     http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT },
   };

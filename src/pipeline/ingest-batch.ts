@@ -1,9 +1,14 @@
+import { windowKeyString, type CounterRow, type WindowKey } from '../domain/counters';
 import { classifyMessage, decideDedupe, type Candidate, type Rejection, type SourceRef } from '../domain/ingest-decision';
+import { decideLateness } from '../domain/lateness';
+import { windowOf } from '../domain/windows';
+import type { CounterStore } from '../adapters/clickhouse/counter-store';
 import type { MeterCatalog } from '../domain/meters';
 import type { EventDecoder } from '../adapters/avro/codec';
-import type { LedgerStore } from '../adapters/clickhouse/ledger-store';
+import type { LedgerStore, NewEvent } from '../adapters/clickhouse/ledger-store';
 import type { DeadLetterSink } from '../adapters/kafka/dlq';
 import type { Metrics } from '../runtime/metrics';
+import { refreshCounters } from './counters';
 
 export interface RawMessage {
   readonly ref: SourceRef;
@@ -21,6 +26,10 @@ export interface IngestDeps {
   readonly clock: () => number;
   readonly maxFutureSkewMs: number;
   readonly metrics?: Metrics;
+  /** The worker's event-time watermark before this batch; absent or null: nothing is late. */
+  readonly watermark?: () => number | null;
+  /** Absent: counters are not maintained (ledger only). */
+  readonly counters?: CounterStore;
 }
 
 export interface BatchOutcome {
@@ -34,6 +43,14 @@ export interface BatchOutcome {
   readonly rejections: readonly Rejection[];
   /** Source refs of messages that ended in the ledger (new or already there). */
   readonly stored: readonly SourceRef[];
+  /** New events stored as too late for their (final) window: in late_events, not counted. */
+  readonly tooLate: number;
+  /** New events counted in a window that was already closed (within the allowed lateness). */
+  readonly lateCounted: number;
+  /** Highest event time among the batch's valid events (for the partition's watermark). */
+  readonly maxEventTime: number | null;
+  /** Counters recomputed for this batch's windows. */
+  readonly counters: readonly CounterRow[];
 }
 
 /**
@@ -63,6 +80,13 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   const stored = await deps.ledger.lookup(candidates);
   const decisions = decideDedupe(candidates, stored);
 
+  // 3b. Lateness, decided once per new event against the watermark from before this batch,
+  //     and stored with it (rule 6): a rebuild from the ledger reproduces the same totals.
+  const watermark = deps.watermark?.() ?? null;
+  const newEvents: NewEvent[] = decisions.flatMap((d) =>
+    d.kind === 'new' ? [{ candidate: d.candidate, lateness: decideLateness(d.candidate.event.timestamp, d.candidate.meter, watermark) }] : [],
+  );
+
   // 4. Durable writes. Dead letters first: the DLQ topic is where operators look, and a
   //    failure after it only re-sends dead letters (at-least-once there, exactly-once in
   //    rejected_events, which is keyed by source offset).
@@ -70,9 +94,25 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   const endInsert = deps.metrics?.insertDuration.startTimer();
   await deps.ledger.insertRejections(rejections, now);
   await deps.ledger.insertDuplicates(decisions, now);
-  // The ledger insert is one INSERT, hence one atomic part: a crash leaves all of it or none.
-  await deps.ledger.insertNew(decisions, now);
+  await deps.ledger.insertLate(newEvents, watermark, now);
+  // The ledger insert is one INSERT, hence one atomic part (with its by_window projection):
+  // a crash leaves all of it or none.
+  await deps.ledger.insertNew(newEvents, now);
   endInsert?.();
+
+  // 5. Counters of every window this batch touched, recomputed from the ledger. Redelivered
+  //    events are included: a crash between the insert above and this step is repaired here.
+  let counters: CounterRow[] = [];
+  if (deps.counters) {
+    const keys = new Map<string, WindowKey>();
+    for (const d of decisions) {
+      if (d.kind !== 'new' && d.kind !== 'redelivered') continue;
+      const e = d.candidate.event;
+      const key = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, d.candidate.meter.window).start };
+      keys.set(windowKeyString(key), key);
+    }
+    counters = await refreshCounters(deps.counters, [...keys.values()], watermark, deps.clock());
+  }
 
   let accepted = 0;
   let duplicates = 0;
@@ -108,5 +148,31 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   }
   for (const r of rejections) deps.metrics?.eventsRejected.inc({ reason: r.code });
   deps.metrics?.eventsConsumed.inc(messages.length);
-  return { consumed: messages.length, accepted, duplicates, conflicts, redelivered, rejected: rejections.length, rejections, stored: storedRefs };
+  let tooLate = 0;
+  let lateCounted = 0;
+  for (const n of newEvents) {
+    if (n.lateness.disposition === 'too_late') {
+      tooLate += 1;
+      deps.metrics?.eventsLate.inc({ meter: n.candidate.event.meter, outcome: 'too_late' });
+    } else if (n.lateness.late) {
+      lateCounted += 1;
+      deps.metrics?.eventsLate.inc({ meter: n.candidate.event.meter, outcome: 'counted' });
+    }
+  }
+  let maxEventTime: number | null = null;
+  for (const c of candidates) maxEventTime = maxEventTime === null ? c.event.timestamp : Math.max(maxEventTime, c.event.timestamp);
+  return {
+    consumed: messages.length,
+    accepted,
+    duplicates,
+    conflicts,
+    redelivered,
+    rejected: rejections.length,
+    rejections,
+    stored: storedRefs,
+    tooLate,
+    lateCounted,
+    maxEventTime,
+    counters,
+  };
 }

@@ -1,5 +1,8 @@
 import type { Consumer, Kafka } from 'kafkajs';
+import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
+import { settleCounters } from './counters';
 import { ingestBatch, type BatchOutcome, type IngestDeps, type RawMessage } from './ingest-batch';
 
 export interface IngestTotals {
@@ -9,6 +12,8 @@ export interface IngestTotals {
   conflicts: number;
   redelivered: number;
   rejected: number;
+  tooLate: number;
+  lateCounted: number;
   batches: number;
 }
 
@@ -16,6 +21,8 @@ export interface IngestWorker {
   /** Drains the in-flight batch (stored and committed), leaves the group, resolves. */
   stop(): Promise<void>;
   readonly totals: Readonly<IngestTotals>;
+  /** The worker's current event-time watermark (ms), or null while unknown. */
+  watermark(): number | null;
   /** Resolves after the next batch has been committed (for tests and progress logging). */
   onBatch(listener: (outcome: BatchOutcome, partition: number) => void): void;
 }
@@ -24,7 +31,10 @@ export interface IngestWorkerOptions {
   readonly kafka: Kafka;
   readonly topic: string;
   readonly groupId: string;
-  readonly deps: IngestDeps;
+  readonly deps: Omit<IngestDeps, 'watermark' | 'counters'>;
+  /** Maintains windowed counters and their states; absent: ledger only. */
+  readonly counters?: CounterStore;
+  readonly watermarks?: WatermarkOptions;
   readonly logger: Logger;
   readonly consumer?: { sessionTimeout?: number; heartbeatInterval?: number; maxWaitTimeInMs?: number; maxBytesPerPartition?: number };
 }
@@ -40,7 +50,28 @@ export interface IngestWorkerOptions {
  */
 export async function startIngestWorker(opts: IngestWorkerOptions): Promise<IngestWorker> {
   const log = opts.logger.child({ module: 'ingest' });
-  const totals: IngestTotals = { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, batches: 0 };
+  const totals: IngestTotals = { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, tooLate: 0, lateCounted: 0, batches: 0 };
+  const clock = opts.deps.clock;
+  const wmOpts: WatermarkOptions = opts.watermarks ?? { outOfOrdernessMs: 5_000, idleTimeoutMs: 30_000 };
+  // Watermarks survive restarts through the watermarks table; rebalances keep the clocks of
+  // partitions this worker still owns.
+  let restored = opts.counters ? await opts.counters.loadWatermarks(opts.topic) : new Map<number, number>();
+  let clocks: WatermarkState = new Map();
+  const watermark = () => currentWatermark(clocks, clock(), wmOpts);
+  const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters };
+  // Batches and the settle timer touch counters one at a time.
+  let exclusive: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = exclusive.then(fn, fn);
+    exclusive = run.catch(() => undefined);
+    return run;
+  };
+  const settle = async () => {
+    if (!opts.counters) return;
+    const wm = watermark();
+    if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
+    await settleCounters(opts.counters, wm, clock());
+  };
   const listeners: ((o: BatchOutcome, p: number) => void)[] = [];
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
@@ -49,6 +80,11 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? 250,
     maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? 2 * 1024 * 1024,
     allowAutoTopicCreation: false,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const partitions = e.payload.memberAssignment[opts.topic] ?? [];
+    clocks = assign(clocks, partitions, clock(), restored);
+    log.info({ partitions }, 'partitions assigned');
   });
   await consumer.connect();
   await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
@@ -64,8 +100,9 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
         key: m.key,
         value: m.value,
       }));
-      // 1. Store: after this, every message of the batch is durable in exactly one table.
-      const outcome = await ingestBatch(messages, opts.deps);
+      // 1. Store: after this, every message of the batch is durable in exactly one table, and
+      //    the counters of the windows it touched are recomputed.
+      const outcome = await serially(() => ingestBatch(messages, deps));
       // 2. Only now advance: resolveOffset moves kafkajs' fetch position past the batch, and the
       //    commit (one past the last stored offset) makes it survive a restart. If the commit
       //    fails (rebalance), the next owner re-reads these messages and finds them stored.
@@ -74,6 +111,16 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       const next = (BigInt(last) + 1n).toString();
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
+      // 3. Advance this partition's watermark (in memory, and as a restart hint), then let
+      //    windows the watermark has passed become closed / final.
+      clocks = observe(clocks, batch.partition, outcome.maxEventTime, clock());
+      if (opts.counters && outcome.maxEventTime !== null) {
+        restored = new Map(restored).set(batch.partition, Math.max(outcome.maxEventTime, restored.get(batch.partition) ?? -Infinity));
+        await opts.counters.saveWatermarks(opts.topic, new Map([[batch.partition, restored.get(batch.partition)!]]), clock());
+      }
+      await serially(settle);
+      const updatedAt = clock();
+      for (const c of outcome.counters) opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, updatedAt - c.lastIngestedAt) / 1000);
       end?.();
       totals.batches += 1;
       totals.consumed += outcome.consumed;
@@ -82,17 +129,26 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.conflicts += outcome.conflicts;
       totals.redelivered += outcome.redelivered;
       totals.rejected += outcome.rejected;
+      totals.tooLate += outcome.tooLate;
+      totals.lateCounted += outcome.lateCounted;
       for (const l of listeners) l(outcome, batch.partition);
       await heartbeat();
     },
   });
   log.info({ topic: opts.topic, groupId: opts.groupId }, 'ingest consumer started');
+  // Idle topics still move windows to closed / final as partitions go idle.
+  const settleTimer = setInterval(() => {
+    serially(settle).catch((err) => log.warn({ err }, 'could not settle counters'));
+  }, 1000);
   return {
     totals,
+    watermark,
     onBatch: (l) => listeners.push(l),
     async stop() {
+      clearInterval(settleTimer);
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
       await consumer.disconnect();
+      await exclusive;
       log.info(totals, 'ingest consumer stopped');
     },
   };

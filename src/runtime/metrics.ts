@@ -40,6 +40,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'],
       registers: r,
     }),
+    eventsLate: new Counter({
+      name: 'meterline_events_late_total',
+      help: 'Events behind the watermark: counted within the allowed lateness, or too late (kept in late_events)',
+      labelNames: ['meter', 'outcome'],
+      registers: r,
+    }),
+    eventToCounterLatency: new Histogram({
+      name: 'meterline_event_to_counter_latency_seconds',
+      help: 'From an event being stored in the ledger to its window counter being updated',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    watermarkDelay: new Gauge({
+      name: 'meterline_watermark_delay_seconds',
+      help: 'Wall-clock time minus the worker watermark',
+      registers: r,
+    }),
     batchDuration: new Histogram({
       name: 'meterline_ingest_batch_duration_seconds',
       help: 'Time to process one fetched batch, decode to commit',

@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dedupeKey, type Candidate, type DedupeDecision, type Rejection, type StoredKey } from '../../domain/ingest-decision';
+import type { LatenessDecision } from '../../domain/lateness';
 import { assertIdentifier } from './migrations';
 import { dateTime64, dateTime64Micro } from './format';
 
@@ -10,9 +11,17 @@ import { dateTime64, dateTime64Micro } from './format';
  *    recognised as 'redelivered' by its stored (topic, partition, offset);
  *  - duplicate_events / rejected_events: keyed by the message's own offset.
  */
+/** A first copy, with its lateness decision (recorded with it, never revisited). */
+export interface NewEvent {
+  readonly candidate: Candidate;
+  readonly lateness: LatenessDecision;
+}
+
 export interface LedgerStore {
   lookup(candidates: readonly Candidate[]): Promise<Map<string, StoredKey>>;
-  insertNew(decisions: readonly DedupeDecision[], ingestedAt: number): Promise<void>;
+  insertNew(events: readonly NewEvent[], ingestedAt: number): Promise<void>;
+  /** Too-late events, explained; `watermark` is the one they were judged against. */
+  insertLate(events: readonly NewEvent[], watermark: number | null, ingestedAt: number): Promise<void>;
   insertDuplicates(decisions: readonly DedupeDecision[], detectedAt: number): Promise<void>;
   insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
 }
@@ -39,7 +48,8 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
           FROM ${t('usage_events')}
           WHERE tenant IN {tenants:Array(String)} AND id IN {ids:Array(String)}
             AND event_time >= fromUnixTimestamp64Milli({from:Int64}) AND event_time <= fromUnixTimestamp64Milli({to:Int64})
-          ORDER BY ingested_at, partition, offset`,
+          ORDER BY ingested_at, partition, offset
+          SETTINGS optimize_use_projections = 0`,
         query_params: {
           tenants: [...new Set(candidates.map((c) => c.event.tenant))],
           ids: [...new Set(candidates.map((c) => c.event.id))],
@@ -59,10 +69,8 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
       return found;
     },
 
-    async insertNew(decisions, ingestedAt) {
-      const values = decisions
-        .filter((d) => d.kind === 'new')
-        .map(({ candidate: c }) => ({
+    async insertNew(events, ingestedAt) {
+      const values = events.map(({ candidate: c, lateness }) => ({
           tenant: c.event.tenant,
           id: c.event.id,
           customer: c.event.customer,
@@ -76,12 +84,42 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
           meter_window: c.meter.window,
           meter_allowed_lateness_ms: c.meter.allowedLatenessMs,
           meter_definition_hash: c.meter.definitionHash,
+          meter_unique_property: c.meter.uniqueProperty ?? '',
+          window_start: dateTime64(lateness.window.start),
+          disposition: lateness.disposition,
           topic: c.ref.topic,
           partition: c.ref.partition,
           offset: c.ref.offset,
           ingested_at: dateTime64Micro(ingestedAt),
         }));
       if (values.length > 0) await client.insert({ table: t('usage_events'), values, format: 'JSONEachRow' });
+    },
+
+    async insertLate(events, watermark, ingestedAt) {
+      const values = events.flatMap(({ candidate: c, lateness }) =>
+        lateness.disposition === 'too_late'
+          ? [
+              {
+                tenant: c.event.tenant,
+                id: c.event.id,
+                customer: c.event.customer,
+                meter: c.event.meter,
+                value: c.event.value,
+                event_time: dateTime64(c.event.timestamp),
+                window_start: dateTime64(lateness.window.start),
+                window_end: dateTime64(lateness.window.end),
+                watermark: dateTime64(watermark ?? 0),
+                allowed_lateness_ms: c.meter.allowedLatenessMs,
+                reason: lateness.reason,
+                topic: c.ref.topic,
+                partition: c.ref.partition,
+                offset: c.ref.offset,
+                ingested_at: dateTime64Micro(ingestedAt),
+              },
+            ]
+          : [],
+      );
+      if (values.length > 0) await client.insert({ table: t('late_events'), values, format: 'JSONEachRow' });
     },
 
     async insertDuplicates(decisions, detectedAt) {

@@ -45,6 +45,95 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
     sql: (db) => `ALTER TABLE ${db}.usage_events ADD INDEX IF NOT EXISTS idx_event_time event_time TYPE minmax GRANULARITY 1`,
   },
   {
+    name: 'usage_events.window_start',
+    sql: (db) => `
+      ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS window_start DateTime64(3, 'UTC')
+        DEFAULT multiIf(meter_window = 'minute', toStartOfInterval(event_time, INTERVAL 1 MINUTE),
+                        meter_window = 'day', toStartOfInterval(event_time, INTERVAL 1 DAY),
+                        toStartOfInterval(event_time, INTERVAL 1 HOUR))
+        COMMENT 'start of the event-time window the event counts in (written by the worker)'`,
+  },
+  {
+    name: 'usage_events.meter_unique_property',
+    sql: (db) => `ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS meter_unique_property String DEFAULT ''`,
+  },
+  {
+    // Exact per-window aggregates kept inside every ledger part, written in the same atomic
+    // INSERT as the rows themselves: a window's totals are read by merging partial states at
+    // query time (no background merge is relied upon), so counters are recomputed from the
+    // deduplicated ledger in milliseconds whatever its size.
+    name: 'usage_events.projection_by_window',
+    sql: (db) => `
+      ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window (
+        SELECT tenant, customer, meter, window_start, disposition,
+               count(), sum(value), max(value), argMax(value, (event_time, id)),
+               uniqExact(properties[meter_unique_property]), max(ingested_at), argMax(meter_aggregation, ingested_at),
+               argMax(meter_window, ingested_at), argMax(meter_allowed_lateness_ms, ingested_at)
+        GROUP BY tenant, customer, meter, window_start, disposition
+      )`,
+  },
+  {
+    // Events stored as too late for their window (decided when first stored): kept, explained, never counted.
+    name: 'late_events',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.late_events (
+        tenant String,
+        id String,
+        customer String,
+        meter LowCardinality(String),
+        value Decimal(38, 9),
+        event_time DateTime64(3, 'UTC'),
+        window_start DateTime64(3, 'UTC'),
+        window_end DateTime64(3, 'UTC'),
+        watermark DateTime64(3, 'UTC'),
+        allowed_lateness_ms UInt64,
+        reason String,
+        topic LowCardinality(String),
+        partition UInt32,
+        offset UInt64,
+        ingested_at DateTime64(6, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (topic, partition, offset)`,
+  },
+  {
+    // One current row per (tenant, customer, meter, window): read with FINAL. The version is
+    // 4 × events + state rank: the ledger only grows, so a recomputation that saw more events
+    // always wins over a slower one that saw fewer, and a state change wins at equal events.
+    name: 'usage_counters',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.usage_counters (
+        tenant String,
+        customer String,
+        meter LowCardinality(String),
+        window_start DateTime64(3, 'UTC'),
+        window_end DateTime64(3, 'UTC'),
+        aggregation LowCardinality(String),
+        value Decimal(38, 9),
+        events UInt64,
+        allowed_lateness_ms UInt64,
+        version UInt64,
+        state LowCardinality(String) COMMENT 'open | closed | final',
+        last_ingested_at DateTime64(6, 'UTC') COMMENT 'newest event in the window: for event-to-counter latency',
+        updated_at DateTime64(6, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree(version)
+      ORDER BY (tenant, customer, meter, window_start)`,
+  },
+  {
+    // Highest event time stored per partition: restores watermarks after a restart.
+    name: 'watermarks',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.watermarks (
+        topic LowCardinality(String),
+        partition UInt32,
+        max_event_time DateTime64(3, 'UTC'),
+        updated_at DateTime64(6, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree(max_event_time)
+      ORDER BY (topic, partition)`,
+  },
+  {
     // Every copy that was not stored: plain duplicates (same body) and conflicts (same key,
     // different body; the copy is kept in full so the conflict can be explained). Keyed by the
     // copy's own offset, so reprocessing a batch after a crash records nothing twice (count

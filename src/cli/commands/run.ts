@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters/avro/from-config';
 import { createClickHouse } from '../../adapters/clickhouse/client';
+import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
@@ -56,6 +57,8 @@ export function registerRun(program: Command): void {
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
+          counters: createCounterStore(ch, config.clickhouse.database),
+          watermarks: config.aggregate,
           consumer: {
             sessionTimeout: config.kafka.sessionTimeoutMs,
             heartbeatInterval: config.kafka.heartbeatIntervalMs,

@@ -1,0 +1,145 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { counterVersion, windowKeyString, type CounterRow, type WindowAggregates, type WindowKey } from '../../domain/counters';
+import type { CounterState } from '../../domain/lateness';
+import type { WindowSize } from '../../domain/meters';
+import { assertIdentifier } from './migrations';
+import { dateTime64, dateTime64Micro } from './format';
+
+/** '2026-11-22 10:00:00.123456' (UTC) → ms. */
+const micros = (v: string) => Date.parse(`${v.replace(' ', 'T')}Z`);
+
+export interface CounterStore {
+  aggregate(keys: readonly WindowKey[]): Promise<WindowAggregates[]>;
+  write(rows: readonly CounterRow[], now: number): Promise<void>;
+  /** Counters not yet final whose window ended at or before `watermark`. */
+  unsettled(watermark: number): Promise<CounterRow[]>;
+  loadWatermarks(topic: string): Promise<Map<number, number>>;
+  saveWatermarks(topic: string, maxByPartition: ReadonlyMap<number, number>, now: number): Promise<void>;
+}
+
+export function createCounterStore(client: ClickHouseClient, database: string): CounterStore {
+  assertIdentifier(database);
+  const t = (name: string) => `${database}.${name}`;
+  return {
+    async aggregate(keys) {
+      if (keys.length === 0) return [];
+      const wanted = new Set(keys.map(windowKeyString));
+      // Served by the by_window projection: partial aggregates of every part, merged now.
+      const rs = await client.query({
+        query: `
+          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws,
+                 count() AS events, toString(sum(value)) AS sum, toString(max(value)) AS max,
+                 toString(argMax(value, (event_time, id))) AS last,
+                 uniqExact(properties[meter_unique_property]) AS uniq,
+                 toString(max(ingested_at)) AS last_ingested_at,
+                 argMax(meter_aggregation, ingested_at) AS aggregation,
+                 argMax(meter_window, ingested_at) AS window,
+                 toString(argMax(meter_allowed_lateness_ms, ingested_at)) AS lateness
+          FROM ${t('usage_events')}
+          WHERE disposition = 'counted'
+            AND tenant IN {tenants:Array(String)} AND customer IN {customers:Array(String)} AND meter IN {meters:Array(String)}
+            AND window_start IN {starts:Array(DateTime64(3, 'UTC'))}
+          GROUP BY tenant, customer, meter, window_start`,
+        query_params: {
+          tenants: [...new Set(keys.map((k) => k.tenant))],
+          customers: [...new Set(keys.map((k) => k.customer))],
+          meters: [...new Set(keys.map((k) => k.meter))],
+          starts: [...new Set(keys.map((k) => dateTime64(k.windowStart)))],
+        },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<Record<string, string | number>>();
+      return rows
+        .map((r) => ({
+          tenant: String(r.tenant),
+          customer: String(r.customer),
+          meter: String(r.meter),
+          windowStart: Number(r.ws),
+          events: Number(r.events),
+          sum: String(r.sum),
+          max: String(r.max),
+          last: String(r.last),
+          uniqueCount: Number(r.uniq),
+          aggregation: String(r.aggregation),
+          window: String(r.window) as WindowSize,
+          allowedLatenessMs: Number(r.lateness),
+          lastIngestedAt: micros(String(r.last_ingested_at)),
+        }))
+        .filter((a) => wanted.has(windowKeyString(a)));
+    },
+
+    async write(rows, now) {
+      if (rows.length === 0) return;
+      await client.insert({
+        table: t('usage_counters'),
+        values: rows.map((r) => ({
+          tenant: r.tenant,
+          customer: r.customer,
+          meter: r.meter,
+          window_start: dateTime64(r.windowStart),
+          window_end: dateTime64(r.windowEnd),
+          aggregation: r.aggregation,
+          value: r.value,
+          events: r.events,
+          allowed_lateness_ms: r.allowedLatenessMs,
+          version: counterVersion(r.events, r.state),
+          state: r.state,
+          last_ingested_at: dateTime64Micro(r.lastIngestedAt),
+          updated_at: dateTime64Micro(now),
+        })),
+        format: 'JSONEachRow',
+      });
+    },
+
+    async unsettled(watermark) {
+      const rs = await client.query({
+        query: `
+          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws, toString(toUnixTimestamp64Milli(window_end)) AS we,
+                 aggregation, toString(value) AS value, events, state, toString(allowed_lateness_ms) AS lateness,
+                 toString(last_ingested_at) AS last_ingested_at
+          FROM ${t('usage_counters')} FINAL
+          WHERE state != 'final' AND window_end <= fromUnixTimestamp64Milli({wm:Int64})`,
+        query_params: { wm: watermark },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<Record<string, string | number>>();
+      return rows.map((r) => ({
+        tenant: String(r.tenant),
+        customer: String(r.customer),
+        meter: String(r.meter),
+        windowStart: Number(r.ws),
+        windowEnd: Number(r.we),
+        aggregation: String(r.aggregation),
+        value: String(r.value),
+        events: Number(r.events),
+        state: r.state as CounterState,
+        allowedLatenessMs: Number(r.lateness),
+        lastIngestedAt: micros(String(r.last_ingested_at)),
+      }));
+    },
+
+    async loadWatermarks(topic) {
+      const rs = await client.query({
+        query: `SELECT partition, toString(toUnixTimestamp64Milli(max(max_event_time))) AS t FROM ${t('watermarks')} WHERE topic = {topic:String} GROUP BY partition`,
+        query_params: { topic },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<{ partition: number | string; t: string }>();
+      return new Map(rows.map((r) => [Number(r.partition), Number(r.t)]));
+    },
+
+    async saveWatermarks(topic, maxByPartition, now) {
+      if (maxByPartition.size === 0) return;
+      await client.insert({
+        table: t('watermarks'),
+        values: [...maxByPartition].map(([partition, max]) => ({
+          topic,
+          partition,
+          max_event_time: dateTime64(max),
+          updated_at: dateTime64Micro(now),
+        })),
+        format: 'JSONEachRow',
+      });
+    },
+  };
+}

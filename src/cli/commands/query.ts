@@ -1,0 +1,46 @@
+import { Option, type Command } from 'commander';
+import { createClickHouse } from '../../adapters/clickhouse/client';
+import { migrate } from '../../adapters/clickhouse/migrations';
+import { queryUsage } from '../../adapters/clickhouse/usage-query';
+import type { QueryWindow } from '../../domain/windows';
+import { MeterlineError } from '../../runtime/errors';
+import { createContext } from '../context';
+import { renderRows, type OutputFormat } from '../format';
+
+export const USAGE_COLUMNS = ['tenant', 'customer', 'meter', 'window_start', 'window_end', 'value', 'events', 'state'] as const;
+
+function isoTime(name: string, v: string): number {
+  // Full ISO-8601 date or date-time only: "yesterday" or "1700000000" are mistakes, not times.
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) || Number.isNaN(Date.parse(v))) {
+    throw new MeterlineError('bad_argument', `--${name} must be an ISO-8601 date or date-time (e.g. 2026-11-01T00:00:00Z), got ${JSON.stringify(v)}`);
+  }
+  // A date-time without zone is read as UTC, like everything else in meterline.
+  return Date.parse(/T|\s/.test(v) && !/(Z|[+-]\d{2}:?\d{2})$/.test(v) ? `${v.replace(' ', 'T')}Z` : v);
+}
+
+export function registerQuery(program: Command): void {
+  program
+    .command('query')
+    .description('usage per customer, meter and window (exact values from the deduplicated ledger)')
+    .requiredOption('--tenant <tenant>', 'tenant')
+    .option('--customer <customer>', 'only this customer')
+    .option('--meter <meter>', 'only this meter')
+    .requiredOption('--from <iso>', 'windows starting at or after this time (UTC unless a zone is given)')
+    .requiredOption('--to <iso>', 'windows starting before this time')
+    .addOption(new Option('--window <window>', "report per window (default: each meter's own)").choices(['minute', 'hour', 'day', 'month']))
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
+    .action(async (opts: { tenant: string; customer?: string; meter?: string; from: string; to: string; window?: QueryWindow; format: OutputFormat }) => {
+      const from = isoTime('from', opts.from);
+      const to = isoTime('to', opts.to);
+      if (from >= to) throw new MeterlineError('bad_argument', '--from must be before --to');
+      const { config } = createContext();
+      const ch = createClickHouse(config);
+      try {
+        await migrate(ch, config.clickhouse.database);
+        const rows = await queryUsage(ch, config.clickhouse.database, { ...opts, from, to });
+        process.stdout.write(renderRows(rows as unknown as Record<string, unknown>[], USAGE_COLUMNS, opts.format));
+      } finally {
+        await ch.close();
+      }
+    });
+}

@@ -1,0 +1,33 @@
+import type { MeterDefinition } from './meters';
+import { windowOf, type Window } from './windows';
+
+export type CounterState = 'open' | 'closed' | 'final';
+
+/** open until the watermark reaches the window's end; closed until end + allowed lateness; final after. */
+export function counterState(window: Window, allowedLatenessMs: number, watermark: number | null): CounterState {
+  if (watermark === null || watermark < window.end) return 'open';
+  return watermark < window.end + allowedLatenessMs ? 'closed' : 'final';
+}
+
+export type LatenessDecision =
+  | { readonly disposition: 'counted'; readonly window: Window; readonly late: boolean }
+  | { readonly disposition: 'too_late'; readonly window: Window; readonly reason: string };
+
+/**
+ * Decided once, when an event is first stored, and recorded with it (design rule 6): a window
+ * that is already final takes no more events; those are kept in late_events, never dropped.
+ */
+export function decideLateness(eventTime: number, meter: MeterDefinition, watermark: number | null): LatenessDecision {
+  const window = windowOf(eventTime, meter.window);
+  const state = counterState(window, meter.allowedLatenessMs, watermark);
+  if (state === 'final') {
+    return {
+      disposition: 'too_late',
+      window,
+      reason:
+        `window ${new Date(window.start).toISOString()}/${new Date(window.end).toISOString()} was final: ` +
+        `watermark ${new Date(watermark!).toISOString()} had passed its end plus the allowed lateness of ${meter.allowedLatenessMs} ms`,
+    };
+  }
+  return { disposition: 'counted', window, late: state === 'closed' };
+}

@@ -1,0 +1,30 @@
+import type { WindowSize } from './meters';
+
+/** Tumbling event-time windows, UTC, half-open: [start, end). An event exactly at `end` is in the next window. */
+export const WINDOW_MS: Readonly<Record<WindowSize, number>> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+export interface Window {
+  readonly start: number;
+  readonly end: number;
+}
+
+export function windowOf(eventTime: number, size: WindowSize): Window {
+  const ms = WINDOW_MS[size];
+  // Epoch milliseconds are UTC and 1970-01-01 is a day boundary, so flooring aligns days to UTC midnight.
+  const start = Math.floor(eventTime / ms) * ms;
+  return { start, end: start + ms };
+}
+
+export type QueryWindow = WindowSize | 'month';
+const RANK: Readonly<Record<QueryWindow, number>> = { minute: 0, hour: 1, day: 2, month: 3 };
+
+/** Whether results of a meter with window `native` can be reported per `requested` window. */
+export function isCoarserOrEqual(requested: QueryWindow, native: WindowSize): boolean {
+  return RANK[requested] >= RANK[native];
+}
+
+/** The calendar month (UTC) containing `t`. */
+export function monthOf(t: number): Window {
+  const d = new Date(t);
+  return { start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
+}

@@ -1,0 +1,232 @@
+import type { Kafka } from 'kafkajs';
+import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
+import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
+import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
+import { queryUsage } from '../../src/adapters/clickhouse/usage-query';
+import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
+import { formatDecimal, parseDecimal } from '../../src/domain/decimal';
+import { bodyHash } from '../../src/domain/ingest-decision';
+import { decideLateness } from '../../src/domain/lateness';
+import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
+import { seededRandom } from '../../src/domain/sample';
+import type { UsageEvent } from '../../src/domain/usage-event';
+import { windowOf } from '../../src/domain/windows';
+import { refreshCounters } from '../../src/pipeline/counters';
+import { startIngestWorker, type IngestWorker } from '../../src/pipeline/ingest-worker';
+import { silentLogger } from '../../src/runtime/logger';
+import { count, rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
+import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker, TEST_CONSUMER_TIMINGS } from '../helpers/kafka';
+import { waitFor } from '../helpers/wait';
+
+const T = (iso: string) => Date.parse(iso);
+const DAY = T('2026-11-20T00:00:00Z'); // two days before "now" in these tests: well inside every bound
+
+function catalog(): MeterCatalog {
+  const r = parseMeterCatalog({
+    meters: [
+      { name: 'm', aggregation: 'sum', window: 'hour', allowed_lateness: '30m' },
+      { name: 's', aggregation: 'sum', window: 'minute', allowed_lateness: '1d' },
+      { name: 'c', aggregation: 'count', window: 'minute', allowed_lateness: '1d' },
+      { name: 'mx', aggregation: 'max', window: 'minute', allowed_lateness: '1d' },
+      { name: 'l', aggregation: 'last', window: 'minute', allowed_lateness: '1d' },
+      { name: 'u', aggregation: 'unique_count', unique_property: 'user', window: 'minute', allowed_lateness: '1d' },
+    ],
+  });
+  if (!r.ok) throw new Error(r.problems.join('; '));
+  return r.catalog;
+}
+
+interface CounterView {
+  value: string;
+  events: number;
+  version: number;
+  state: string;
+}
+
+describe('aggregate: watermark-aware windowed counters', () => {
+  let broker: DevBroker;
+  let kafka: Kafka;
+  let ch: TestClickHouse;
+  let publisher: Publisher;
+  const workers: IngestWorker[] = [];
+  const meters = catalog();
+
+  const counter = async (tenant: string, meter: string, windowStart: number): Promise<CounterView | undefined> => {
+    const [r] = await rows<{ value: string; events: string | number; version: string | number; state: string }>(
+      ch.client,
+      `SELECT toString(value) AS value, events, version, state FROM ${ch.database}.usage_counters FINAL
+       WHERE tenant = {t:String} AND meter = {m:String} AND window_start = fromUnixTimestamp64Milli({w:Int64})`,
+      { t: tenant, m: meter, w: windowStart },
+    );
+    return r && { value: formatDecimal((parseDecimal(r.value) as { units: bigint }).units), events: Number(r.events), version: Number(r.version), state: r.state };
+  };
+
+  const startWorker = async (topic: string) => {
+    const w = await startIngestWorker({
+      kafka,
+      topic,
+      groupId: `agg-${topic}`,
+      logger: silentLogger(),
+      consumer: TEST_CONSUMER_TIMINGS,
+      counters: createCounterStore(ch.client, ch.database),
+      watermarks: { outOfOrdernessMs: 5_000, idleTimeoutMs: 60_000 },
+      deps: {
+        decoder: createDecoder({}),
+        meters: () => meters,
+        ledger: createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }),
+        clock: Date.now,
+        maxFutureSkewMs: 300_000,
+      },
+    });
+    workers.push(w);
+    return w;
+  };
+
+  beforeAll(async () => {
+    broker = await startTestBroker([
+      { name: 'late.events', partitions: 1 },
+      { name: 'types.events', partitions: 3 },
+    ]);
+    kafka = kafkaFor(broker);
+    ch = await testClickHouse('aggregate');
+  }, BROKER_BUILD_TIMEOUT_MS);
+
+  afterAll(async () => {
+    for (const w of workers) await w.stop();
+    await publisher?.close();
+    await ch?.close();
+    await broker?.stop();
+  });
+
+  it('counts out-of-order events, updates a window for a late event within the lateness, and sets too-late events aside', async () => {
+    publisher = await createPublisher({ kafka, topic: 'late.events', encoder: createSingleObjectEncoder() });
+    const worker = await startWorker('late.events');
+    let n = 0;
+    const send = async (iso: string, value: string) => {
+      n += 1;
+      await publisher.publish([{ id: `late-${n}`, tenant: 'tl', customer: 'c1', meter: 'm', value, timestamp: T(iso), properties: {}, source: null }]);
+      await waitFor(`event ${n} processed`, () => worker.totals.consumed >= n);
+    };
+    const w10 = T('2026-11-20T10:00:00Z');
+
+    // Given events out of order within the 5 s bound, when stored, then all count in their windows.
+    await send('2026-11-20T10:10:00Z', '1');
+    await send('2026-11-20T10:20:00Z', '2');
+    await send('2026-11-20T10:15:00Z', '4');
+    await send('2026-11-20T11:00:02Z', '8');
+    await send('2026-11-20T10:59:58Z', '16'); // 4 s behind the newest: within the bound, window 10 still open
+    expect(await counter('tl', 'm', w10)).toMatchObject({ value: '23', events: 4, state: 'open' });
+    expect(worker.totals.lateCounted).toBe(0);
+
+    // When the watermark passes 11:00, then window 10 is closed.
+    await send('2026-11-20T11:10:00Z', '32');
+    await waitFor('window 10 closed', async () => (await counter('tl', 'm', w10))?.state === 'closed');
+    const closed = (await counter('tl', 'm', w10))!;
+
+    // Given a late event within the allowed lateness, then it updates the window with a new version.
+    await send('2026-11-20T10:40:00Z', '64');
+    const updated = (await counter('tl', 'm', w10))!;
+    expect(updated).toMatchObject({ value: '87', events: 5, state: 'closed' });
+    expect(updated.version).toBeGreaterThan(closed.version);
+    expect(worker.totals.lateCounted).toBe(1);
+
+    // When the watermark passes 11:30 (end + lateness), then window 10 is final…
+    await send('2026-11-20T11:45:00Z', '128');
+    await waitFor('window 10 final', async () => (await counter('tl', 'm', w10))?.state === 'final');
+
+    // …and an event for it is too late: kept in late_events with a reason, not counted.
+    await send('2026-11-20T10:50:00Z', '256');
+    expect(await counter('tl', 'm', w10)).toMatchObject({ value: '87', events: 5, state: 'final' });
+    expect(worker.totals.tooLate).toBe(1);
+    const late = await rows<{ id: string; reason: string; value: string }>(ch.client, `SELECT id, reason, toString(value) AS value FROM ${ch.database}.late_events FINAL WHERE tenant = 'tl'`);
+    expect(late).toEqual([{ id: `late-${n}`, value: '256', reason: expect.stringMatching(/was final: watermark 2026-11-20T11:44:55.000Z/) }]);
+    // The decision is recorded with the event in the ledger, so a rebuild reproduces it.
+    expect(await count(ch.client, `SELECT count() AS c FROM ${ch.database}.usage_events WHERE tenant = 'tl' AND disposition = 'too_late'`)).toBe(1);
+
+    // An event exactly at a window's end belongs to the next window.
+    expect(await counter('tl', 'm', T('2026-11-20T11:00:00Z'))).toMatchObject({ value: '168', events: 3 });
+  });
+
+  it('computes sum, count, max, last and unique_count exactly like an independent reference', async () => {
+    const pub = await createPublisher({ kafka, topic: 'types.events', encoder: createSingleObjectEncoder() });
+    const rnd = seededRandom(42);
+    const events: UsageEvent[] = [];
+    const names = ['s', 'c', 'mx', 'l', 'u'];
+    for (let i = 0; i < 3000; i += 1) {
+      events.push({
+        id: `ty-${i}`,
+        tenant: 'tt',
+        customer: `c${Math.floor(rnd() * 3)}`,
+        meter: names[i % names.length]!,
+        // Thousandths from -500 to +1500, built exactly (no float arithmetic on values).
+        value: formatDecimal(BigInt(Math.floor(rnd() * 2_000_000) - 500_000) * 1_000_000n),
+        timestamp: DAY + Math.floor(rnd() * 10) * 60_000 + Math.floor(rnd() * 60_000),
+        properties: { user: `u${Math.floor(rnd() * 40)}` },
+        source: null,
+      });
+    }
+    // The reference, computed here from the generated events only.
+    const ref = new Map<string, { sum: bigint; count: number; max: bigint | null; last: { t: number; id: string; v: bigint } | null; users: Set<string> }>();
+    for (const e of events) {
+      const k = `${e.customer}/${e.meter}/${windowOf(e.timestamp, 'minute').start}`;
+      const r = ref.get(k) ?? { sum: 0n, count: 0, max: null, last: null, users: new Set<string>() };
+      const v = (parseDecimal(e.value) as { units: bigint }).units;
+      r.sum += v;
+      r.count += 1;
+      r.max = r.max === null || v > r.max ? v : r.max;
+      if (r.last === null || e.timestamp > r.last.t || (e.timestamp === r.last.t && e.id > r.last.id)) r.last = { t: e.timestamp, id: e.id, v };
+      r.users.add(e.properties.user!);
+      ref.set(k, r);
+    }
+    await startWorker('types.events');
+    await pub.publish(events);
+    await pub.close();
+    await waitFor('all events counted', async () => (await count(ch.client, `SELECT count() AS c FROM ${ch.database}.usage_events WHERE tenant = 'tt'`)) === events.length, 60_000);
+    await waitFor('counters caught up', async () =>
+      (await count(ch.client, `SELECT sum(events) AS c FROM ${ch.database}.usage_counters FINAL WHERE tenant = 'tt'`)) === events.length,
+    );
+    const got = await rows<{ customer: string; meter: string; ws: string; value: string }>(
+      ch.client,
+      `SELECT customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws, toString(value) AS value FROM ${ch.database}.usage_counters FINAL WHERE tenant = 'tt'`,
+    );
+    expect(got).toHaveLength(ref.size);
+    for (const g of got) {
+      const r = ref.get(`${g.customer}/${g.meter}/${g.ws}`)!;
+      const expected = { s: formatDecimal(r.sum), c: String(r.count), mx: formatDecimal(r.max!), l: formatDecimal(r.last!.v), u: String(r.users.size) }[g.meter];
+      expect({ key: `${g.customer}/${g.meter}/${g.ws}`, value: formatDecimal((parseDecimal(g.value) as { units: bigint }).units) }).toEqual({
+        key: `${g.customer}/${g.meter}/${g.ws}`,
+        value: expected,
+      });
+    }
+
+    // The same numbers through the query path, rolled up per day: unique counts are re-derived, not summed.
+    const perDay = await queryUsage(ch.client, ch.database, { tenant: 'tt', customer: 'c1', meter: 'u', from: DAY, to: DAY + 86_400_000, window: 'day' });
+    const users = new Set(events.filter((e) => e.customer === 'c1' && e.meter === 'u').map((e) => e.properties.user));
+    expect(perDay).toEqual([
+      {
+        tenant: 'tt', customer: 'c1', meter: 'u', window_start: '2026-11-20T00:00:00.000Z', window_end: '2026-11-21T00:00:00.000Z',
+        value: String(users.size), events: events.filter((e) => e.customer === 'c1' && e.meter === 'u').length, state: 'open',
+      },
+    ]);
+  });
+
+  it('sums 1,000,000 values of 0.1 to exactly 100000', async () => {
+    const meter = meters.get('s')!;
+    const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
+    const ts = DAY + 30_000;
+    for (let chunk = 0; chunk < 10; chunk += 1) {
+      const batch: NewEvent[] = [];
+      for (let i = 0; i < 100_000; i += 1) {
+        const event: UsageEvent = { id: `tenth-${chunk}-${i}`, tenant: 'million', customer: 'c', meter: 's', value: '0.1', timestamp: ts, properties: {}, source: null };
+        batch.push({
+          candidate: { ref: { topic: 'direct', partition: 0, offset: String(chunk * 100_000 + i) }, event, meter, bodyHash: bodyHash(event) },
+          lateness: decideLateness(ts, meter, null),
+        });
+      }
+      await ledger.insertNew(batch, Date.now());
+    }
+    const [row] = await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'million', customer: 'c', meter: 's', windowStart: windowOf(ts, 'minute').start }], null, Date.now());
+    expect(row).toMatchObject({ value: '100000', events: 1_000_000 });
+  });
+});
