@@ -57,6 +57,36 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Wall-clock time minus the worker watermark',
       registers: r,
     }),
+    pushes: new Counter({
+      name: 'meterline_stripe_pushes_total',
+      help: 'Pushes to Stripe by outcome (reported, already_reported, failed, retry, shadow, too_old)',
+      labelNames: ['meter', 'outcome'],
+      registers: r,
+    }),
+    stripeCalls: new Counter({
+      name: 'meterline_stripe_calls_total',
+      help: 'HTTP calls to Stripe by status class',
+      labelNames: ['status'],
+      registers: r,
+    }),
+    rateLimitWait: new Histogram({
+      name: 'meterline_stripe_rate_limit_wait_seconds',
+      help: 'Time a push waited for the global Stripe rate limit',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: r,
+    }),
+    pushBacklog: new Gauge({ name: 'meterline_stripe_push_backlog', help: 'Pushes in flight (sent or waiting to be sent)', registers: r }),
+    awaitingMapping: new Gauge({
+      name: 'meterline_usage_awaiting_mapping',
+      help: 'Streams with usage to push whose customer has no Stripe mapping yet',
+      registers: r,
+    }),
+    reconcileDrift: new Gauge({
+      name: 'meterline_reconcile_drift',
+      help: 'Last reconcile: largest relative drift between local totals and Stripe',
+      labelNames: ['meter'],
+      registers: r,
+    }),
     batchDuration: new Histogram({
       name: 'meterline_ingest_batch_duration_seconds',
       help: 'Time to process one fetched batch, decode to commit',

@@ -3,6 +3,9 @@ import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters
 import { createClickHouse } from '../../adapters/clickhouse/client';
 import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
+import { createPushStore } from '../../adapters/clickhouse/push-store';
+import { createStreamStore } from '../../adapters/clickhouse/stream-store';
+import { createBillingSink } from '../../adapters/stripe/from-config';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
 import { createKafka, resolveBrokers } from '../../adapters/kafka/kafka';
@@ -10,6 +13,8 @@ import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startIngestWorker } from '../../pipeline/ingest-worker';
+import { createPusher, startPushLoop } from '../../pipeline/pusher';
+import { createRateLimiter } from '../../runtime/rate-limiter';
 import { metricsRoute, startHttpServer } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
 import { createContext, waitForShutdownSignal } from '../context';
@@ -75,6 +80,24 @@ export function registerRun(program: Command): void {
           },
         });
         stack.push(() => worker.stop());
+
+        const sink = createBillingSink(config, metrics);
+        stack.push(() => sink.close());
+        const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
+        const pushLoop = await startPushLoop(
+          createPusher({
+            streams: createStreamStore(ch, config.clickhouse.database),
+            pushes: createPushStore(ch, config.clickhouse.database),
+            sink,
+            meters: () => meters,
+            clock: Date.now,
+            logger,
+            metrics,
+            rateLimit: () => limiter.take(),
+          }),
+          logger,
+        );
+        stack.push(() => pushLoop.stop());
 
         if (embedded && opts.demo) {
           const publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config) });

@@ -1,0 +1,94 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { aggregateValue } from '../../domain/counters';
+import { listCustomers } from './customer-store';
+import { assertIdentifier } from './migrations';
+
+/** A delta stream's running total over all its windows, and the window that changed last. */
+export interface DeltaStream {
+  readonly tenant: string;
+  readonly customer: string;
+  readonly meter: string;
+  readonly total: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+}
+
+/** An absolute stream's value over one billing period (calendar month, UTC), recomputed from the ledger. */
+export interface AbsoluteStream {
+  readonly tenant: string;
+  readonly customer: string;
+  readonly meter: string;
+  readonly periodStart: number;
+  readonly value: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+}
+
+export interface StreamStore {
+  deltaStreams(meters: readonly string[]): Promise<DeltaStream[]>;
+  absoluteStreams(meters: readonly string[]): Promise<AbsoluteStream[]>;
+  /** (tenant \0 customer) → Stripe customer id. */
+  customerMappings(): Promise<Map<string, string>>;
+}
+
+export function createStreamStore(client: ClickHouseClient, database: string): StreamStore {
+  assertIdentifier(database);
+  return {
+    async deltaStreams(meters) {
+      if (meters.length === 0) return [];
+      const rs = await client.query({
+        query: `
+          SELECT tenant, customer, meter, toString(sum(value)) AS total,
+                 toString(toUnixTimestamp64Milli(argMax(window_start, (updated_at, window_start)))) AS ws,
+                 toString(toUnixTimestamp64Milli(argMax(window_end, (updated_at, window_start)))) AS we
+          FROM ${database}.usage_counters FINAL
+          WHERE meter IN {meters:Array(String)}
+          GROUP BY tenant, customer, meter`,
+        query_params: { meters },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<Record<string, string>>();
+      return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, total: r.total!, windowStart: Number(r.ws), windowEnd: Number(r.we) }));
+    },
+
+    async absoluteStreams(meters) {
+      if (meters.length === 0) return [];
+      // Recomputed from the ledger per month: a unique count over a month is not a sum of windows.
+      const rs = await client.query({
+        query: `
+          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(toDateTime64(toStartOfMonth(window_start), 3, 'UTC'))) AS period,
+                 count() AS events, toString(sum(value)) AS sum_v, toString(max(value)) AS max_v,
+                 toString(argMax(value, (event_time, id))) AS last_v, uniqExact(properties[meter_unique_property]) AS uniq_v,
+                 argMax(meter_aggregation, ingested_at) AS aggregation,
+                 toString(toUnixTimestamp64Milli(max(window_start))) AS ws,
+                 argMax(meter_window, window_start) AS native
+          FROM ${database}.usage_events
+          WHERE disposition = 'counted' AND meter IN {meters:Array(String)}
+          GROUP BY tenant, customer, meter, period`,
+        query_params: { meters },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<Record<string, string | number>>();
+      const size = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as Record<string, number>;
+      return rows.map((r) => ({
+        tenant: String(r.tenant),
+        customer: String(r.customer),
+        meter: String(r.meter),
+        periodStart: Number(r.period),
+        value: aggregateValue(String(r.aggregation), {
+          events: Number(r.events),
+          sum: String(r.sum_v),
+          max: String(r.max_v),
+          last: String(r.last_v),
+          uniqueCount: Number(r.uniq_v),
+        }),
+        windowStart: Number(r.ws),
+        windowEnd: Number(r.ws) + (size[String(r.native)] ?? 3_600_000),
+      }));
+    },
+
+    async customerMappings() {
+      return new Map((await listCustomers(client, database)).map((m) => [`${m.tenant}\u0000${m.customer}`, m.stripeCustomerId]));
+    },
+  };
+}

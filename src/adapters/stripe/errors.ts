@@ -1,0 +1,32 @@
+import type { SendOutcome } from './billing-sink';
+
+/** The parts of a stripe-node error the pusher decides on (never its message's secrets: none are in it). */
+interface StripeLikeError {
+  type?: string;
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  headers?: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * Maps a failed Stripe call to what the pusher does next:
+ *  - "an event already exists with identifier …" (400, should-retry false): already delivered;
+ *  - 429, 409 lock timeouts, 5xx, connection errors and timeouts: retry with backoff, same identifier;
+ *  - 401 / 403: retry (a key or permission problem is ours to fix, not the push's fault, and
+ *    marking usage failed would stop it from ever being billed);
+ *  - every other 4xx: failed for good, with Stripe's reason.
+ */
+export function classifyStripeError(err: unknown): SendOutcome {
+  const e = (err ?? {}) as StripeLikeError;
+  const status = e.statusCode;
+  const reason = `${e.type ?? 'Error'}${status ? ` ${status}` : ''}${e.code ? ` ${e.code}` : ''}: ${e.message ?? String(err)}`;
+  if (e.type === 'StripeConnectionError' || status === undefined) return { kind: 'retry', reason };
+  if ((status === 400 || status === 409) && /already exists with identifier|duplicate_meter_event/i.test(`${e.message ?? ''} ${e.code ?? ''}`)) {
+    return { kind: 'already_reported' };
+  }
+  if (status === 429 || status === 409 || status >= 500 || status === 401 || status === 403) return { kind: 'retry', reason, status };
+  const shouldRetry = e.headers?.['stripe-should-retry'];
+  if (shouldRetry === 'true') return { kind: 'retry', reason, status };
+  return { kind: 'failed', reason };
+}

@@ -1,0 +1,61 @@
+import Stripe from 'stripe';
+import type { PlannedPush } from '../../domain/push-plan';
+import type { Metrics } from '../../runtime/metrics';
+import type { BillingSink } from './billing-sink';
+import { classifyStripeError } from './errors';
+
+export interface StripeClientOptions {
+  readonly apiKey: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly protocol?: 'http' | 'https';
+  readonly timeoutMs?: number;
+}
+
+/**
+ * The one place a Stripe client is configured. stripe-node's own retries are off: the pusher
+ * retries (with backoff, the same identifier, and every attempt in the push ledger).
+ */
+export function createStripeClient(opts: StripeClientOptions): Stripe {
+  return new Stripe(opts.apiKey, {
+    maxNetworkRetries: 0,
+    timeout: opts.timeoutMs ?? 20_000,
+    telemetry: false,
+    ...(opts.host ? { host: opts.host } : {}),
+    ...(opts.port ? { port: opts.port } : {}),
+    ...(opts.protocol ? { protocol: opts.protocol } : {}),
+  });
+}
+
+/** Payload keys of the Stripe meter (its customer_mapping and value_settings). */
+export const CUSTOMER_PAYLOAD_KEY = 'stripe_customer_id';
+export const VALUE_PAYLOAD_KEY = 'value';
+
+/** v1 Billing Meters API: `POST /v1/billing/meter_events`, one event per call. */
+export function createMeterEventsSink(stripe: Stripe, metrics?: Metrics): BillingSink {
+  return {
+    shadow: false,
+    async send(push: PlannedPush) {
+      try {
+        await stripe.billing.meterEvents.create(
+          {
+            event_name: push.eventName,
+            identifier: push.identifier,
+            timestamp: push.timestamp,
+            payload: { [CUSTOMER_PAYLOAD_KEY]: push.stripeCustomerId, [VALUE_PAYLOAD_KEY]: push.value.toString() },
+          },
+          // Same identifier, same parameters on every attempt: the idempotency key makes one
+          // HTTP retry safe; the identifier is what Stripe dedupes meter events on.
+          { idempotencyKey: push.identifier },
+        );
+        metrics?.stripeCalls.inc({ status: '2xx' });
+        return { kind: 'reported' };
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        metrics?.stripeCalls.inc({ status: status ? `${Math.floor(status / 100)}xx` : 'network' });
+        return classifyStripeError(err);
+      }
+    },
+    close: async () => undefined,
+  };
+}
