@@ -6,6 +6,7 @@ import { registerDevBroker } from './commands/dev-broker';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
+import { registerReconcile } from './commands/reconcile';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerPublish(program);
   registerDevBroker(program);
   registerQuery(program);
+  registerReconcile(program);
   registerLedgerCommands(program);
   registerStats(program);
   registerAdmin(program);

@@ -37,17 +37,15 @@ export function createMeterEventsSink(stripe: Stripe, metrics?: Metrics): Billin
     shadow: false,
     async send(push: PlannedPush) {
       try {
-        await stripe.billing.meterEvents.create(
-          {
-            event_name: push.eventName,
-            identifier: push.identifier,
-            timestamp: push.timestamp,
-            payload: { [CUSTOMER_PAYLOAD_KEY]: push.stripeCustomerId, [VALUE_PAYLOAD_KEY]: push.value.toString() },
-          },
-          // Same identifier, same parameters on every attempt: the idempotency key makes one
-          // HTTP retry safe; the identifier is what Stripe dedupes meter events on.
-          { idempotencyKey: push.identifier },
-        );
+        // No Idempotency-Key of ours: Stripe stores a 500 under a key, so re-using one after a
+        // 500-after-accept would get that 500 forever. The meter event identifier is the dedupe
+        // key: a resend of an accepted event answers "already exists", which counts as delivered.
+        await stripe.billing.meterEvents.create({
+          event_name: push.eventName,
+          identifier: push.identifier,
+          timestamp: push.timestamp,
+          payload: { [CUSTOMER_PAYLOAD_KEY]: push.stripeCustomerId, [VALUE_PAYLOAD_KEY]: push.value.toString() },
+        });
         metrics?.stripeCalls.inc({ status: '2xx' });
         return { kind: 'reported' };
       } catch (err) {

@@ -9,7 +9,7 @@ import { renderRows, type OutputFormat } from '../format';
 
 export const USAGE_COLUMNS = ['tenant', 'customer', 'meter', 'window_start', 'window_end', 'value', 'events', 'state'] as const;
 
-function isoTime(name: string, v: string): number {
+export function isoTime(name: string, v: string): number {
   // Full ISO-8601 date or date-time only: "yesterday" or "1700000000" are mistakes, not times.
   if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) || Number.isNaN(Date.parse(v))) {
     throw new MeterlineError('bad_argument', `--${name} must be an ISO-8601 date or date-time (e.g. 2026-11-01T00:00:00Z), got ${JSON.stringify(v)}`);

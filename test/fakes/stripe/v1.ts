@@ -4,7 +4,7 @@ import type { HandlerCtx, HandlerResult } from './context';
 import { FakeStripeError, invalidRequest, LOCK_TIMEOUT_MESSAGE, resourceMissing } from './errors';
 import { SCHEMAS, validateV1 } from './openapi';
 import { alignmentError, checkMeterEvent, RULES, summarize } from './rules';
-import { rid, type Meter } from './state';
+import { rid, type FakeStripeState, type Meter } from './state';
 
 const ok = (body: unknown): HandlerResult => ({ status: 200, body });
 
@@ -42,23 +42,26 @@ function getMeter(ctx: HandlerCtx): Meter {
   return m;
 }
 
-/** POST /v1/billing/meters. Event names are unique across meters ("You can only use an event name with a single meter"). */
-export function createMeter(ctx: HandlerCtx): HandlerResult {
-  const p = validateV1<{
-    event_name: string;
-    display_name: string;
-    default_aggregation: { formula: Meter['default_aggregation']['formula'] };
-    customer_mapping?: { type: 'by_id'; event_payload_key: string };
-    value_settings?: { event_payload_key: string };
-    event_time_window?: 'hour' | 'day';
-  }>(ctx.body, SCHEMAS.meterCreate);
-  const taken = ctx.state.meterFor(p.event_name);
+export interface MeterParams {
+  event_name: string;
+  display_name: string;
+  default_aggregation: { formula: Meter['default_aggregation']['formula'] };
+  customer_mapping?: { type: 'by_id'; event_payload_key: string };
+  value_settings?: { event_payload_key: string };
+  event_time_window?: 'hour' | 'day';
+}
+
+/**
+ * A new active meter (defaults: customer key `stripe_customer_id`, value key `value`). Event names
+ * are unique across meters ("You can only use an event name with a single meter").
+ */
+export function addMeter(state: FakeStripeState, p: MeterParams, nowSec: number): Meter {
+  const taken = state.meterFor(p.event_name);
   if (taken) throw invalidRequest(`A meter with event_name '${p.event_name}' already exists (${taken.id}); an event name can be used with a single meter only.`, { param: 'event_name', rule: 'meter_event_name_taken' });
-  const now = ctx.clock.nowSeconds();
   const meter: Meter = {
     id: rid('mtr_test_', 18),
     object: 'billing.meter',
-    created: now,
+    created: nowSec,
     customer_mapping: p.customer_mapping ?? { type: 'by_id', event_payload_key: 'stripe_customer_id' },
     default_aggregation: { formula: p.default_aggregation.formula },
     display_name: p.display_name,
@@ -67,11 +70,16 @@ export function createMeter(ctx: HandlerCtx): HandlerResult {
     livemode: false,
     status: 'active',
     status_transitions: { deactivated_at: null },
-    updated: now,
+    updated: nowSec,
     value_settings: p.value_settings ?? { event_payload_key: 'value' },
   };
-  ctx.state.meters.set(meter.id, meter);
-  return ok(meter);
+  state.meters.set(meter.id, meter);
+  return meter;
+}
+
+/** POST /v1/billing/meters */
+export function createMeter(ctx: HandlerCtx): HandlerResult {
+  return ok(addMeter(ctx.state, validateV1<MeterParams>(ctx.body, SCHEMAS.meterCreate), ctx.clock.nowSeconds()));
 }
 
 /** GET /v1/billing/meters: newest first, optional status filter. */
