@@ -20,7 +20,7 @@ export function settledStatuses(shadow: boolean): PushStatus[] {
 
 export interface PushStore {
   record(push: PlannedPush, status: PushStatus, opts: { attempts: number; lastError?: string; createdAt: number; now: number }): Promise<void>;
-  list(filter?: { status?: PushStatus; tenant?: string }): Promise<PushRecord[]>;
+  list(filter?: { status?: PushStatus; tenant?: string; identifiers?: readonly string[] }): Promise<PushRecord[]>;
   /** Whole units pushed per delta stream (tenant \0 customer \0 meter). */
   pushedDeltas(statuses: readonly PushStatus[]): Promise<Map<string, bigint>>;
   /** Last value pushed per absolute stream and period (tenant \0 customer \0 meter \0 periodStart). */
@@ -74,8 +74,9 @@ export function createPushStore(client: ClickHouseClient, database: string): Pus
                  status, attempts, last_error, toString(toUnixTimestamp64Milli(created_at)) AS created, toString(toUnixTimestamp64Milli(updated_at)) AS updated
           FROM ${table} FINAL
           WHERE ({status:String} = '' OR status = {status:String}) AND ({tenant:String} = '' OR tenant = {tenant:String})
+            AND (empty({ids:Array(String)}) OR identifier IN {ids:Array(String)})
           ORDER BY created_at, identifier`,
-        query_params: { status: filter.status ?? '', tenant: filter.tenant ?? '' },
+        query_params: { status: filter.status ?? '', tenant: filter.tenant ?? '', ids: filter.identifiers ?? [] },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string | number>>();

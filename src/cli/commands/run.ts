@@ -6,6 +6,8 @@ import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
 import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink } from '../../adapters/stripe/from-config';
+import { createStripeClient } from '../../adapters/stripe/meter-events-sink';
+import { errorReportRoute } from '../../pipeline/error-reports';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
 import { createKafka, resolveBrokers } from '../../adapters/kafka/kafka';
@@ -15,7 +17,7 @@ import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startIngestWorker } from '../../pipeline/ingest-worker';
 import { createPusher, startPushLoop } from '../../pipeline/pusher';
 import { createRateLimiter } from '../../runtime/rate-limiter';
-import { metricsRoute, startHttpServer } from '../../runtime/http-server';
+import { metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
 import { createContext, waitForShutdownSignal } from '../context';
 import { startEmbeddedBroker } from './dev-broker';
@@ -51,7 +53,18 @@ export function registerRun(program: Command): void {
         }
         const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
         const metrics = createMetrics();
-        const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes: { '/metrics': metricsRoute(metrics.registry) } });
+        const routes: Record<string, Route> = { '/metrics': metricsRoute(metrics.registry) };
+        if (config.stripe.apiKey && config.stripe.webhookSecret) {
+          const s = config.stripe;
+          routes['/webhooks/stripe'] = errorReportRoute({
+            stripe: createStripeClient({ apiKey: s.apiKey!, host: s.host, port: s.port, protocol: s.protocol }),
+            webhookSecret: s.webhookSecret!,
+            pushes: createPushStore(ch, config.clickhouse.database),
+            clock: Date.now,
+            logger,
+          });
+        }
+        const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes });
         stack.push(() => http.close());
         logger.info({ url: `${http.url}/metrics` }, 'metrics endpoint listening');
 

@@ -1,0 +1,82 @@
+import Stripe from 'stripe';
+import type { PlannedPush } from '../../domain/push-plan';
+import type { Metrics } from '../../runtime/metrics';
+import type { BillingSink, SendOutcome } from './billing-sink';
+import { classifyStripeError } from './errors';
+import { CUSTOMER_PAYLOAD_KEY, VALUE_PAYLOAD_KEY } from './meter-events-sink';
+
+/** Stripe's limit per stream request. */
+export const STREAM_BATCH_MAX = 100;
+/** Renew the session this long before it expires (tokens live 15 minutes). */
+export const SESSION_RENEW_BEFORE_MS = 60_000;
+
+/**
+ * v2 high-throughput mode: pushes are gathered for `lingerMs` (or until 100) and sent in one
+ * `meterEventStream.create` call with a session token. Validation is asynchronous at Stripe:
+ * an accepted batch means "received"; rejected events come back as meter error-report
+ * webhooks, which mark their pushes failed. The session is renewed before it expires, and an
+ * expired one is replaced and the batch resent (same identifiers: no double count).
+ */
+export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () => number; lingerMs?: number; metrics?: Metrics } = {}): BillingSink {
+  const clock = opts.clock ?? Date.now;
+  const linger = opts.lingerMs ?? 20;
+  let session: { token: string; expiresAt: number } | null = null;
+  let queue: { push: PlannedPush; resolve: (o: SendOutcome) => void }[] = [];
+  let timer: NodeJS.Timeout | null = null;
+
+  const token = async (): Promise<string> => {
+    if (!session || session.expiresAt - clock() < SESSION_RENEW_BEFORE_MS) {
+      const s = await stripe.v2.billing.meterEventSession.create();
+      session = { token: s.authentication_token, expiresAt: Date.parse(String(s.expires_at)) };
+    }
+    return session.token;
+  };
+
+  const sendBatch = async (batch: PlannedPush[]): Promise<SendOutcome> => {
+    const events = batch.map((p) => ({
+      event_name: p.eventName,
+      identifier: p.identifier,
+      timestamp: new Date(p.timestamp * 1000).toISOString(),
+      payload: { [CUSTOMER_PAYLOAD_KEY]: p.stripeCustomerId, [VALUE_PAYLOAD_KEY]: p.value.toString() },
+    }));
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await stripe.v2.billing.meterEventStream.create({ events }, { apiKey: await token() });
+        opts.metrics?.stripeCalls.inc({ status: '2xx' });
+        return { kind: 'reported' };
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        opts.metrics?.stripeCalls.inc({ status: status ? `${Math.floor(status / 100)}xx` : 'network' });
+        if (err instanceof Stripe.errors.TemporarySessionExpiredError && attempt === 0) {
+          session = null; // expired early (clock skew, revoked): a new session, the same batch
+          continue;
+        }
+        return classifyStripeError(err);
+      }
+    }
+  };
+
+  const flush = async () => {
+    timer = null;
+    while (queue.length > 0) {
+      const batch = queue.splice(0, STREAM_BATCH_MAX);
+      const outcome = await sendBatch(batch.map((b) => b.push));
+      for (const b of batch) b.resolve(outcome);
+    }
+  };
+
+  return {
+    shadow: false,
+    send(push) {
+      return new Promise<SendOutcome>((resolve) => {
+        queue.push({ push, resolve });
+        if (queue.length >= STREAM_BATCH_MAX) void flush();
+        else timer ??= setTimeout(() => void flush(), linger);
+      });
+    },
+    async close() {
+      if (timer) clearTimeout(timer);
+      await flush();
+    },
+  };
+}

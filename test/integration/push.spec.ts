@@ -1,0 +1,257 @@
+import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
+import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
+import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
+import { createPushStore } from '../../src/adapters/clickhouse/push-store';
+import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
+import { createShadowSink, type BillingSink } from '../../src/adapters/stripe/billing-sink';
+import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
+import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
+import { windowKeyString, type WindowKey } from '../../src/domain/counters';
+import { bodyHash } from '../../src/domain/ingest-decision';
+import { decideLateness } from '../../src/domain/lateness';
+import { parseMeterCatalog } from '../../src/domain/meters';
+import type { UsageEvent } from '../../src/domain/usage-event';
+import { windowOf } from '../../src/domain/windows';
+import { refreshCounters } from '../../src/pipeline/counters';
+import { errorReportRoute } from '../../src/pipeline/error-reports';
+import { createPusher, type Pusher } from '../../src/pipeline/pusher';
+import { reconcile } from '../../src/pipeline/reconcile';
+import { startHttpServer } from '../../src/runtime/http-server';
+import { silentLogger } from '../../src/runtime/logger';
+import { createRateLimiter } from '../../src/runtime/rate-limiter';
+import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
+import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
+
+const HOUR = 3_600_000;
+const now = Date.now();
+const thisHour = Math.floor(now / HOUR) * HOUR;
+
+const parsed = parseMeterCatalog({
+  meters: [
+    { name: 'tokens', aggregation: 'sum', window: 'hour', allowed_lateness: '1d', stripe: { event_name: 'tokens' } },
+    { name: 'calls', aggregation: 'count', window: 'hour', allowed_lateness: '1d', stripe: { event_name: 'calls' } },
+    { name: 'seats', aggregation: 'unique_count', unique_property: 'user', window: 'hour', allowed_lateness: '1d', stripe: { event_name: 'seats' } },
+    { name: 'peak', aggregation: 'max', window: 'hour', allowed_lateness: '1d', stripe: { event_name: 'peak' } },
+    { name: 'latest', aggregation: 'last', window: 'hour', allowed_lateness: '1d', stripe: { event_name: 'latest' } },
+  ],
+});
+if (!parsed.ok) throw new Error(parsed.problems.join('; '));
+const meters = parsed.catalog;
+
+describe('push: delta pusher to Stripe', () => {
+  let ch: TestClickHouse;
+  let fake: FakeStripe;
+  let seq = 0;
+
+  /** Stores events in the ledger and recomputes their counters, as ingest does. */
+  async function store(events: Omit<UsageEvent, 'id' | 'properties' | 'source'>[] & object[], props: Record<string, string>[] = []) {
+    const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
+    const batch: NewEvent[] = events.map((e, i) => {
+      seq += 1;
+      const event: UsageEvent = { ...(e as UsageEvent), id: `p${seq}`, properties: props[i] ?? {}, source: null };
+      const meter = meters.get(event.meter)!;
+      return { candidate: { ref: { topic: 'push', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) };
+    });
+    await ledger.insertNew(batch, Date.now());
+    const keys = new Map<string, WindowKey>();
+    for (const b of batch) {
+      const e = b.candidate.event;
+      const k = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, 'hour').start };
+      keys.set(windowKeyString(k), k);
+    }
+    await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, Date.now());
+  }
+
+  function pusherWith(sink: BillingSink): Pusher {
+    const limiter = createRateLimiter(1000);
+    return createPusher({
+      streams: createStreamStore(ch.client, ch.database),
+      pushes: createPushStore(ch.client, ch.database),
+      sink,
+      meters: () => meters,
+      clock: Date.now,
+      logger: silentLogger(),
+      rateLimit: () => limiter.take(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
+    });
+  }
+  const cycleAndDrain = async (p: Pusher) => {
+    const s = await p.cycle();
+    await p.drain();
+    return s;
+  };
+  const ev = (tenant: string, customer: string, meter: string, value: string, timestamp = thisHour + 60_000) => ({ tenant, customer, meter, value, timestamp });
+
+  beforeAll(async () => {
+    ch = await testClickHouse('push');
+    fake = await startFakeStripe();
+    fake.addMeter({ event_name: 'tokens', formula: 'sum' });
+    fake.addMeter({ event_name: 'calls', formula: 'sum' });
+    for (const name of ['seats', 'peak', 'latest']) fake.addMeter({ event_name: name, formula: 'last' });
+    await importCustomers(ch.client, ch.database, ['frac', 'late', 'abs', 'faults', 'v2', 'hook', 'old'].map((t) => ({ tenant: t, customer: 'c', stripeCustomerId: `cus_${t}` })), Date.now());
+  });
+
+  afterAll(async () => {
+    await fake?.close();
+    await ch?.close();
+  });
+
+  it('carries fractional totals: Stripe always holds floor(local total)', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
+    await store([ev('frac', 'c', 'tokens', '0.4'), ev('frac', 'c', 'tokens', '0.4')]);
+    await cycleAndDrain(pusher);
+    expect(fake.totalFor('cus_frac', 'tokens')).toBe(0n);
+    await store([ev('frac', 'c', 'tokens', '0.4')]);
+    await cycleAndDrain(pusher);
+    expect(fake.totalFor('cus_frac', 'tokens')).toBe(1n);
+    await store([ev('frac', 'c', 'tokens', '2.9'), ev('frac', 'c', 'calls', '1'), ev('frac', 'c', 'calls', '1')]);
+    await cycleAndDrain(pusher);
+    expect(fake.totalFor('cus_frac', 'tokens')).toBe(4n); // local 4.1
+    expect(fake.totalFor('cus_frac', 'calls')).toBe(2n);
+    // Nothing new: nothing sent.
+    const before = fake.acceptedEvents().length;
+    await cycleAndDrain(pusher);
+    expect(fake.acceptedEvents().length).toBe(before);
+  });
+
+  it('sends an extra delta, timestamped inside its window, for a late event', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
+    await store([ev('late', 'c', 'tokens', '10')]);
+    await cycleAndDrain(pusher);
+    const earlier = thisHour - 3 * HOUR;
+    await store([ev('late', 'c', 'tokens', '5', earlier + 10 * 60_000)]);
+    await cycleAndDrain(pusher);
+    const sent = fake.acceptedEvents({ customer: 'cus_late', eventName: 'tokens' });
+    expect(sent.map((e) => String(e.value))).toEqual(['10', '5']);
+    const ts = Number(sent[1]!.timestamp) * 1000;
+    expect(ts).toBeGreaterThanOrEqual(earlier);
+    expect(ts).toBeLessThan(earlier + HOUR);
+  });
+
+  it('sends max, last and unique_count meters as absolute values of the billing period', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
+    await store(
+      [ev('abs', 'c', 'seats', '1'), ev('abs', 'c', 'seats', '1'), ev('abs', 'c', 'peak', '7'), ev('abs', 'c', 'peak', '3'), ev('abs', 'c', 'latest', '4', thisHour + 1000), ev('abs', 'c', 'latest', '9', thisHour + 2000)],
+      [{ user: 'u1' }, { user: 'u2' }],
+    );
+    await cycleAndDrain(pusher);
+    const last = (name: string) => fake.acceptedEvents({ customer: 'cus_abs', eventName: name }).map((e) => String(e.value));
+    expect(last('seats')).toEqual(['2']);
+    expect(last('peak')).toEqual(['7']);
+    expect(last('latest')).toEqual(['9']);
+    await store([ev('abs', 'c', 'seats', '1'), ev('abs', 'c', 'seats', '1')], [{ user: 'u2' }, { user: 'u3' }]);
+    await cycleAndDrain(pusher);
+    expect(last('seats')).toEqual(['2', '3']);
+    expect(last('peak')).toEqual(['7']); // unchanged: not sent again
+  });
+
+  it('holds usage of an unmapped customer as awaiting mapping, and pushes it once mapped', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
+    await store([ev('unmapped', 'c', 'tokens', '12.5')]);
+    const s = await cycleAndDrain(pusher);
+    expect(s.awaitingMapping).toBeGreaterThanOrEqual(1);
+    expect(fake.totalFor('cus_unmapped', 'tokens')).toBe(0n);
+    const report = await reconcile(ch.client, ch.database, meters, null, { from: thisHour - 10 * HOUR, to: thisHour + 2 * HOUR, epsilon: 0.005 });
+    expect(report.awaitingMapping).toContainEqual({ tenant: 'unmapped', customer: 'c', meter: 'tokens', total: '12.5' });
+    await importCustomers(ch.client, ch.database, [{ tenant: 'unmapped', customer: 'c', stripeCustomerId: 'cus_unmapped' }], Date.now());
+    await cycleAndDrain(pusher);
+    expect(fake.totalFor('cus_unmapped', 'tokens')).toBe(12n);
+  });
+
+  it('marks usage too old for Stripe failed with the reason, and reconcile lists it', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
+    await store([ev('old', 'c', 'tokens', '3', now - 40 * 86_400_000)]);
+    const s = await cycleAndDrain(pusher);
+    expect(s.tooOld).toBe(1);
+    expect(fake.totalFor('cus_old', 'tokens')).toBe(0n);
+    const report = await reconcile(ch.client, ch.database, meters, null, { from: now - 50 * 86_400_000, to: now, epsilon: 0.005 });
+    expect(report.failed).toContainEqual(expect.objectContaining({ tenant: 'old', meter: 'tokens', value: 3n, lastError: expect.stringMatching(/^timestamp_too_far_in_past/) }));
+  });
+
+  it('survives 429s, 500s and timeouts-after-accepting: exact totals, no identifier ever sent with two values', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0, timeout: 500 })));
+    // One phase per fault, each on a new delta, so every fault is certainly met.
+    const phases: [string, () => ReturnType<FakeStripe['inject']>[]][] = [
+      ['3.5', () => [fake.inject({ kind: 'status', status: 429, customer: 'cus_faults', times: 2 }), fake.inject({ kind: 'status', status: 500, customer: 'cus_faults', times: 2 })]],
+      ['4.25', () => [fake.inject({ kind: 'timeout-after-accept', mode: 'reset', customer: 'cus_faults' })]],
+      ['10', () => [fake.inject({ kind: 'status', status: 500, stage: 'after-accept', customer: 'cus_faults' })]],
+      ['0.75', () => [fake.inject({ kind: 'timeout-after-accept', mode: 'truncate', customer: 'cus_faults' })]],
+    ];
+    for (const [value, inject] of phases) {
+      const handles = inject();
+      await store([ev('faults', 'c', 'tokens', value)]);
+      for (let i = 0; i < 10 && handles.some((h) => h.remaining() > 0); i += 1) await cycleAndDrain(pusher);
+      await cycleAndDrain(pusher);
+      expect(handles.map((h) => h.remaining())).toEqual(handles.map(() => 0));
+    }
+    expect(fake.totalFor('cus_faults', 'tokens')).toBe(18n); // floor(3.5 + 4.25 + 10 + 0.75)
+    expect(fake.identifierConflicts()).toEqual([]);
+    // Resends after accepted-but-unanswered calls were answered "already exists" (delivered), never accepted twice.
+    const attempts = fake.identifierLog().filter((a) => a.customer === 'cus_faults');
+    expect(attempts.filter((a) => a.outcome === 'accepted').length).toBe(new Set(attempts.map((a) => a.identifier)).size);
+    expect(attempts.filter((a) => a.outcome === 'duplicate').length).toBeGreaterThanOrEqual(2);
+    const pending = await createPushStore(ch.client, ch.database).list({ status: 'pending' });
+    expect(pending.filter((p) => p.tenant === 'faults')).toEqual([]);
+  });
+
+  it('v2 stream: batches of at most 100, and a session that expired mid-stream is replaced without loss', async () => {
+    // The sink believes its session is fresh (its clock lags), while Stripe expires it.
+    let skew = 0;
+    const sink = createMeterEventStreamSink(fake.client({ maxNetworkRetries: 0 }), { clock: () => Date.now() - skew });
+    const pusher = pusherWith(sink);
+    await store(Array.from({ length: 150 }, (_, i) => ev('v2', `c${i}`, 'tokens', '2')));
+    await importCustomers(ch.client, ch.database, Array.from({ length: 150 }, (_, i) => ({ tenant: 'v2', customer: `c${i}`, stripeCustomerId: `cus_v2_${i}` })), Date.now());
+    await cycleAndDrain(pusher);
+    const sessionsBefore = fake.state.sessions.size;
+    fake.clock.advance(16 * 60_000);
+    skew = 16 * 60_000;
+    await store(Array.from({ length: 150 }, (_, i) => ev('v2', `c${i}`, 'tokens', '1')));
+    await cycleAndDrain(pusher);
+    fake.clock.advance(-16 * 60_000);
+    expect(fake.state.sessions.size).toBeGreaterThan(sessionsBefore);
+    // Stripe really answered "session expired" at least once, and the batch was resent.
+    expect(fake.calls().filter((c) => c.path === '/v2/billing/meter_event_stream' && c.status === 401).length).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < 150; i += 1) expect(fake.totalFor(`cus_v2_${i}`, 'tokens')).toBe(3n);
+    const streamCalls = fake.calls().filter((c) => c.path === '/v2/billing/meter_event_stream' && c.status === 200);
+    expect(streamCalls.length).toBeGreaterThanOrEqual(4); // 300 events in batches of at most 100
+    await sink.close();
+  });
+
+  it('shadow mode writes the push ledger and sends nothing', async () => {
+    const callsBefore = fake.calls().length;
+    const pusher = pusherWith(createShadowSink());
+    await store([ev('shadowed', 'c', 'tokens', '5')]);
+    await importCustomers(ch.client, ch.database, [{ tenant: 'shadowed', customer: 'c', stripeCustomerId: 'cus_shadowed' }], Date.now());
+    await cycleAndDrain(pusher);
+    expect(fake.calls().length).toBe(callsBefore);
+    const rowsShadow = await rows<{ status: string; value: string }>(ch.client, `SELECT status, toString(value) AS value FROM ${ch.database}.stripe_pushes FINAL WHERE tenant = 'shadowed'`);
+    expect(rowsShadow).toEqual([{ status: 'shadow', value: '5' }]);
+  });
+
+  it('marks pushes named by a signed error-report webhook failed, and refuses a tampered one', async () => {
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
+    await store([ev('hook', 'c', 'tokens', '6')]);
+    await cycleAndDrain(pusher);
+    const pushes = createPushStore(ch.client, ch.database);
+    const [pushed] = (await pushes.list({ tenant: 'hook' })).filter((p) => p.status === 'reported');
+    const server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      routes: { '/webhooks/stripe': errorReportRoute({ stripe: fake.client(), webhookSecret: fake.webhookSecret, pushes, clock: Date.now, logger: silentLogger() }) },
+    });
+    try {
+      const meterId = fake.state.meters.values().next().value!.id;
+      const delivery = fake.webhooks.errorReportTriggered({ meterId, errorTypes: [{ code: 'meter_event_customer_not_found', samples: [{ identifier: pushed!.identifier }] }] });
+      // Same signature, one byte of body changed.
+      const tampered = await fake.webhooks.deliver(`${server.url}/webhooks/stripe`, { ...delivery, payload: delivery.payload.replace('"id":', '"id" :') });
+      expect(tampered.status).toBe(400);
+      expect((await pushes.list({ identifiers: [pushed!.identifier] }))[0]!.status).toBe('reported');
+      const ok = await fake.webhooks.deliver(`${server.url}/webhooks/stripe`, delivery);
+      expect(ok.status).toBe(200);
+      const after = (await pushes.list({ identifiers: [pushed!.identifier] }))[0]!;
+      expect(after).toMatchObject({ status: 'failed', lastError: expect.stringMatching(/meter_event_customer_not_found/) });
+    } finally {
+      await server.close();
+    }
+  });
+});
