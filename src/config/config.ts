@@ -120,7 +120,7 @@ const EnvSchema = z.object({
     .string()
     .default('meterline')
     .refine((v) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v), { message: 'must be an identifier (letters, digits, _)' }),
-  STRIPE_API_KEY: optionalString.refine((v) => v === undefined || /^(sk|rk)_(test|live)_[A-Za-z0-9]+$/.test(v), {
+  STRIPE_API_KEY: optionalString.refine((v) => v === undefined || /^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/.test(v), {
     message: 'must look like sk_test_…, sk_live_…, rk_test_… or rk_live_…',
   }),
   STRIPE_WEBHOOK_SECRET: optionalString.refine((v) => v === undefined || v.startsWith('whsec_'), {

@@ -10,6 +10,8 @@ export interface StripeClientOptions {
   readonly port?: number;
   readonly protocol?: 'http' | 'https';
   readonly timeoutMs?: number;
+  /** 0 for the pusher (it retries itself, with its ledger); reads such as reconcile let stripe-node retry. */
+  readonly maxNetworkRetries?: number;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface StripeClientOptions {
  */
 export function createStripeClient(opts: StripeClientOptions): Stripe {
   return new Stripe(opts.apiKey, {
-    maxNetworkRetries: 0,
+    maxNetworkRetries: opts.maxNetworkRetries ?? 0,
     timeout: opts.timeoutMs ?? 20_000,
     telemetry: false,
     ...(opts.host ? { host: opts.host } : {}),

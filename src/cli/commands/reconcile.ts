@@ -28,7 +28,7 @@ export function registerReconcile(program: Command): void {
       try {
         await migrate(ch, config.clickhouse.database);
         const s = config.stripe;
-        const stripe = s.apiKey ? createStripeClient({ apiKey: s.apiKey, host: s.host, port: s.port, protocol: s.protocol }) : null;
+        const stripe = s.apiKey ? createStripeClient({ apiKey: s.apiKey, host: s.host, port: s.port, protocol: s.protocol, maxNetworkRetries: 3 }) : null;
         const report = await reconcile(ch, config.clickhouse.database, loadMeterCatalog(config.ingest.metersFile), stripe, { from, to, epsilon });
         if (opts.format === 'json') {
           process.stdout.write(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
