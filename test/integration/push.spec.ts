@@ -255,3 +255,55 @@ describe('push: delta pusher to Stripe', () => {
     }
   });
 });
+
+describe('reconcile against Stripe', () => {
+  let ch: TestClickHouse;
+  let fake: FakeStripe;
+  beforeAll(async () => {
+    ch = await testClickHouse('reconcile');
+    fake = await startFakeStripe();
+    fake.addMeter({ event_name: 'tokens', formula: 'sum' });
+    await importCustomers(ch.client, ch.database, [{ tenant: 'r', customer: 'c', stripeCustomerId: 'cus_r' }], Date.now());
+  });
+  afterAll(async () => {
+    await fake?.close();
+    await ch?.close();
+  });
+
+  it('reports drift beyond epsilon while Stripe lags the local total, and none once pushed', async () => {
+    const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
+    const meter = meters.get('tokens')!;
+    const put = async (id: string, value: string) => {
+      const event: UsageEvent = { id, tenant: 'r', customer: 'c', meter: 'tokens', value, timestamp: thisHour + 1000, properties: {}, source: null };
+      await ledger.insertNew([{ candidate: { ref: { topic: 'r', partition: 0, offset: id.slice(1) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }], Date.now());
+      await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'r', customer: 'c', meter: 'tokens', windowStart: thisHour }], null, Date.now());
+    };
+    const limiter = createRateLimiter(100);
+    const pusher = createPusher({
+      streams: createStreamStore(ch.client, ch.database),
+      pushes: createPushStore(ch.client, ch.database),
+      sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
+      meters: () => meters,
+      clock: Date.now,
+      logger: silentLogger(),
+      rateLimit: () => limiter.take(),
+    });
+    const range = { from: thisHour - HOUR, to: thisHour + HOUR, epsilon: 0.005 };
+    await put('r1', '100.6');
+    await pusher.cycle();
+    await pusher.drain();
+    let report = await reconcile(ch.client, ch.database, meters, fake.client(), range);
+    expect(report.drift).toEqual([expect.objectContaining({ local: '100.6', reported: '100', stripe: '100', drift: '0', ok: true })]);
+    expect(report.ok).toBe(true);
+
+    await put('r2', '50'); // not pushed yet: Stripe is behind by 50 units (33 %)
+    report = await reconcile(ch.client, ch.database, meters, fake.client(), range);
+    expect(report.drift).toEqual([expect.objectContaining({ local: '150.6', stripe: '100', drift: '50', ok: false })]);
+    expect(report.ok).toBe(false);
+
+    await pusher.cycle();
+    await pusher.drain();
+    report = await reconcile(ch.client, ch.database, meters, fake.client(), range);
+    expect(report.ok).toBe(true);
+  });
+});
