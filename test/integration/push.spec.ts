@@ -18,6 +18,7 @@ import { createPusher, type Pusher } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
 import { startHttpServer } from '../../src/runtime/http-server';
 import { silentLogger } from '../../src/runtime/logger';
+import { createMetrics } from '../../src/runtime/metrics';
 import { createRateLimiter } from '../../src/runtime/rate-limiter';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
@@ -297,7 +298,10 @@ describe('reconcile against Stripe', () => {
     expect(report.ok).toBe(true);
 
     await put('r2', '50'); // not pushed yet: Stripe is behind by 50 units (33 %)
-    report = await reconcile(ch.client, ch.database, meters, fake.client(), range);
+    const metrics = createMetrics({ defaultMetrics: false });
+    report = await reconcile(ch.client, ch.database, meters, fake.client(), { ...range, metrics });
+    // Exported for Prometheus: the worst relative drift per meter.
+    expect((await metrics.reconcileDrift.get()).values).toContainEqual(expect.objectContaining({ labels: { meter: 'tokens' }, value: 50 / 150 }));
     expect(report.drift).toEqual([expect.objectContaining({ local: '150.6', stripe: '100', drift: '50', ok: false })]);
     expect(report.ok).toBe(false);
 
@@ -305,5 +309,46 @@ describe('reconcile against Stripe', () => {
     await pusher.drain();
     report = await reconcile(ch.client, ch.database, meters, fake.client(), range);
     expect(report.ok).toBe(true);
+  });
+});
+
+describe('pending pushes after a restart', () => {
+  let ch: TestClickHouse;
+  let fake: FakeStripe;
+  beforeAll(async () => {
+    ch = await testClickHouse('pending');
+    fake = await startFakeStripe();
+    fake.addMeter({ event_name: 'tokens', formula: 'sum' });
+  });
+  afterAll(async () => {
+    await fake?.close();
+    await ch?.close();
+  });
+
+  it('resends a pending push with its identifier, but holds one pending for more than 24 h instead of resending it blindly', async () => {
+    const pushes = createPushStore(ch.client, ch.database);
+    const base = { tenant: 't', meter: 'tokens', eventName: 'tokens', windowStart: thisHour, mode: 'delta' as const, pushedFrom: 0n, timestamp: Math.floor((thisHour + 1000) / 1000) };
+    const fresh = { ...base, customer: 'fresh', stripeCustomerId: 'cus_fresh', identifier: 'ml_fresh_0001', value: 7n, pushedTo: 7n };
+    const stale = { ...base, customer: 'stale', stripeCustomerId: 'cus_stale', identifier: 'ml_stale_0001', value: 9n, pushedTo: 9n };
+    await pushes.record(fresh, 'pending', { attempts: 1, createdAt: now - 3_600_000, now: now - 3_600_000 });
+    await pushes.record(stale, 'pending', { attempts: 1, createdAt: now - 25 * 3_600_000, now: now - 25 * 3_600_000 });
+    const limiter = createRateLimiter(100);
+    const pusher = createPusher({
+      streams: createStreamStore(ch.client, ch.database),
+      pushes,
+      sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
+      meters: () => meters,
+      clock: Date.now,
+      logger: silentLogger(),
+      rateLimit: () => limiter.take(),
+    });
+    expect(await pusher.resendPending()).toEqual({ resent: 1, held: 1 });
+    expect(fake.acceptedEvents().map((e) => [e.identifier, String(e.value)])).toEqual([['ml_fresh_0001', '7']]);
+    const byId = new Map((await pushes.list()).map((p) => [p.identifier, p]));
+    expect(byId.get('ml_fresh_0001')!.status).toBe('reported');
+    expect(byId.get('ml_stale_0001')).toMatchObject({ status: 'held', lastError: expect.stringMatching(/more than 24 h/) });
+    const report = await reconcile(ch.client, ch.database, meters, null, { from: thisHour - HOUR, to: thisHour + HOUR, epsilon: 0.005 });
+    expect(report.held).toEqual([expect.objectContaining({ identifier: 'ml_stale_0001' })]);
+    expect(report.ok).toBe(false);
   });
 });

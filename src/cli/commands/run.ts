@@ -8,6 +8,7 @@ import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink } from '../../adapters/stripe/from-config';
 import { createStripeClient } from '../../adapters/stripe/meter-events-sink';
 import { errorReportRoute } from '../../pipeline/error-reports';
+import { reconcile } from '../../pipeline/reconcile';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
 import { createKafka, resolveBrokers } from '../../adapters/kafka/kafka';
@@ -111,6 +112,19 @@ export function registerRun(program: Command): void {
           logger,
         );
         stack.push(() => pushLoop.stop());
+
+        // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
+        if (config.stripe.apiKey) {
+          const s = config.stripe;
+          const reader = createStripeClient({ apiKey: s.apiKey!, host: s.host, port: s.port, protocol: s.protocol, maxNetworkRetries: 3 });
+          const timer = setInterval(() => {
+            const to = Date.now();
+            reconcile(ch, config.clickhouse.database, meters, reader, { from: to - 48 * 3_600_000, to, epsilon: 0.005, metrics }).catch((err) =>
+              logger.warn({ err }, 'periodic reconcile failed'),
+            );
+          }, 5 * 60_000);
+          stack.push(async () => clearInterval(timer));
+        }
 
         if (embedded && opts.demo) {
           const publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config) });
