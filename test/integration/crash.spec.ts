@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { Kafka, Producer } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
 import { formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { generateEvents, seededRandom } from '../../src/domain/sample';
 import { partitionKey, type UsageEvent } from '../../src/domain/usage-event';
-import { runCli, spawnCli } from '../helpers/cli';
+import { runCli } from '../helpers/cli';
+import { exited, startWorkerProcess, waitForGroupCaughtUp } from '../helpers/worker-process';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
 
@@ -87,17 +87,7 @@ describe('ingest under SIGKILL', () => {
       truth.set(g, { events: t.events + 1, units: t.units + v.units });
     }
 
-    const start = () => {
-      const c = spawnCli(['run', '--no-demo'], { env });
-      c.stderr!.on('data', () => undefined);
-      c.stdout!.on('data', () => undefined);
-      return c;
-    };
-    const exited = (c: ChildProcess) =>
-      new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) resolve({ code: c.exitCode, signal: c.signalCode });
-        else c.once('exit', (code, signal) => resolve({ code, signal }));
-      });
+    const start = () => startWorkerProcess(env);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const admin = kafka.admin();
     await admin.connect();
@@ -134,16 +124,7 @@ describe('ingest under SIGKILL', () => {
 
     // A last worker drains the topic, then SIGTERM must stop it cleanly (exit 0) after committing.
     const last = start();
-    const high = await admin.fetchTopicOffsets(TOPIC);
-    await waitFor(
-      'the group to commit every offset',
-      async () => {
-        const committed = (await admin.fetchOffsets({ groupId: GROUP, topics: [TOPIC] }))[0]!.partitions;
-        return high.every((h) => committed.find((c) => c.partition === h.partition)?.offset === h.high);
-      },
-      180_000,
-      500,
-    );
+    await waitForGroupCaughtUp(kafka, GROUP, TOPIC, 180_000);
     await admin.disconnect();
     last.kill('SIGTERM');
     expect(await exited(last)).toEqual({ code: 0, signal: null });

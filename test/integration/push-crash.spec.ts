@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { Kafka } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
@@ -10,7 +9,8 @@ import { floorUnits, formatDecimal, parseDecimal } from '../../src/domain/decima
 import { seededRandom } from '../../src/domain/sample';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
-import { runCli, spawnCli } from '../helpers/cli';
+import { runCli } from '../helpers/cli';
+import { exited, startWorkerProcess } from '../helpers/worker-process';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
 
@@ -113,17 +113,7 @@ describe('pusher under SIGKILL and Stripe faults', () => {
     }, 150);
 
     const debugLog = process.env.PUSH_CRASH_LOG ? fs.createWriteStream(process.env.PUSH_CRASH_LOG) : null;
-    const start = () => {
-      const c = spawnCli(['run', '--no-demo'], { env: debugLog ? { ...env, LOG_LEVEL: 'info' } : env });
-      c.stdout!.on('data', () => undefined);
-      c.stderr!.on('data', (d: Buffer) => debugLog?.write(d));
-      return c;
-    };
-    const exited = (c: ChildProcess) =>
-      new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) resolve({ code: c.exitCode, signal: c.signalCode });
-        else c.once('exit', (code, signal) => resolve({ code, signal }));
-      });
+    const start = () => startWorkerProcess(debugLog ? { ...env, LOG_LEVEL: 'info' } : env, (d) => debugLog?.write(d));
 
     let kills = 0;
     try {

@@ -1,15 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { Kafka } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
 import { createPublisher } from '../../src/adapters/kafka/publisher';
 import type { UsageEvent } from '../../src/domain/usage-event';
-import { runCli, spawnCli } from '../helpers/cli';
+import { runCli } from '../helpers/cli';
+import { exited, startWorkerProcess, waitForGroupCaughtUp } from '../helpers/worker-process';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
-import { waitFor } from '../helpers/wait';
 
 const T = (iso: string) => Date.parse(iso);
 const TOPIC = 'usage.events';
@@ -47,18 +46,10 @@ describe('meterline query', () => {
     await publisher.publish(events);
     await publisher.close();
 
-    const worker: ChildProcess = spawnCli(['run', '--no-demo'], { env });
-    worker.stderr!.on('data', () => undefined);
-    const admin = kafka.admin();
-    await admin.connect();
-    const high = await admin.fetchTopicOffsets(TOPIC);
-    await waitFor('the worker to commit everything', async () => {
-      const committed = (await admin.fetchOffsets({ groupId: 'query-test', topics: [TOPIC] }))[0]!.partitions;
-      return high.every((h) => committed.find((c) => c.partition === h.partition)?.offset === h.high);
-    }, 60_000, 200);
-    await admin.disconnect();
+    const worker = startWorkerProcess(env);
+    await waitForGroupCaughtUp(kafka, 'query-test', TOPIC, 60_000);
     worker.kill('SIGTERM');
-    await new Promise((r) => worker.once('exit', r));
+    await exited(worker);
   }, BROKER_BUILD_TIMEOUT_MS);
 
   afterAll(async () => {

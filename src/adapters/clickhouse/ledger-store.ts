@@ -3,6 +3,7 @@ import { dedupeKey, type Candidate, type DedupeDecision, type Rejection, type St
 import type { LatenessDecision } from '../../domain/lateness';
 import { assertIdentifier } from './migrations';
 import { dateTime64, dateTime64Micro } from './format';
+import { rejectedEventsRow } from './rejected-store';
 
 /**
  * The ledger port: the dedupe lookup and the three writes of an ingest batch. Each write is
@@ -148,20 +149,7 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
     },
 
     async insertRejections(rejections, rejectedAt) {
-      const values = rejections.map((r) => ({
-        reason_code: r.code,
-        reason: r.reason,
-        raw_payload: r.raw ? r.raw.toString('base64') : '',
-        message_key: r.key ? r.key.toString('utf8') : null,
-        tenant: r.tenant,
-        event_id: r.eventId,
-        topic: r.ref.topic,
-        partition: r.ref.partition,
-        offset: r.ref.offset,
-        rejected_at: dateTime64Micro(rejectedAt),
-        status: 'rejected',
-        version: 0,
-      }));
+      const values = rejections.map((r) => rejectedEventsRow({ ...r, reasonCode: r.code }, 'rejected', rejectedAt, 0));
       if (values.length > 0) await client.insert({ table: t('rejected_events'), values, format: 'JSONEachRow' });
     },
   };
