@@ -111,14 +111,14 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       const next = (BigInt(last) + 1n).toString();
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
-      // 3. Advance this partition's watermark (in memory, and as a restart hint), then let
-      //    windows the watermark has passed become closed / final.
+      // 3. Advance this partition's watermark (in memory, and as a restart hint).
       clocks = observe(clocks, batch.partition, outcome.maxEventTime, clock());
       if (opts.counters && outcome.maxEventTime !== null) {
         restored = new Map(restored).set(batch.partition, Math.max(outcome.maxEventTime, restored.get(batch.partition) ?? -Infinity));
         await opts.counters.saveWatermarks(opts.topic, new Map([[batch.partition, restored.get(batch.partition)!]]), clock());
       }
-      await serially(settle);
+      // Windows the watermark passed become closed / final on the 1 s settle timer below:
+      // scanning the unsettled counters after every batch would cost more than it brings.
       const updatedAt = clock();
       for (const c of outcome.counters) opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, updatedAt - c.lastIngestedAt) / 1000);
       end?.();
@@ -149,6 +149,8 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
       await consumer.disconnect();
       await exclusive;
+      // Leave window states as the last batch's watermark puts them.
+      await serially(settle).catch((err) => log.warn({ err }, 'could not settle counters'));
       log.info(totals, 'ingest consumer stopped');
     },
   };
