@@ -46,6 +46,8 @@ export interface Config {
     readonly host: string | undefined;
     readonly port: number | undefined;
     readonly protocol: 'http' | 'https';
+    /** Absolute meters report per monthly billing period starting on this day (1 = calendar month). */
+    readonly billingAnchorDay: number;
   };
   readonly ingest: {
     readonly metersFile: string;
@@ -131,6 +133,7 @@ const EnvSchema = z.object({
   STRIPE_HOST: optionalString,
   STRIPE_PORT: z.preprocess((v) => (v === undefined || v === '' ? undefined : Number(v)), z.number().int().min(1).max(65535).optional()),
   STRIPE_PROTOCOL: z.enum(['http', 'https']).default('https'),
+  BILLING_PERIOD_ANCHOR_DAY: int(1, 1, 28),
   METERS_FILE: z.string().default('meters.yaml'),
   DEDUPE_WINDOW_DAYS: int(MIN_DEDUPE_WINDOW_DAYS, MIN_DEDUPE_WINDOW_DAYS, 3650),
   MAX_FUTURE_SKEW_SECONDS: int(300, 0, 7 * 86400),
@@ -186,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       host: e.STRIPE_HOST,
       port: e.STRIPE_PORT,
       protocol: e.STRIPE_PROTOCOL,
+      billingAnchorDay: e.BILLING_PERIOD_ANCHOR_DAY,
     },
     ingest: {
       metersFile: path.resolve(cwd, e.METERS_FILE),

@@ -28,3 +28,15 @@ export function monthOf(t: number): Window {
   const d = new Date(t);
   return { start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
 }
+
+/**
+ * The billing period containing `t`: monthly, starting on `anchorDay` (1-28) at 00:00 UTC.
+ * Day 1 is the calendar month.
+ */
+export function billingPeriodOf(t: number, anchorDay: number): Window {
+  const d = new Date(t);
+  const y = d.getUTCFullYear();
+  const m = d.getUTCMonth();
+  const startMonth = d.getUTCDate() >= anchorDay ? m : m - 1;
+  return { start: Date.UTC(y, startMonth, anchorDay), end: Date.UTC(y, startMonth + 1, anchorDay) };
+}

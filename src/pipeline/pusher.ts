@@ -3,7 +3,7 @@ import { settledStatuses, streamKeyString } from '../adapters/clickhouse/push-st
 import type { StreamStore } from '../adapters/clickhouse/stream-store';
 import type { BillingSink, SendOutcome } from '../adapters/stripe/billing-sink';
 import type { MeterCatalog } from '../domain/meters';
-import { monthOf } from '../domain/windows';
+import { billingPeriodOf } from '../domain/windows';
 import { planAbsolute, planDelta, type PlannedPush, type PlanResult } from '../domain/push-plan';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
@@ -23,6 +23,8 @@ export interface PusherDeps {
   /** Grants one call to Stripe (global rate limit); resolves with the wait in ms. */
   readonly rateLimit: () => Promise<number>;
   readonly maxAttempts?: number;
+  /** Absolute meters report per monthly billing period starting on this day (default 1: calendar month). */
+  readonly billingAnchorDay?: number;
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
@@ -134,7 +136,7 @@ export function createPusher(deps: PusherDeps) {
       const statuses = settledStatuses(deps.sink.shadow);
       const [deltas, absolutes, pushed, lastAbs, mappings, pending] = await Promise.all([
         deps.streams.deltaStreams(deltaMeters.map((m) => m.name)),
-        deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name)),
+        deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1),
         deps.pushes.pushedDeltas(statuses),
         deps.pushes.lastAbsolutes(statuses),
         deps.streams.customerMappings(),
@@ -165,7 +167,7 @@ export function createPusher(deps: PusherDeps) {
               ...s,
               eventName: meter.stripe!.eventName,
               stripeCustomerId: mappings.get(`${s.tenant}\u0000${s.customer}`) ?? null,
-              periodEnd: monthOf(s.periodStart).end,
+              periodEnd: billingPeriodOf(s.periodStart, deps.billingAnchorDay ?? 1).end,
               lastPushed: lastAbs.get(`${key}\u0000${s.periodStart}`) ?? null,
             },
             now,

@@ -146,6 +146,20 @@ describe('push: delta pusher to Stripe', () => {
     expect(last('peak')).toEqual(['7']); // unchanged: not sent again
   });
 
+  it('computes absolute values per configured billing period (anchor day), the same in SQL as in code', async () => {
+    const streams = createStreamStore(ch.client, ch.database);
+    const d14 = Date.parse('2026-11-14T12:00:00Z');
+    const d15 = Date.parse('2026-11-15T12:00:00Z');
+    await store([ev('anchor', 'c', 'peak', '5', d14), ev('anchor', 'c', 'peak', '3', d15)]);
+    const byPeriod = (rows: { tenant: string; periodStart: number; value: string }[]) =>
+      rows.filter((r) => r.tenant === 'anchor').map((r) => [new Date(r.periodStart).toISOString(), r.value]).sort();
+    expect(byPeriod(await streams.absoluteStreams(['peak'], 15))).toEqual([
+      ['2026-10-15T00:00:00.000Z', '5'],
+      ['2026-11-15T00:00:00.000Z', '3'],
+    ]);
+    expect(byPeriod(await streams.absoluteStreams(['peak'], 1))).toEqual([['2026-11-01T00:00:00.000Z', '5']]);
+  });
+
   it('holds usage of an unmapped customer as awaiting mapping, and pushes it once mapped', async () => {
     const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })));
     await store([ev('unmapped', 'c', 'tokens', '12.5')]);

@@ -121,3 +121,15 @@ describe('counters derived from window aggregates', () => {
     expect(advanceState(row, T('2026-11-22T10:00:00Z'))).toBeNull();
   });
 });
+
+describe('billing periods', () => {
+  const { billingPeriodOf } = require('../../src/domain/windows') as typeof import('../../src/domain/windows');
+  it('given anchor day 1, then the period is the calendar month', () => {
+    expect(billingPeriodOf(T('2026-11-22T10:00:00Z'), 1)).toEqual({ start: T('2026-11-01T00:00:00Z'), end: T('2026-12-01T00:00:00Z') });
+  });
+  it('given anchor day 15, then the 14th belongs to the period that began last month, the 15th starts a new one', () => {
+    expect(billingPeriodOf(T('2026-11-14T23:59:59Z'), 15)).toEqual({ start: T('2026-10-15T00:00:00Z'), end: T('2026-11-15T00:00:00Z') });
+    expect(billingPeriodOf(T('2026-11-15T00:00:00Z'), 15)).toEqual({ start: T('2026-11-15T00:00:00Z'), end: T('2026-12-15T00:00:00Z') });
+    expect(billingPeriodOf(T('2027-01-03T00:00:00Z'), 15)).toEqual({ start: T('2026-12-15T00:00:00Z'), end: T('2027-01-15T00:00:00Z') });
+  });
+});

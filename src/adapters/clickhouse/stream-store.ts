@@ -13,7 +13,7 @@ export interface DeltaStream {
   readonly windowEnd: number;
 }
 
-/** An absolute stream's value over one billing period (calendar month, UTC), recomputed from the ledger. */
+/** An absolute stream's value over one billing period (monthly from the anchor day, UTC), recomputed from the ledger. */
 export interface AbsoluteStream {
   readonly tenant: string;
   readonly customer: string;
@@ -26,7 +26,7 @@ export interface AbsoluteStream {
 
 export interface StreamStore {
   deltaStreams(meters: readonly string[]): Promise<DeltaStream[]>;
-  absoluteStreams(meters: readonly string[]): Promise<AbsoluteStream[]>;
+  absoluteStreams(meters: readonly string[], anchorDay?: number): Promise<AbsoluteStream[]>;
   /** (tenant \0 customer) → Stripe customer id. */
   customerMappings(): Promise<Map<string, string>>;
 }
@@ -51,12 +51,16 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
       return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, total: r.total!, windowStart: Number(r.ws), windowEnd: Number(r.we) }));
     },
 
-    async absoluteStreams(meters) {
+    async absoluteStreams(meters, anchorDay = 1) {
       if (meters.length === 0) return [];
+      // The period starts on the anchor day of this month, or of the previous one before it.
+      const period = `toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
+          toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
+          addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC')`;
       // Recomputed from the ledger per month: a unique count over a month is not a sum of windows.
       const rs = await client.query({
         query: `
-          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(toDateTime64(toStartOfMonth(window_start), 3, 'UTC'))) AS period,
+          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${period})) AS period,
                  count() AS events, toString(sum(value)) AS sum_v, toString(max(value)) AS max_v,
                  toString(argMax(value, (event_time, id))) AS last_v, uniqExact(properties[meter_unique_property]) AS uniq_v,
                  argMax(meter_aggregation, ingested_at) AS aggregation,
@@ -65,7 +69,7 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
           FROM ${database}.usage_events
           WHERE disposition = 'counted' AND meter IN {meters:Array(String)}
           GROUP BY tenant, customer, meter, period`,
-        query_params: { meters },
+        query_params: { meters, anchor: anchorDay },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string | number>>();

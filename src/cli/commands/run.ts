@@ -108,6 +108,7 @@ export function registerRun(program: Command): void {
             logger,
             metrics,
             rateLimit: () => limiter.take(),
+            billingAnchorDay: config.stripe.billingAnchorDay,
           }),
           logger,
         );
