@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as avro from 'avsc';
 import { DecimalType } from './decimal-type';
 import { canonicalForm, fingerprintBytes, schemaFingerprint } from './fingerprint';
+import { projectRoot } from '../../runtime/project-root';
 
 export interface SchemaFile {
   readonly version: number;
@@ -41,13 +42,6 @@ export function parseSchema(raw: unknown): avro.Type {
   return avro.Type.forSchema(raw as Parameters<typeof avro.Type.forSchema>[0], avroTypeOptions());
 }
 
-/** The nearest directory at or above `from` holding a package.json (works from src/ and dist/). */
-export function projectRoot(from: string = __dirname): string {
-  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no package.json at or above ${from}`);
-  }
-}
 
 export function defaultSchemaDir(): string {
   return path.join(projectRoot(), 'schemas');

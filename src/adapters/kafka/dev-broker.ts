@@ -1,8 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { MeterlineError, errorMessage } from '../../runtime/errors';
+import { MeterlineError } from '../../runtime/errors';
+import { ensureDevBrokerBinary } from './dev-broker-build';
+import { clearBrokerState, isAlive, readBrokerState, signal, writeBrokerState, type DevBrokerState } from './dev-broker-state';
+
+// The build and the state file live in their own modules; importers keep using this one.
+export { DEV_BROKER_BIN_ENV, ensureDevBrokerBinary } from './dev-broker-build';
+export { DEV_BROKER_STATE_FILE, clearBrokerState, readBrokerState, writeBrokerState, type DevBrokerState } from './dev-broker-state';
+export { projectRoot } from '../../runtime/project-root';
 
 /**
  * Development Kafka broker: librdkafka's in-memory mock cluster, built from source by
@@ -13,10 +20,7 @@ export const DEV_BROKER_WARNING =
   'no durability, no authentication, partial Kafka protocol (no admin topic APIs, no real transactions).';
 
 /** State file (in a data directory) recording a running broker for other processes to find. */
-export const DEV_BROKER_STATE_FILE = 'dev-broker.json';
 
-/** Set to an executable path to use a prebuilt broker instead of building one. */
-export const DEV_BROKER_BIN_ENV = 'METERLINE_DEV_BROKER_BIN';
 
 export interface DevBrokerTopic {
   name: string;
@@ -37,69 +41,12 @@ export interface DevBroker {
   stop(): Promise<void>;
 }
 
-export interface DevBrokerState {
-  bootstrapServers: string[];
-  pid: number;
-  startedAt: string;
-}
-
 const START_TIMEOUT_MS = 15_000;
 const COMMAND_TIMEOUT_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
 const STDERR_TAIL_CHARS = 4_000;
 /** Kafka's legal topic names. */
 const TOPIC_NAME = /^(?!\.{1,2}$)[a-zA-Z0-9._-]{1,249}$/;
-
-/** Directory holding package.json, found from this file in src/ (jest) or dist/ (compiled). */
-export function projectRoot(from: string = __dirname): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new MeterlineError('DEV_BROKER_ROOT', `no package.json above ${from}`);
-    dir = parent;
-  }
-}
-
-let binaryPromise: Promise<string> | undefined;
-
-/**
- * Path of the broker binary, building it first if this source version is not cached yet
- * (40 s on 2 idle cores, more under load; needs gcc, make, zlib1g-dev and the npm registry). The script's
- * own cache check is cheap and concurrency-safe, so it is always the source of truth;
- * the result is memoized per process.
- */
-export function ensureDevBrokerBinary(opts: { log?: (msg: string) => void } = {}): Promise<string> {
-  const override = process.env[DEV_BROKER_BIN_ENV];
-  if (override) return Promise.resolve(override);
-  binaryPromise ??= runBuildScript(opts.log).catch((err: unknown) => {
-    binaryPromise = undefined; // a failed build may succeed once the environment is fixed
-    throw err;
-  });
-  return binaryPromise;
-}
-
-function runBuildScript(log?: (msg: string) => void): Promise<string> {
-  const script = path.join(projectRoot(), 'scripts', 'build-dev-broker.sh');
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderrTail = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    createInterface({ input: child.stderr }).on('line', (line) => {
-      stderrTail = (stderrTail + line + '\n').slice(-STDERR_TAIL_CHARS);
-      log?.(line);
-    });
-    child.on('error', (err) =>
-      reject(new MeterlineError('DEV_BROKER_BUILD', `cannot run ${script}: ${err.message}`, { cause: err })),
-    );
-    child.on('close', (code) => {
-      const binary = stdout.trim().split('\n').pop() ?? '';
-      if (code === 0 && binary && existsSync(binary)) resolve(binary);
-      else reject(new MeterlineError('DEV_BROKER_BUILD', `${script} failed (exit ${code}):\n${stderrTail}`));
-    });
-  });
-}
 
 /** Command-line arguments of the broker binary. */
 export function devBrokerArgs(opts: { topics: DevBrokerTopic[]; brokers?: number; detached?: boolean }): string[] {
@@ -266,66 +213,6 @@ class ChildDevBroker implements DevBroker {
   }
 }
 
-// --- State file and detached mode (`meterline dev-broker`) ----------------------------------
-// State helpers are synchronous: they touch one small file and are called from CLI startup code.
-
-/** Writes `dev-broker.json` in `dir` (created if missing) atomically. */
-export function writeBrokerState(dir: string, state: DevBrokerState): void {
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, DEV_BROKER_STATE_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
-  renameSync(tmp, file);
-}
-
-/** The recorded broker, or null if there is no state file or its process is gone. */
-export function readBrokerState(dir: string): DevBrokerState | null {
-  let raw: string;
-  try {
-    raw = readFileSync(path.join(dir, DEV_BROKER_STATE_FILE), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  let state: DevBrokerState;
-  try {
-    state = JSON.parse(raw) as DevBrokerState;
-  } catch (err) {
-    throw new MeterlineError('DEV_BROKER_STATE', `corrupt ${DEV_BROKER_STATE_FILE} in ${dir}: ${errorMessage(err)}`);
-  }
-  if (!Number.isInteger(state.pid) || !Array.isArray(state.bootstrapServers)) {
-    throw new MeterlineError('DEV_BROKER_STATE', `malformed ${DEV_BROKER_STATE_FILE} in ${dir}`);
-  }
-  return isAlive(state.pid) ? state : null;
-}
-
-/** Removes the state file if present. */
-export function clearBrokerState(dir: string): void {
-  rmSync(path.join(dir, DEV_BROKER_STATE_FILE), { force: true });
-}
-
-/**
- * Whether `pid` is a running dev broker. On Linux /proc also rules out a recycled pid and a
- * zombie (whose cmdline is empty); elsewhere any live process with that pid counts.
- */
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (existsSync('/proc/self/cmdline')) {
-    try {
-      const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
-      return path.basename(argv0) === 'meterline-dev-broker';
-    } catch {
-      return false;
-    }
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
-  }
-}
-
 /**
  * Starts a broker that outlives this process (`--no-stdin`, own process group), records it
  * with writeBrokerState in `stateDir` and sends its logs to `dev-broker.log` there.
@@ -390,13 +277,4 @@ export async function stopDetachedDevBroker(stateDir: string): Promise<boolean> 
   }
   clearBrokerState(stateDir);
   return state !== null;
-}
-
-/** process.kill that tolerates the process having exited already. */
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
 }
