@@ -7,6 +7,7 @@ import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
 import { registerReconcile } from './commands/reconcile';
+import { registerRebuild } from './commands/rebuild';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerDevBroker(program);
   registerQuery(program);
   registerReconcile(program);
+  registerRebuild(program);
   registerLedgerCommands(program);
   registerStats(program);
   registerAdmin(program);

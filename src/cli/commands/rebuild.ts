@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { createClickHouse } from '../../adapters/clickhouse/client';
+import { migrate } from '../../adapters/clickhouse/migrations';
+import { persistedWatermark, rebuildCounters } from '../../pipeline/rebuild';
+import { MeterlineError } from '../../runtime/errors';
+import { createContext } from '../context';
+import { isoTime } from './query';
+
+export function registerRebuild(program: Command): void {
+  program
+    .command('rebuild')
+    .description('recompute counters from the ledger (all windows, or those starting in [--from, --to)); the pusher sends only the differences')
+    .option('--from <iso>', 'windows starting at or after this time (default: the beginning)')
+    .option('--to <iso>', 'windows starting before this time (default: now + 1 day)')
+    .action(async (opts: { from?: string; to?: string }) => {
+      const from = opts.from ? isoTime('from', opts.from) : 0;
+      const to = opts.to ? isoTime('to', opts.to) : Date.now() + 86_400_000;
+      if (from >= to) throw new MeterlineError('bad_argument', '--from must be before --to');
+      const { config } = createContext();
+      const ch = createClickHouse(config);
+      try {
+        await migrate(ch, config.clickhouse.database);
+        const watermark = await persistedWatermark(ch, config.clickhouse.database, config.kafka.topic, config.aggregate.outOfOrdernessMs);
+        const summary = await rebuildCounters(ch, config.clickhouse.database, { from, to, watermark, now: Date.now() });
+        process.stdout.write(JSON.stringify(summary) + '\n');
+      } finally {
+        await ch.close();
+      }
+    });
+}
