@@ -60,10 +60,6 @@ export function floorUnits(units: bigint): bigint {
   return units < 0n && units % UNIT !== 0n ? q - 1n : q;
 }
 
-export function unitsFromInteger(n: bigint): bigint {
-  return n * UNIT;
-}
-
 /** Two's-complement big-endian bytes of the unscaled value (Avro decimal encoding), minimal length. */
 export function unitsToBytes(units: bigint): Buffer {
   let len = 1;

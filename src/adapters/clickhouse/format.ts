@@ -9,10 +9,3 @@ export function dateTime64(ms: number): string {
 export function dateTime64Micro(ms: number): string {
   return `${dateTime64(ms)}000`;
 }
-
-/** Integers that ClickHouse may return as JSON strings (64-bit) or numbers (chdb). */
-export function toSafeNumber(v: unknown): number {
-  const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isSafeInteger(n)) throw new Error(`not a safe integer: ${String(v)}`);
-  return n;
-}

@@ -27,6 +27,22 @@ export interface LedgerStore {
   insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
 }
 
+/** Columns usage_events and late_events share: the event itself and where it was read. */
+function eventColumns(c: Candidate, ingestedAt: number) {
+  return {
+    tenant: c.event.tenant,
+    id: c.event.id,
+    customer: c.event.customer,
+    meter: c.event.meter,
+    value: c.event.value,
+    event_time: dateTime64(c.event.timestamp),
+    topic: c.ref.topic,
+    partition: c.ref.partition,
+    offset: c.ref.offset,
+    ingested_at: dateTime64Micro(ingestedAt),
+  };
+}
+
 export function createLedgerStore(client: ClickHouseClient, database: string, opts: { dedupeWindowMs: number }): LedgerStore {
   assertIdentifier(database);
   const t = (name: string) => `${database}.${name}`;
@@ -72,12 +88,7 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
 
     async insertNew(events, ingestedAt) {
       const values = events.map(({ candidate: c, lateness }) => ({
-          tenant: c.event.tenant,
-          id: c.event.id,
-          customer: c.event.customer,
-          meter: c.event.meter,
-          value: c.event.value,
-          event_time: dateTime64(c.event.timestamp),
+          ...eventColumns(c, ingestedAt),
           properties: c.event.properties,
           source: c.event.source,
           body_hash: c.bodyHash,
@@ -88,10 +99,6 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
           meter_unique_property: c.meter.uniqueProperty ?? '',
           window_start: dateTime64(lateness.window.start),
           disposition: lateness.disposition,
-          topic: c.ref.topic,
-          partition: c.ref.partition,
-          offset: c.ref.offset,
-          ingested_at: dateTime64Micro(ingestedAt),
         }));
       if (values.length > 0) await client.insert({ table: t('usage_events'), values, format: 'JSONEachRow' });
     },
@@ -101,21 +108,12 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
         lateness.disposition === 'too_late'
           ? [
               {
-                tenant: c.event.tenant,
-                id: c.event.id,
-                customer: c.event.customer,
-                meter: c.event.meter,
-                value: c.event.value,
-                event_time: dateTime64(c.event.timestamp),
+                ...eventColumns(c, ingestedAt),
                 window_start: dateTime64(lateness.window.start),
                 window_end: dateTime64(lateness.window.end),
                 watermark: dateTime64(watermark ?? 0),
                 allowed_lateness_ms: c.meter.allowedLatenessMs,
                 reason: lateness.reason,
-                topic: c.ref.topic,
-                partition: c.ref.partition,
-                offset: c.ref.offset,
-                ingested_at: dateTime64Micro(ingestedAt),
               },
             ]
           : [],

@@ -1,5 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { aggregateValue } from '../../domain/counters';
+import type { WindowSize } from '../../domain/meters';
+import { WINDOW_MS } from '../../domain/windows';
 import { listCustomers } from './customer-store';
 import { assertIdentifier } from './migrations';
 
@@ -73,7 +75,6 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string | number>>();
-      const size = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as Record<string, number>;
       return rows.map((r) => ({
         tenant: String(r.tenant),
         customer: String(r.customer),
@@ -87,7 +88,7 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
           uniqueCount: Number(r.uniq_v),
         }),
         windowStart: Number(r.ws),
-        windowEnd: Number(r.ws) + (size[String(r.native)] ?? 3_600_000),
+        windowEnd: Number(r.ws) + (WINDOW_MS[String(r.native) as WindowSize] ?? WINDOW_MS.hour),
       }));
     },
 

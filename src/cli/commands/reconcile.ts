@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { createClickHouse } from '../../adapters/clickhouse/client';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { loadMeterCatalog } from '../../adapters/meters-file';
-import { createStripeClient } from '../../adapters/stripe/meter-events-sink';
+import { stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { reconcile } from '../../pipeline/reconcile';
 import { MeterlineError } from '../../runtime/errors';
 import { createContext } from '../context';
@@ -27,8 +27,7 @@ export function registerReconcile(program: Command): void {
       const ch = createClickHouse(config);
       try {
         await migrate(ch, config.clickhouse.database);
-        const s = config.stripe;
-        const stripe = s.apiKey ? createStripeClient({ apiKey: s.apiKey, host: s.host, port: s.port, protocol: s.protocol, maxNetworkRetries: 3 }) : null;
+        const stripe = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
         const report = await reconcile(ch, config.clickhouse.database, loadMeterCatalog(config.ingest.metersFile), stripe, { from, to, epsilon });
         if (opts.format === 'json') {
           process.stdout.write(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');

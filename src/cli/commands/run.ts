@@ -5,8 +5,7 @@ import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
 import { createStreamStore } from '../../adapters/clickhouse/stream-store';
-import { createBillingSink } from '../../adapters/stripe/from-config';
-import { createStripeClient } from '../../adapters/stripe/meter-events-sink';
+import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { errorReportRoute } from '../../pipeline/error-reports';
 import { reconcile } from '../../pipeline/reconcile';
 import { migrate } from '../../adapters/clickhouse/migrations';
@@ -55,11 +54,11 @@ export function registerRun(program: Command): void {
         const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
         const metrics = createMetrics();
         const routes: Record<string, Route> = { '/metrics': metricsRoute(metrics.registry) };
-        if (config.stripe.apiKey && config.stripe.webhookSecret) {
-          const s = config.stripe;
+        const webhookClient = stripeClientFromConfig(config);
+        if (webhookClient && config.stripe.webhookSecret) {
           routes['/webhooks/stripe'] = errorReportRoute({
-            stripe: createStripeClient({ apiKey: s.apiKey!, host: s.host, port: s.port, protocol: s.protocol }),
-            webhookSecret: s.webhookSecret!,
+            stripe: webhookClient,
+            webhookSecret: config.stripe.webhookSecret,
             pushes: createPushStore(ch, config.clickhouse.database),
             clock: Date.now,
             logger,
@@ -115,9 +114,8 @@ export function registerRun(program: Command): void {
         stack.push(() => pushLoop.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
-        if (config.stripe.apiKey) {
-          const s = config.stripe;
-          const reader = createStripeClient({ apiKey: s.apiKey!, host: s.host, port: s.port, protocol: s.protocol, maxNetworkRetries: 3 });
+        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
+        if (reader) {
           const timer = setInterval(() => {
             const to = Date.now();
             reconcile(ch, config.clickhouse.database, meters, reader, { from: to - 48 * 3_600_000, to, epsilon: 0.005, metrics }).catch((err) =>
