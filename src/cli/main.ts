@@ -7,7 +7,9 @@ import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
 import { registerReconcile } from './commands/reconcile';
+import { registerBackfill } from './commands/backfill';
 import { registerRebuild } from './commands/rebuild';
+import { registerReplay } from './commands/replay';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
 
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerDevBroker(program);
   registerQuery(program);
   registerReconcile(program);
+  registerReplay(program);
+  registerBackfill(program);
   registerRebuild(program);
   registerLedgerCommands(program);
   registerStats(program);

@@ -16,10 +16,13 @@ export type LatenessDecision =
 /**
  * Decided once, when an event is first stored, and recorded with it (design rule 6): a window
  * that is already final takes no more events; those are kept in late_events, never dropped.
+ * Events published by `meterline backfill` are the exception: they are counted wherever they fall.
  */
-export function decideLateness(eventTime: number, meter: MeterDefinition, watermark: number | null): LatenessDecision {
+export function decideLateness(eventTime: number, meter: MeterDefinition, watermark: number | null, opts: { backfill?: boolean } = {}): LatenessDecision {
   const window = windowOf(eventTime, meter.window);
   const state = counterState(window, meter.allowedLatenessMs, watermark);
+  // Backfilled history is published on purpose, after its windows closed: it is counted (late).
+  if (opts.backfill) return { disposition: 'counted', window, late: state !== 'open' };
   if (state === 'final') {
     return {
       disposition: 'too_late',

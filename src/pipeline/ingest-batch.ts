@@ -14,6 +14,32 @@ export interface RawMessage {
   readonly ref: SourceRef;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+  /**
+   * Published by `meterline backfill` (the `meterline-backfill` header): historical usage that is
+   * counted even in windows the watermark has made final. The flag travels with the record, so a
+   * replay of the topic decides exactly as the first read did.
+   */
+  readonly backfill?: boolean;
+}
+
+/** Event-time bounds of a replay: [from, to) in ms; null is unbounded. */
+export interface EventTimeRange {
+  readonly from: number | null;
+  readonly to: number | null;
+}
+
+export function inEventTimeRange(t: number, range: EventTimeRange | undefined): boolean {
+  if (!range) return true;
+  return (range.from === null || t >= range.from) && (range.to === null || t < range.to);
+}
+
+/** How one meter's events of a batch were decided. */
+export interface MeterTally {
+  accepted: number;
+  duplicates: number;
+  conflicts: number;
+  redelivered: number;
+  skipped: number;
 }
 
 export interface IngestDeps {
@@ -30,6 +56,11 @@ export interface IngestDeps {
   readonly watermark?: () => number | null;
   /** Absent: counters are not maintained (ledger only). */
   readonly counters?: CounterStore;
+  /**
+   * A replay's range: valid events outside it are skipped (read, written nowhere). Decided by
+   * event time, never by Kafka timestamps, which the dev broker (and a producer) may get wrong.
+   */
+  readonly eventTimeRange?: EventTimeRange;
 }
 
 export interface BatchOutcome {
@@ -39,6 +70,10 @@ export interface BatchOutcome {
   readonly conflicts: number;
   readonly redelivered: number;
   readonly rejected: number;
+  /** Valid events outside the replay's event-time range (written nowhere). */
+  readonly skipped: number;
+  /** Decisions per meter (meters are few: a bounded map). */
+  readonly byMeter: Readonly<Record<string, MeterTally>>;
   /** What was dead-lettered (for redrive bookkeeping). */
   readonly rejections: readonly Rejection[];
   /** Source refs of messages that ended in the ledger (new or already there). */
@@ -70,11 +105,25 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   // 2. Validate and enrich (pure). Every message becomes a candidate or a rejection.
   const candidates: Candidate[] = [];
   const rejections: Rejection[] = [];
-  messages.forEach((m, i) => {
+  const skipped: Candidate[] = [];
+  const backfilled = new Set<Candidate>();
+  let maxEventTime: number | null = null;
+  for (const [i, m] of messages.entries()) {
     const r = classifyMessage(m.ref, m.key, m.value, decoded[i]!, meters, { now, maxFutureSkewMs: deps.maxFutureSkewMs });
-    if ('candidate' in r) candidates.push(r.candidate);
-    else rejections.push(r.rejection);
-  });
+    if (!('candidate' in r)) {
+      rejections.push(r.rejection);
+      continue;
+    }
+    const t = r.candidate.event.timestamp;
+    // Every valid event moves its partition's event time, in range or not.
+    maxEventTime = maxEventTime === null ? t : Math.max(maxEventTime, t);
+    if (!inEventTimeRange(t, deps.eventTimeRange)) {
+      skipped.push(r.candidate);
+      continue;
+    }
+    if (m.backfill) backfilled.add(r.candidate);
+    candidates.push(r.candidate);
+  }
 
   // 3. Dedupe: what the ledger already holds, then first-write-wins within the batch (pure).
   const stored = await deps.ledger.lookup(candidates);
@@ -84,7 +133,9 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   //     and stored with it (rule 6): a rebuild from the ledger reproduces the same totals.
   const watermark = deps.watermark?.() ?? null;
   const newEvents: NewEvent[] = decisions.flatMap((d) =>
-    d.kind === 'new' ? [{ candidate: d.candidate, lateness: decideLateness(d.candidate.event.timestamp, d.candidate.meter, watermark) }] : [],
+    d.kind === 'new'
+      ? [{ candidate: d.candidate, lateness: decideLateness(d.candidate.event.timestamp, d.candidate.meter, watermark, { backfill: backfilled.has(d.candidate) }) }]
+      : [],
   );
 
   // 4. Durable writes. Dead letters first: the DLQ topic is where operators look, and a
@@ -119,23 +170,31 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   let conflicts = 0;
   let redelivered = 0;
   const storedRefs: SourceRef[] = [];
+  const byMeter: Record<string, MeterTally> = {};
+  const tally = (meter: string) => (byMeter[meter] ??= { accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, skipped: 0 });
+  for (const c of skipped) tally(c.event.meter).skipped += 1;
   for (const d of decisions) {
     const meter = d.candidate.event.meter;
+    const t = tally(meter);
     switch (d.kind) {
       case 'new':
+        t.accepted += 1;
         accepted += 1;
         storedRefs.push(d.candidate.ref);
         deps.metrics?.eventsAccepted.inc({ meter });
         break;
       case 'duplicate':
+        t.duplicates += 1;
         duplicates += 1;
         deps.metrics?.eventsDuplicate.inc({ meter });
         break;
       case 'conflict':
+        t.conflicts += 1;
         conflicts += 1;
         deps.metrics?.eventsConflicting.inc({ meter });
         break;
       case 'redelivered':
+        t.redelivered += 1;
         redelivered += 1;
         storedRefs.push(d.candidate.ref);
         deps.metrics?.eventsRedelivered.inc();
@@ -159,8 +218,6 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
       deps.metrics?.eventsLate.inc({ meter: n.candidate.event.meter, outcome: 'counted' });
     }
   }
-  let maxEventTime: number | null = null;
-  for (const c of candidates) maxEventTime = maxEventTime === null ? c.event.timestamp : Math.max(maxEventTime, c.event.timestamp);
   return {
     consumed: messages.length,
     accepted,
@@ -168,6 +225,8 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
     conflicts,
     redelivered,
     rejected: rejections.length,
+    skipped: skipped.length,
+    byMeter,
     rejections,
     stored: storedRefs,
     tooLate,

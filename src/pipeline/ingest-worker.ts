@@ -1,5 +1,6 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { settleCounters } from './counters';
@@ -12,6 +13,7 @@ export interface IngestTotals {
   conflicts: number;
   redelivered: number;
   rejected: number;
+  skipped: number;
   tooLate: number;
   lateCounted: number;
   batches: number;
@@ -23,9 +25,18 @@ export interface IngestWorker {
   readonly totals: Readonly<IngestTotals>;
   /** The worker's current event-time watermark (ms), or null while unknown. */
   watermark(): number | null;
-  /** Resolves after the next batch has been committed (for tests and progress logging). */
-  onBatch(listener: (outcome: BatchOutcome, partition: number) => void): void;
+  /** Called after each batch is stored and committed, with the partition's next offset to read. */
+  onBatch(listener: (outcome: BatchOutcome, partition: number, nextOffset: bigint) => void): void;
 }
+
+/** How a replay differs from the live consumer. */
+export interface ReplayMode {
+  /** Per partition, the offset (exclusive) where the replay ends, snapshotted when it started. */
+  readonly endOffsets: ReadonlyMap<number, bigint>;
+  /** false for a dry run: offsets are never committed. */
+  readonly commit: boolean;
+}
+
 
 export interface IngestWorkerOptions {
   readonly kafka: Kafka;
@@ -37,6 +48,12 @@ export interface IngestWorkerOptions {
   readonly watermarks?: WatermarkOptions;
   readonly logger: Logger;
   readonly consumer?: { sessionTimeout?: number; heartbeatInterval?: number; maxWaitTimeInMs?: number; maxBytesPerPartition?: number };
+  /**
+   * Replay: its watermark starts from nothing and is never saved (the live worker's watermark
+   * would make the very events being restored look too late), messages at or past the end
+   * offsets are not processed, and a partition that reached its end is paused.
+   */
+  readonly replay?: ReplayMode;
 }
 
 /**
@@ -50,12 +67,12 @@ export interface IngestWorkerOptions {
  */
 export async function startIngestWorker(opts: IngestWorkerOptions): Promise<IngestWorker> {
   const log = opts.logger.child({ module: 'ingest' });
-  const totals: IngestTotals = { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, tooLate: 0, lateCounted: 0, batches: 0 };
+  const totals: IngestTotals = { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, batches: 0 };
   const clock = opts.deps.clock;
   const wmOpts: WatermarkOptions = opts.watermarks ?? { outOfOrdernessMs: 5_000, idleTimeoutMs: 30_000 };
   // Watermarks survive restarts through the watermarks table; rebalances keep the clocks of
   // partitions this worker still owns.
-  let restored = opts.counters ? await opts.counters.loadWatermarks(opts.topic) : new Map<number, number>();
+  let restored = opts.counters && !opts.replay ? await opts.counters.loadWatermarks(opts.topic) : new Map<number, number>();
   let clocks: WatermarkState = new Map();
   const watermark = () => currentWatermark(clocks, clock(), wmOpts);
   const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters };
@@ -72,7 +89,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
     await settleCounters(opts.counters, wm, clock());
   };
-  const listeners: ((o: BatchOutcome, p: number) => void)[] = [];
+  const listeners: ((o: BatchOutcome, p: number, next: bigint) => void)[] = [];
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout: opts.consumer?.sessionTimeout ?? 30_000,
@@ -94,11 +111,20 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     partitionsConsumedConcurrently: 1,
     eachBatch: async ({ batch, heartbeat, isStale, resolveOffset }) => {
       if (batch.messages.length === 0 || isStale()) return;
+      let batchMessages = batch.messages;
+      const replayEnd = opts.replay?.endOffsets.get(batch.partition);
+      if (opts.replay) {
+        // A replay covers the offsets that existed when it started, nothing newer.
+        batchMessages = replayEnd === undefined ? [] : batchMessages.filter((m) => BigInt(m.offset) < replayEnd);
+        if (batchMessages.length < batch.messages.length) consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+        if (batchMessages.length === 0) return;
+      }
       const end = opts.deps.metrics?.batchDuration.startTimer();
-      const messages: RawMessage[] = batch.messages.map((m) => ({
+      const messages: RawMessage[] = batchMessages.map((m) => ({
         ref: { topic: batch.topic, partition: batch.partition, offset: m.offset },
         key: m.key,
         value: m.value,
+        backfill: m.headers?.[BACKFILL_HEADER]?.toString() === '1',
       }));
       // 1. Store: after this, every message of the batch is durable in exactly one table, and
       //    the counters of the windows it touched are recomputed.
@@ -106,14 +132,16 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       // 2. Only now advance: resolveOffset moves kafkajs' fetch position past the batch, and the
       //    commit (one past the last stored offset) makes it survive a restart. If the commit
       //    fails (rebalance), the next owner re-reads these messages and finds them stored.
-      const last = batch.messages[batch.messages.length - 1]!.offset;
+      const last = batchMessages[batchMessages.length - 1]!.offset;
       resolveOffset(last);
-      const next = (BigInt(last) + 1n).toString();
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
-      opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
-      // 3. Advance this partition's watermark (in memory, and as a restart hint).
+      const next = BigInt(last) + 1n;
+      if (opts.replay?.commit !== false) {
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
+        opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
+      }
+      // 3. Advance this partition's watermark (in memory, and as a restart hint for the live worker).
       clocks = observe(clocks, batch.partition, outcome.maxEventTime, clock());
-      if (opts.counters && outcome.maxEventTime !== null) {
+      if (opts.counters && !opts.replay && outcome.maxEventTime !== null) {
         restored = new Map(restored).set(batch.partition, Math.max(outcome.maxEventTime, restored.get(batch.partition) ?? -Infinity));
         await opts.counters.saveWatermarks(opts.topic, new Map([[batch.partition, restored.get(batch.partition)!]]), clock());
       }
@@ -129,9 +157,10 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.conflicts += outcome.conflicts;
       totals.redelivered += outcome.redelivered;
       totals.rejected += outcome.rejected;
+      totals.skipped += outcome.skipped;
       totals.tooLate += outcome.tooLate;
       totals.lateCounted += outcome.lateCounted;
-      for (const l of listeners) l(outcome, batch.partition);
+      for (const l of listeners) l(outcome, batch.partition, next);
       await heartbeat();
     },
   });

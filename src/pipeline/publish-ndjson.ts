@@ -22,6 +22,8 @@ export interface PublishNdjsonOptions {
   readonly batchSize?: number;
   readonly maxRejectedListed?: number;
   readonly onProgress?: (p: { bytesRead: number; published: number; rejected: number }) => void;
+  /** Sees every valid event with its line number before it is published. */
+  readonly inspect?: (event: UsageEvent, line: number) => void;
 }
 
 /**
@@ -61,6 +63,7 @@ export async function publishNdjson(input: Readable, publisher: Publisher, opts:
     if (line.trim() === '') continue;
     const result = parseEventLine(line, opts.lineOptions());
     if (result.ok) {
+      opts.inspect?.(result.event, lineNo);
       batch.push(result.event);
       if (batch.length >= batchSize) await flush();
     } else {

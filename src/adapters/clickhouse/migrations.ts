@@ -222,6 +222,26 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
       ENGINE = ReplacingMergeTree(updated_at)
       ORDER BY (tenant, customer)`,
   },
+  {
+    // One row per `meterline replay` run (latest version wins): an interrupted run is found
+    // here and resumed from its consumer group's committed offsets, up to the same end offsets.
+    name: 'replay_runs',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.replay_runs (
+        run_id String,
+        topic String,
+        group_id String,
+        range_from Nullable(Int64) COMMENT 'event-time lower bound, ms (inclusive)',
+        range_to Nullable(Int64) COMMENT 'event-time upper bound, ms (exclusive)',
+        end_offsets String COMMENT 'JSON: partition -> offset (exclusive) snapshotted at the start',
+        status LowCardinality(String) COMMENT 'running | finished',
+        started_at DateTime64(6, 'UTC'),
+        updated_at DateTime64(6, 'UTC'),
+        summary String DEFAULT '' COMMENT 'JSON summary of the last invocation'
+      )
+      ENGINE = ReplacingMergeTree(updated_at)
+      ORDER BY run_id`,
+  },
 ];
 
 export async function migrate(client: ClickHouseClient, database: string): Promise<string[]> {
