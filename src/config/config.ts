@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseFaultSpec, type FaultSpec } from '../runtime/fault-spec';
 
 /**
  * The one place the environment is read. `loadConfig` validates everything at once and
@@ -65,6 +66,8 @@ export interface Config {
     readonly host: string;
     readonly metricsPort: number;
   };
+  /** Chaos runs only (never set in production): faults injected at the ClickHouse port. */
+  readonly chaos: { readonly clickhouseFaults: FaultSpec | null; readonly seed: number };
 }
 
 export class ConfigError extends Error {
@@ -141,6 +144,10 @@ const EnvSchema = z.object({
   PARTITION_IDLE_TIMEOUT_SECONDS: int(30, 1, 86400),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   METRICS_PORT: int(9464, 0, 65535),
+  CHAOS_CLICKHOUSE_FAULTS: optionalString.refine((v) => v === undefined || parseFaultSpec(v).ok, {
+    message: 'must look like fail=0.02,fail_after=0.02,slow=0.05,slow_ms=300 (chaos testing only)',
+  }),
+  CHAOS_SEED: int(1, 0, 2 ** 31 - 1),
 });
 
 /** Every variable the project reads, for .env.example and the README table. */
@@ -201,7 +208,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       idleTimeoutMs: e.PARTITION_IDLE_TIMEOUT_SECONDS * 1000,
     },
     http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT },
+    chaos: { clickhouseFaults: faultSpecOrNull(e.CHAOS_CLICKHOUSE_FAULTS), seed: e.CHAOS_SEED },
   };
+}
+
+function faultSpecOrNull(text: string | undefined): FaultSpec | null {
+  if (text === undefined) return null;
+  const r = parseFaultSpec(text);
+  return r.ok ? r.spec : null;
 }
 
 const SECRET = '[redacted]';

@@ -54,6 +54,11 @@ export interface IngestWorkerOptions {
    * offsets are not processed, and a partition that reached its end is paused.
    */
   readonly replay?: ReplayMode;
+  /**
+   * The consumer crashed for good (kafkajs will not restart it). A worker that stays up without
+   * consuming is the worst failure: it looks alive while usage piles up. The caller should exit.
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 /**
@@ -102,6 +107,14 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
     log.info({ partitions }, 'partitions assigned');
+  });
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (e.payload.restart) {
+      log.warn({ err: e.payload.error }, 'consumer failed; kafkajs restarts it from the last committed offsets');
+      return;
+    }
+    log.error({ err: e.payload.error }, 'consumer crashed and will not restart');
+    opts.onFatal?.(e.payload.error);
   });
   await consumer.connect();
   await consumer.subscribe({ topic: opts.topic, fromBeginning: true });

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Config } from '../../config/config';
+import { seededRandom } from '../../domain/sample';
+import { withClickHouseFaults } from './faulty-client';
 
 export type { ClickHouseClient };
 
@@ -13,8 +15,13 @@ export type { ClickHouseClient };
  * chdb allows one data directory per process: all embedded clients in a process share
  * `embeddedPath`, and tests separate themselves by database name, not by path.
  */
-export function createClickHouse(config: Pick<Config, 'clickhouse'>): ClickHouseClient {
-  const ch = config.clickhouse;
+export function createClickHouse(config: Pick<Config, 'clickhouse'> & Partial<Pick<Config, 'chaos'>>): ClickHouseClient {
+  const client = connect(config.clickhouse);
+  const faults = config.chaos?.clickhouseFaults;
+  return faults ? withClickHouseFaults(client, faults, seededRandom(config.chaos!.seed + process.pid)) : client;
+}
+
+function connect(ch: Config['clickhouse']): ClickHouseClient {
   if (ch.url) {
     return createClient({
       url: ch.url,

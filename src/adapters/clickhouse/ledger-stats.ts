@@ -18,8 +18,17 @@ export interface CustomerTotal {
   readonly customer: string;
   readonly meter: string;
   readonly events: number;
-  /** Exact decimal text. */
+  /** Exact decimal text: every stored event, counted or set aside as too late. */
   readonly value: string;
+  /** The events that count (disposition 'counted'), and their exact sum. */
+  readonly countedEvents: number;
+  readonly countedValue: string;
+  /**
+   * The derived counters (usage_counters FINAL) summed over windows: for sum and count meters
+   * they must equal the counted events and sum — the check that counters explain the ledger.
+   */
+  readonly counterEvents: number;
+  readonly counterValue: string;
 }
 
 /**
@@ -63,12 +72,45 @@ export async function customerTotals(client: ClickHouseClient, database: string)
   assertIdentifier(database);
   const rs = await client.query({
     query: `
-      SELECT tenant, customer, meter, count() AS events, toString(sum(value)) AS value
-      FROM ${database}.usage_events
-      GROUP BY tenant, customer, meter
-      ORDER BY tenant, customer, meter`,
+      SELECT l.tenant AS tenant, l.customer AS customer, l.meter AS meter, l.events AS events, l.value AS value,
+             l.counted_events AS counted_events, l.counted_value AS counted_value,
+             c.counter_events AS counter_events, toString(c.counter_value) AS counter_value
+      FROM (
+        SELECT tenant, customer, meter, count() AS events, toString(sum(value)) AS value,
+               countIf(disposition = 'counted') AS counted_events, toString(sumIf(value, disposition = 'counted')) AS counted_value
+        FROM ${database}.usage_events
+        GROUP BY tenant, customer, meter
+      ) AS l
+      LEFT JOIN (
+        SELECT tenant, customer, meter, sum(events) AS counter_events, sum(value) AS counter_value
+        FROM ${database}.usage_counters FINAL
+        GROUP BY tenant, customer, meter
+      ) AS c ON c.tenant = l.tenant AND c.customer = l.customer AND c.meter = l.meter
+      ORDER BY tenant, customer, meter
+      SETTINGS join_use_nulls = 0`,
     format: 'JSONEachRow',
   });
-  const rows = await rs.json<{ tenant: string; customer: string; meter: string; events: string | number; value: string }>();
-  return rows.map((r) => ({ ...r, events: Number(r.events) }));
+  const rows = await rs.json<Record<string, string | number>>();
+  return rows.map((r) => ({
+    tenant: String(r.tenant),
+    customer: String(r.customer),
+    meter: String(r.meter),
+    events: Number(r.events),
+    value: String(r.value),
+    countedEvents: Number(r.counted_events),
+    countedValue: String(r.counted_value),
+    counterEvents: Number(r.counter_events),
+    counterValue: String(r.counter_value),
+  }));
+}
+
+/** Pushes by their latest status (pending, reported, failed, shadow, held): 'pending' settles to 0 once Stripe has answered. */
+export async function pushStatusCounts(client: ClickHouseClient, database: string): Promise<Record<string, number>> {
+  assertIdentifier(database);
+  const rs = await client.query({
+    query: `SELECT status, count() AS n FROM ${database}.stripe_pushes FINAL GROUP BY status ORDER BY status`,
+    format: 'JSONEachRow',
+  });
+  const rows = await rs.json<{ status: string; n: string | number }>();
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
 }

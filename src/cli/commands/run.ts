@@ -41,6 +41,7 @@ export function registerRun(program: Command): void {
         stack.push(() => ch.close());
         await migrate(ch, config.clickhouse.database);
         logger.info({ clickhouse: config.clickhouse.url ? 'server' : `embedded (${config.clickhouse.embeddedPath})` }, 'ClickHouse ready');
+        if (config.chaos.clickhouseFaults) logger.warn({ faults: config.chaos.clickhouseFaults }, 'CHAOS: injecting ClickHouse faults (CHAOS_CLICKHOUSE_FAULTS; testing only)');
         if (!config.stripe.apiKey) logger.info('no STRIPE_API_KEY: Stripe shadow mode (the push ledger is written, nothing is sent)');
 
         let brokers = resolveBrokers(config);
@@ -68,6 +69,8 @@ export function registerRun(program: Command): void {
         stack.push(() => http.close());
         logger.info({ url: `${http.url}/metrics` }, 'metrics endpoint listening');
 
+        let reportFatal: (err: Error) => void = () => undefined;
+        const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
         const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
         stack.push(() => deadLetters.close());
         const worker = await startIngestWorker({
@@ -75,6 +78,7 @@ export function registerRun(program: Command): void {
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
+          onFatal: reportFatal,
           counters: createCounterStore(ch, config.clickhouse.database),
           watermarks: config.aggregate,
           consumer: {
@@ -137,8 +141,14 @@ export function registerRun(program: Command): void {
         const progress = setInterval(() => logger.info({ ...worker.totals }, 'ingest progress'), 5000);
         stack.push(async () => clearInterval(progress));
 
-        const signal = await waitForShutdownSignal();
-        logger.info({ signal }, 'shutting down: draining the in-flight batch');
+        const ended = await Promise.race([waitForShutdownSignal().then((signal) => ({ signal })), fatal.then((err) => ({ err }))]);
+        if ('err' in ended) {
+          // Exit non-zero so a supervisor restarts the worker: it resumes from the committed offsets.
+          logger.error({ err: ended.err }, 'the consumer stopped for good: shutting down');
+          process.exitCode = 1;
+        } else {
+          logger.info({ signal: ended.signal }, 'shutting down: draining the in-flight batch');
+        }
       } finally {
         await shutdown();
       }

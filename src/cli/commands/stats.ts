@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createClickHouse } from '../../adapters/clickhouse/client';
-import { accounting, customerTotals } from '../../adapters/clickhouse/ledger-stats';
+import { accounting, customerTotals, pushStatusCounts } from '../../adapters/clickhouse/ledger-stats';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createContext } from '../context';
 
@@ -17,8 +17,9 @@ export function registerStats(program: Command): void {
         await migrate(ch, config.clickhouse.database);
         const acc = await accounting(ch, config.clickhouse.database, config.kafka.topic);
         const totals = opts.byCustomer ? await customerTotals(ch, config.clickhouse.database) : undefined;
+        const pushes = await pushStatusCounts(ch, config.clickhouse.database);
         if (opts.json) {
-          process.stdout.write(JSON.stringify({ accounting: acc, ...(totals ? { totals } : {}) }) + '\n');
+          process.stdout.write(JSON.stringify({ accounting: acc, pushes, ...(totals ? { totals } : {}) }) + '\n');
           return;
         }
         const classified = acc.accepted + acc.duplicates + acc.conflicts + acc.rejected;
@@ -30,7 +31,9 @@ export function registerStats(program: Command): void {
             `  conflicts  ${acc.conflicts}`,
             `  rejected   ${acc.rejected}  (redriven since: ${acc.redriven})`,
             acc.classifiedTwice === 0 ? '  every message is in exactly one place' : `  WARNING: ${acc.classifiedTwice} messages recorded in two places`,
-            ...(totals ?? []).map((t) => `${t.tenant}\t${t.customer}\t${t.meter}\t${t.events}\t${t.value}`),
+            `pushes: ${Object.entries(pushes).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`,
+            ...(totals ? ['tenant\tcustomer\tmeter\tevents\tvalue\tcounted events\tcounted value\tcounters events\tcounters value'] : []),
+            ...(totals ?? []).map((t) => [t.tenant, t.customer, t.meter, t.events, t.value, t.countedEvents, t.countedValue, t.counterEvents, t.counterValue].join('\t')),
           ].join('\n') + '\n',
         );
       } finally {

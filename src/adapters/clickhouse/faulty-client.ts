@@ -1,0 +1,56 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { decideFault, type FaultSpec } from '../../runtime/fault-spec';
+
+/** Thrown for an injected fault; `afterWork` says whether ClickHouse had already done the work. */
+export class InjectedFault extends Error {
+  constructor(
+    readonly operation: string,
+    readonly afterWork: boolean,
+  ) {
+    super(`chaos: injected ClickHouse failure ${afterWork ? 'after' : 'before'} ${operation}`);
+    this.name = 'InjectedFault';
+  }
+}
+
+export interface FaultCounts {
+  calls: number;
+  failedBefore: number;
+  failedAfter: number;
+  slowed: number;
+}
+
+/**
+ * The ClickHouse store port with faults injected (chaos runs only): every query, insert,
+ * command and exec may be delayed, may fail before reaching ClickHouse, or may fail after
+ * ClickHouse did the work (an insert that landed but whose answer was lost). The code above must
+ * survive all three without losing or doubling anything.
+ */
+export function withClickHouseFaults(client: ClickHouseClient, spec: FaultSpec, random: () => number, counts?: FaultCounts): ClickHouseClient {
+  const wrap = <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const fate = decideFault(spec, random(), random());
+      if (counts) counts.calls += 1;
+      if (fate.delayMs > 0) {
+        if (counts) counts.slowed += 1;
+        await new Promise((r) => setTimeout(r, fate.delayMs));
+      }
+      if (fate.kind === 'fail') {
+        if (counts) counts.failedBefore += 1;
+        throw new InjectedFault(operation, false);
+      }
+      const result = await fn(...args);
+      if (fate.kind === 'fail_after') {
+        if (counts) counts.failedAfter += 1;
+        throw new InjectedFault(operation, true);
+      }
+      return result;
+    };
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      const bound = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+      return prop === 'query' || prop === 'insert' || prop === 'command' || prop === 'exec' ? wrap(String(prop), bound) : bound;
+    },
+  });
+}
