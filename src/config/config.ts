@@ -64,6 +64,8 @@ export interface Config {
   readonly http: {
     readonly host: string;
     readonly metricsPort: number;
+    /** /health/ready fails when a partition with messages waiting has made no progress this long. */
+    readonly readyStallMs: number;
   };
 }
 
@@ -141,6 +143,7 @@ const EnvSchema = z.object({
   PARTITION_IDLE_TIMEOUT_SECONDS: int(30, 1, 86400),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   METRICS_PORT: int(9464, 0, 65535),
+  READY_STALL_SECONDS: int(60, 1, 86400),
 });
 
 /** Every variable the project reads, for .env.example and the README table. */
@@ -200,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       outOfOrdernessMs: e.WATERMARK_OUT_OF_ORDERNESS_SECONDS * 1000,
       idleTimeoutMs: e.PARTITION_IDLE_TIMEOUT_SECONDS * 1000,
     },
-    http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT },
+    http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT, readyStallMs: e.READY_STALL_SECONDS * 1000 },
   };
 }
 
@@ -231,7 +234,14 @@ export function redactConfig(config: Config): unknown {
 
 /** The secret values themselves, for tests and log scrubbing. */
 export function secretValues(config: Config): string[] {
-  return [config.clickhouse.password, config.schemaRegistry.password, config.stripe.apiKey, config.stripe.webhookSecret].filter(
-    (s): s is string => typeof s === 'string' && s.length > 0,
-  );
+  // A password may also ride in a URL's user info (http://user:pass@host).
+  const urlPassword = (u: string | undefined) => (u === undefined ? undefined : decodeURIComponent(new URL(u).password) || undefined);
+  return [
+    config.clickhouse.password,
+    config.schemaRegistry.password,
+    config.stripe.apiKey,
+    config.stripe.webhookSecret,
+    urlPassword(config.clickhouse.url),
+    urlPassword(config.schemaRegistry.url),
+  ].filter((s): s is string => typeof s === 'string' && s.length > 0);
 }

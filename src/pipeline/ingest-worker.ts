@@ -23,8 +23,25 @@ export interface IngestWorker {
   readonly totals: Readonly<IngestTotals>;
   /** The worker's current event-time watermark (ms), or null while unknown. */
   watermark(): number | null;
-  /** Resolves after the next batch has been committed (for tests and progress logging). */
-  onBatch(listener: (outcome: BatchOutcome, partition: number) => void): void;
+  /** Called after each batch has been committed (for tests, progress logging and health). */
+  onBatch(listener: (outcome: BatchOutcome, partition: number, position: BatchPosition) => void): void;
+  /** What the consumer reports about itself, for health checks. */
+  status(): IngestStatus;
+}
+
+/** Where a committed batch left its partition: `highWatermark − next` messages are still waiting. */
+export interface BatchPosition {
+  readonly next: string;
+  readonly highWatermark: string;
+}
+
+export interface IngestStatus {
+  /** Connected to the cluster (no disconnect or crash since). */
+  readonly connected: boolean;
+  /** False once the consumer crashed and kafkajs did not restart it (the worker then does nothing). */
+  readonly running: boolean;
+  /** Partitions of the topic this worker currently owns. */
+  readonly partitions: readonly number[];
 }
 
 export interface IngestWorkerOptions {
@@ -72,7 +89,8 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
     await settleCounters(opts.counters, wm, clock());
   };
-  const listeners: ((o: BatchOutcome, p: number) => void)[] = [];
+  const listeners: ((o: BatchOutcome, p: number, pos: BatchPosition) => void)[] = [];
+  const status = { connected: false, running: true, partitions: [] as number[] };
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout: opts.consumer?.sessionTimeout ?? 30_000,
@@ -84,7 +102,16 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
+    status.partitions = [...partitions];
     log.info({ partitions }, 'partitions assigned');
+  });
+  consumer.on(consumer.events.CONNECT, () => (status.connected = true));
+  consumer.on(consumer.events.DISCONNECT, () => (status.connected = false));
+  consumer.on(consumer.events.REBALANCING, () => (status.partitions = []));
+  consumer.on(consumer.events.CRASH, (e) => {
+    status.connected = false;
+    if (!e.payload.restart) status.running = false;
+    log.error({ err: e.payload.error, restart: e.payload.restart }, 'ingest consumer crashed');
   });
   await consumer.connect();
   await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
@@ -131,7 +158,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.rejected += outcome.rejected;
       totals.tooLate += outcome.tooLate;
       totals.lateCounted += outcome.lateCounted;
-      for (const l of listeners) l(outcome, batch.partition);
+      for (const l of listeners) l(outcome, batch.partition, { next, highWatermark: batch.highWatermark });
       await heartbeat();
     },
   });
@@ -144,6 +171,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     totals,
     watermark,
     onBatch: (l) => listeners.push(l),
+    status: () => ({ ...status, partitions: [...status.partitions] }),
     async stop() {
       clearInterval(settleTimer);
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
