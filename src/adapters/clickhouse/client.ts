@@ -1,6 +1,7 @@
 import fs from 'node:fs';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ClientLogger } from '@clickhouse/client';
 import type { Config } from '../../config/config';
+import type { Logger } from '../../runtime/logger';
 
 export type { ClickHouseClient };
 
@@ -13,7 +14,7 @@ export type { ClickHouseClient };
  * chdb allows one data directory per process: all embedded clients in a process share
  * `embeddedPath`, and tests separate themselves by database name, not by path.
  */
-export function createClickHouse(config: Pick<Config, 'clickhouse'>): ClickHouseClient {
+export function createClickHouse(config: Pick<Config, 'clickhouse'>, logger?: Logger): ClickHouseClient {
   const ch = config.clickhouse;
   if (ch.url) {
     return createClient({
@@ -21,6 +22,7 @@ export function createClickHouse(config: Pick<Config, 'clickhouse'>): ClickHouse
       username: ch.username,
       password: ch.password ?? '',
       clickhouse_settings: { date_time_output_format: 'iso' },
+      ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
     });
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
@@ -31,4 +33,26 @@ export function createClickHouse(config: Pick<Config, 'clickhouse'>): ClickHouse
     connection: createChdbConnection({ path: ch.embeddedPath }),
     clickhouse_settings: { date_time_output_format: 'iso' },
   } as Parameters<typeof createClient>[0]);
+}
+
+/** Routes the client's own log lines (plain text on the console by default) into our JSON logs. */
+function clientLogger(logger: Logger): new () => ClientLogger {
+  const log = logger.child({ module: 'clickhouse' });
+  return class implements ClientLogger {
+    trace(p: { message: string; args?: Record<string, unknown> }) {
+      log.trace({ args: p.args }, p.message);
+    }
+    debug(p: { message: string; args?: Record<string, unknown> }) {
+      log.debug({ args: p.args }, p.message);
+    }
+    info(p: { message: string; args?: Record<string, unknown> }) {
+      log.info({ args: p.args }, p.message);
+    }
+    warn(p: { message: string; args?: Record<string, unknown>; err?: Error }) {
+      log.warn({ args: p.args, err: p.err }, p.message);
+    }
+    error(p: { message: string; args?: Record<string, unknown>; err: Error }) {
+      log.error({ args: p.args, err: p.err }, p.message);
+    }
+  };
 }
