@@ -17,7 +17,7 @@ function exportedSeries(): Set<string> {
   const names = new Set<string>(['up']);
   for (const m of createMetrics().registry.getMetricsAsArray()) {
     names.add(m.name);
-    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
   }
   return names;
 }
