@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from '../config/config';
+import { loadConfig, secretValues, type Config } from '../config/config';
 import { createLogger, type Logger } from '../runtime/logger';
 
 /** What every command starts from: validated config and a logger. Nothing is connected yet. */
@@ -9,7 +9,7 @@ export interface CommandContext {
 
 export function createContext(env: NodeJS.ProcessEnv = process.env): CommandContext {
   const config = loadConfig(env);
-  return { config, logger: createLogger({ level: config.logLevel }) };
+  return { config, logger: createLogger({ level: config.logLevel, secrets: secretValues(config) }) };
 }
 
 /** Ends a long-running command on SIGINT/SIGTERM; resolves with the signal's name. */

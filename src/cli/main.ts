@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config/config';
+import { ConfigError, loadConfig, secretValues } from '../config/config';
 import { MeterlineError } from '../runtime/errors';
 import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
@@ -39,9 +39,22 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     if (err instanceof ConfigError || err instanceof MeterlineError) {
-      process.stderr.write(`meterline: ${err.message}\n`);
+      process.stderr.write(`meterline: ${scrub(err.message)}\n`);
       return 2;
     }
+    if (err instanceof Error) err.message = scrub(err.message);
     throw err;
   }
+}
+
+/** A failing command's message may quote a URL or a server's answer: never with a secret in it. */
+function scrub(message: string): string {
+  let secrets: string[] = [];
+  try {
+    secrets = secretValues(loadConfig());
+  } catch {
+    // An invalid configuration's message never echoes values.
+  }
+  for (const s of secrets) if (s.length >= 4) message = message.split(s).join('[redacted]');
+  return message;
 }

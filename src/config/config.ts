@@ -65,6 +65,8 @@ export interface Config {
   readonly http: {
     readonly host: string;
     readonly metricsPort: number;
+    /** /health/ready fails when a partition with messages waiting has made no progress this long. */
+    readonly readyStallMs: number;
   };
   /** Chaos runs only (never set in production): faults injected at the ClickHouse port. */
   readonly chaos: { readonly clickhouseFaults: FaultSpec | null; readonly seed: number };
@@ -148,6 +150,7 @@ const EnvSchema = z.object({
     message: 'must look like fail=0.02,fail_after=0.02,slow=0.05,slow_ms=300 (chaos testing only)',
   }),
   CHAOS_SEED: int(1, 0, 2 ** 31 - 1),
+  READY_STALL_SECONDS: int(60, 1, 86400),
 });
 
 /** Every variable the project reads, for .env.example and the README table. */
@@ -207,7 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       outOfOrdernessMs: e.WATERMARK_OUT_OF_ORDERNESS_SECONDS * 1000,
       idleTimeoutMs: e.PARTITION_IDLE_TIMEOUT_SECONDS * 1000,
     },
-    http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT },
+    http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT, readyStallMs: e.READY_STALL_SECONDS * 1000 },
     chaos: { clickhouseFaults: faultSpecOrNull(e.CHAOS_CLICKHOUSE_FAULTS), seed: e.CHAOS_SEED },
   };
 }
@@ -245,7 +248,14 @@ export function redactConfig(config: Config): unknown {
 
 /** The secret values themselves, for tests and log scrubbing. */
 export function secretValues(config: Config): string[] {
-  return [config.clickhouse.password, config.schemaRegistry.password, config.stripe.apiKey, config.stripe.webhookSecret].filter(
-    (s): s is string => typeof s === 'string' && s.length > 0,
-  );
+  // A password may also ride in a URL's user info (http://user:pass@host).
+  const urlPassword = (u: string | undefined) => (u === undefined ? undefined : decodeURIComponent(new URL(u).password) || undefined);
+  return [
+    config.clickhouse.password,
+    config.schemaRegistry.password,
+    config.stripe.apiKey,
+    config.stripe.webhookSecret,
+    urlPassword(config.clickhouse.url),
+    urlPassword(config.schemaRegistry.url),
+  ].filter((s): s is string => typeof s === 'string' && s.length > 0);
 }

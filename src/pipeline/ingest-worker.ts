@@ -25,8 +25,25 @@ export interface IngestWorker {
   readonly totals: Readonly<IngestTotals>;
   /** The worker's current event-time watermark (ms), or null while unknown. */
   watermark(): number | null;
-  /** Called after each batch is stored and committed, with the partition's next offset to read. */
-  onBatch(listener: (outcome: BatchOutcome, partition: number, nextOffset: bigint) => void): void;
+  /** Called after each batch has been committed (for tests, progress logging and health). */
+  onBatch(listener: (outcome: BatchOutcome, partition: number, position: BatchPosition) => void): void;
+  /** What the consumer reports about itself, for health checks. */
+  status(): IngestStatus;
+}
+
+/** Where a committed batch left its partition: `highWatermark − next` messages are still waiting. */
+export interface BatchPosition {
+  readonly next: string;
+  readonly highWatermark: string;
+}
+
+export interface IngestStatus {
+  /** Connected to the cluster (no disconnect or crash since). */
+  readonly connected: boolean;
+  /** False once the consumer crashed and kafkajs did not restart it (the worker then does nothing). */
+  readonly running: boolean;
+  /** Partitions of the topic this worker currently owns. */
+  readonly partitions: readonly number[];
 }
 
 /** How a replay differs from the live consumer. */
@@ -94,7 +111,8 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
     await settleCounters(opts.counters, wm, clock());
   };
-  const listeners: ((o: BatchOutcome, p: number, next: bigint) => void)[] = [];
+  const listeners: ((o: BatchOutcome, p: number, pos: BatchPosition) => void)[] = [];
+  const status = { connected: false, running: true, partitions: [] as number[] };
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     sessionTimeout: opts.consumer?.sessionTimeout ?? 30_000,
@@ -106,14 +124,20 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
+    status.partitions = [...partitions];
     log.info({ partitions }, 'partitions assigned');
   });
+  consumer.on(consumer.events.CONNECT, () => (status.connected = true));
+  consumer.on(consumer.events.DISCONNECT, () => (status.connected = false));
+  consumer.on(consumer.events.REBALANCING, () => (status.partitions = []));
   consumer.on(consumer.events.CRASH, (e) => {
+    status.connected = false;
     if (e.payload.restart) {
-      log.warn({ err: e.payload.error }, 'consumer failed; kafkajs restarts it from the last committed offsets');
+      log.warn({ err: e.payload.error }, 'ingest consumer failed; kafkajs restarts it from the last committed offsets');
       return;
     }
-    log.error({ err: e.payload.error }, 'consumer crashed and will not restart');
+    status.running = false;
+    log.error({ err: e.payload.error }, 'ingest consumer crashed and will not restart');
     opts.onFatal?.(e.payload.error);
   });
   await consumer.connect();
@@ -173,7 +197,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.skipped += outcome.skipped;
       totals.tooLate += outcome.tooLate;
       totals.lateCounted += outcome.lateCounted;
-      for (const l of listeners) l(outcome, batch.partition, next);
+      for (const l of listeners) l(outcome, batch.partition, { next: next.toString(), highWatermark: batch.highWatermark });
       await heartbeat();
     },
   });
@@ -186,6 +210,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     totals,
     watermark,
     onBatch: (l) => listeners.push(l),
+    status: () => ({ ...status, partitions: [...status.partitions] }),
     async stop() {
       clearInterval(settleTimer);
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.

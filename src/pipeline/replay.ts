@@ -153,8 +153,8 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
       deps: { ...opts.deps, ledger: dryLedger ?? opts.ledger, eventTimeRange: opts.range },
     });
     const w = worker;
-    w.onBatch((outcome, partition, next) => {
-      position.set(partition, next);
+    w.onBatch((outcome, partition, { next }) => {
+      position.set(partition, BigInt(next));
       for (const [meter, m] of Object.entries(outcome.byMeter)) {
         const into = (byMeter[meter] ??= { accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, skipped: 0 });
         into.accepted += m.accepted;

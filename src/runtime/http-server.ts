@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
 /**
- * The worker's HTTP surface (metrics, health, webhooks). Binds to 127.0.0.1 unless HTTP_HOST
+ * The worker's HTTP surface (metrics, health probes, webhooks). Binds to 127.0.0.1 unless HTTP_HOST
  * says otherwise; unknown paths get 404; a failing handler gets 500 without internals.
  */
 export async function startHttpServer(opts: { host: string; port: number; routes: Record<string, Route> }): Promise<{ url: string; close(): Promise<void> }> {
@@ -36,5 +36,14 @@ export function metricsRoute(registry: Registry): Route {
   return async (_req, res) => {
     const body = await registry.metrics();
     res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+  };
+}
+
+/** A health probe: 200 `{"status":"ok"}`, or 503 with the reasons (for /health/live and /health/ready). */
+export function healthRoute(check: () => { ready: boolean; reasons: readonly string[] }): Route {
+  return (_req, res) => {
+    const { ready, reasons } = check();
+    const body = ready ? { status: 'ok' } : { status: 'unavailable', reasons };
+    res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
   };
 }

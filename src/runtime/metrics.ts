@@ -6,7 +6,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meterline_' });
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: 'meterline_' });
+    // prom-client exports these three as gauges named `_total`, which Prometheus reserves for
+    // counters (`promtool check metrics` rejects them); the remaining default metrics stay.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(`meterline_${name}`);
+    }
+  }
   const r = [registry];
   return {
     registry,
@@ -46,9 +53,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['meter', 'outcome'],
       registers: r,
     }),
+    // Named "aggregation", not "counter": Prometheus' linter reserves type names inside metric names.
     eventToCounterLatency: new Histogram({
-      name: 'meterline_event_to_counter_latency_seconds',
-      help: 'From an event being stored in the ledger to its window counter being updated',
+      name: 'meterline_event_aggregation_latency_seconds',
+      help: 'From an event being stored in the ledger to its window counter (usage_counters) being updated',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     }),
@@ -103,6 +111,37 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'meterline_ingest_committed_offset',
       help: 'Last committed offset per partition',
       labelNames: ['partition'],
+      registers: r,
+    }),
+    consumerLag: new Gauge({
+      name: 'meterline_consumer_lag',
+      help: 'Messages behind the end of each partition this worker owns (high watermark minus next offset to read), refreshed per batch and from the broker every few seconds',
+      labelNames: ['partition'],
+      registers: r,
+    }),
+    assignedPartitions: new Gauge({
+      name: 'meterline_consumer_assigned_partitions',
+      help: 'Partitions of the usage topic assigned to this worker',
+      registers: r,
+    }),
+    lastBatchTime: new Gauge({
+      name: 'meterline_ingest_last_batch_timestamp_seconds',
+      help: 'Unix time of the last batch stored and committed',
+      registers: r,
+    }),
+    ready: new Gauge({
+      name: 'meterline_ready',
+      help: '1 while /health/ready answers ready (Kafka and ClickHouse reachable, partitions assigned, consumption not stalled), else 0',
+      registers: r,
+    }),
+    dedupeStoreRows: new Gauge({
+      name: 'meterline_dedupe_store_rows',
+      help: 'Rows of the ledger (usage_events) in the months the dedupe lookup reads',
+      registers: r,
+    }),
+    dedupeStoreBytes: new Gauge({
+      name: 'meterline_dedupe_store_bytes',
+      help: 'Bytes on disk of the ledger (usage_events) in the months the dedupe lookup reads',
       registers: r,
     }),
   };

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ClientLogger } from '@clickhouse/client';
 import type { Config } from '../../config/config';
 import { seededRandom } from '../../domain/sample';
 import { withClickHouseFaults } from './faulty-client';
+import type { Logger } from '../../runtime/logger';
 
 export type { ClickHouseClient };
 
@@ -15,19 +16,20 @@ export type { ClickHouseClient };
  * chdb allows one data directory per process: all embedded clients in a process share
  * `embeddedPath`, and tests separate themselves by database name, not by path.
  */
-export function createClickHouse(config: Pick<Config, 'clickhouse'> & Partial<Pick<Config, 'chaos'>>): ClickHouseClient {
-  const client = connect(config.clickhouse);
+export function createClickHouse(config: Pick<Config, 'clickhouse'> & Partial<Pick<Config, 'chaos'>>, logger?: Logger): ClickHouseClient {
+  const client = connect(config.clickhouse, logger);
   const faults = config.chaos?.clickhouseFaults;
   return faults ? withClickHouseFaults(client, faults, seededRandom(config.chaos!.seed + process.pid)) : client;
 }
 
-function connect(ch: Config['clickhouse']): ClickHouseClient {
+function connect(ch: Config['clickhouse'], logger: Logger | undefined): ClickHouseClient {
   if (ch.url) {
     return createClient({
       url: ch.url,
       username: ch.username,
       password: ch.password ?? '',
       clickhouse_settings: { date_time_output_format: 'iso' },
+      ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
     });
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
@@ -38,4 +40,26 @@ function connect(ch: Config['clickhouse']): ClickHouseClient {
     connection: createChdbConnection({ path: ch.embeddedPath }),
     clickhouse_settings: { date_time_output_format: 'iso' },
   } as Parameters<typeof createClient>[0]);
+}
+
+/** Routes the client's own log lines (plain text on the console by default) into our JSON logs. */
+function clientLogger(logger: Logger): new () => ClientLogger {
+  const log = logger.child({ module: 'clickhouse' });
+  return class implements ClientLogger {
+    trace(p: { message: string; args?: Record<string, unknown> }) {
+      log.trace({ args: p.args }, p.message);
+    }
+    debug(p: { message: string; args?: Record<string, unknown> }) {
+      log.debug({ args: p.args }, p.message);
+    }
+    info(p: { message: string; args?: Record<string, unknown> }) {
+      log.info({ args: p.args }, p.message);
+    }
+    warn(p: { message: string; args?: Record<string, unknown>; err?: Error }) {
+      log.warn({ args: p.args, err: p.err }, p.message);
+    }
+    error(p: { message: string; args?: Record<string, unknown>; err: Error }) {
+      log.error({ args: p.args, err: p.err }, p.message);
+    }
+  };
 }

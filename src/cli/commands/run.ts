@@ -4,20 +4,23 @@ import { createClickHouse } from '../../adapters/clickhouse/client';
 import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
+import { ledgerSize } from '../../adapters/clickhouse/ledger-size';
 import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { errorReportRoute } from '../../pipeline/error-reports';
 import { reconcile } from '../../pipeline/reconcile';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
+import { createGroupOffsetReader } from '../../adapters/kafka/group-lag';
 import { createKafka, resolveBrokers } from '../../adapters/kafka/kafka';
 import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
+import { startHealthMonitor } from '../../pipeline/health-monitor';
 import { startIngestWorker } from '../../pipeline/ingest-worker';
 import { createPusher, startPushLoop } from '../../pipeline/pusher';
 import { createRateLimiter } from '../../runtime/rate-limiter';
-import { metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
+import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
 import { createContext, waitForShutdownSignal } from '../context';
 import { startEmbeddedBroker } from './dev-broker';
@@ -37,7 +40,7 @@ export function registerRun(program: Command): void {
       };
       try {
         const meters = loadMeterCatalog(config.ingest.metersFile);
-        const ch = createClickHouse(config);
+        const ch = createClickHouse(config, logger);
         stack.push(() => ch.close());
         await migrate(ch, config.clickhouse.database);
         logger.info({ clickhouse: config.clickhouse.url ? 'server' : `embedded (${config.clickhouse.embeddedPath})` }, 'ClickHouse ready');
@@ -54,7 +57,26 @@ export function registerRun(program: Command): void {
         }
         const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
         const metrics = createMetrics();
-        const routes: Record<string, Route> = { '/metrics': metricsRoute(metrics.registry) };
+        const dedupeWindowMs = config.ingest.dedupeWindowDays * DAY_MS;
+        // Health is watched from before the consumer starts: not ready until it runs and owns partitions.
+        const health = startHealthMonitor({
+          offsets: createGroupOffsetReader(kafka, config.kafka.topic, config.kafka.groupId),
+          pingClickHouse: async () => {
+            const r = await ch.ping();
+            if (!r.success) throw r.error;
+          },
+          dedupeStoreSize: () => ledgerSize(ch, config.clickhouse.database, dedupeWindowMs, Date.now()),
+          metrics,
+          clock: Date.now,
+          logger,
+          stallMs: config.http.readyStallMs,
+        });
+        stack.push(() => health.stop());
+        const routes: Record<string, Route> = {
+          '/metrics': metricsRoute(metrics.registry),
+          '/health/live': healthRoute(() => health.liveness()),
+          '/health/ready': healthRoute(() => health.readiness()),
+        };
         const webhookClient = stripeClientFromConfig(config);
         if (webhookClient && config.stripe.webhookSecret) {
           routes['/webhooks/stripe'] = errorReportRoute({
@@ -67,7 +89,7 @@ export function registerRun(program: Command): void {
         }
         const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes });
         stack.push(() => http.close());
-        logger.info({ url: `${http.url}/metrics` }, 'metrics endpoint listening');
+        logger.info({ url: `${http.url}/metrics`, health: [`${http.url}/health/live`, `${http.url}/health/ready`] }, 'metrics endpoint listening');
 
         let reportFatal: (err: Error) => void = () => undefined;
         const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
@@ -89,7 +111,7 @@ export function registerRun(program: Command): void {
           deps: {
             decoder: createDecoderFromConfig(config),
             meters: () => meters,
-            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }),
+            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs }),
             deadLetters,
             clock: Date.now,
             maxFutureSkewMs: config.ingest.maxFutureSkewMs,
@@ -97,6 +119,7 @@ export function registerRun(program: Command): void {
           },
         });
         stack.push(() => worker.stop());
+        health.attach(worker);
 
         const sink = createBillingSink(config, metrics);
         stack.push(() => sink.close());

@@ -1,0 +1,26 @@
+import path from 'node:path';
+import { hasPromtool, promtool } from '../helpers/prometheus';
+
+/** The alert rules and scrape config are valid for Prometheus, and every alert's unit tests pass. */
+const OPS = path.resolve(__dirname, '..', '..', 'ops', 'prometheus');
+const describeIf = hasPromtool('ops/prometheus checks') ? describe : describe.skip;
+
+describeIf('ops/prometheus: promtool', () => {
+  it('alerts.yml passes `promtool check rules`', () => {
+    const r = promtool(['check', 'rules', path.join(OPS, 'alerts.yml')]);
+    expect(r.output).toMatch(/SUCCESS: \d+ rules found/);
+    expect(r.status).toBe(0);
+  });
+
+  it('alerts.test.yml passes `promtool test rules` (firing and quiet cases for every alert)', () => {
+    const r = promtool(['test', 'rules', path.join(OPS, 'alerts.test.yml')]);
+    expect(r.output).toContain('SUCCESS');
+    expect(r.status).toBe(0);
+  });
+
+  it('prometheus.yml passes `promtool check config`, alert rules included', () => {
+    const r = promtool(['check', 'config', path.join(OPS, 'prometheus.yml')]);
+    expect(r.output).toContain('SUCCESS: 1 rule files found');
+    expect(r.status).toBe(0);
+  });
+});
