@@ -27,7 +27,10 @@ export async function waitForGroupCaughtUp(kafka: Kafka, groupId: string, topic:
     await waitFor(
       `group ${groupId} to commit every offset of ${topic}`,
       async () => {
-        const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
+        // A transient broker error (injected by the chaos test, say) is just "not yet".
+        const fetched = await admin.fetchOffsets({ groupId, topics: [topic] }).catch(() => null);
+        if (!fetched) return false;
+        const committed = fetched[0]!.partitions;
         return high.every((h) => committed.find((c) => c.partition === h.partition)?.offset === h.high);
       },
       timeoutMs,

@@ -72,17 +72,17 @@ export async function customerTotals(client: ClickHouseClient, database: string)
   assertIdentifier(database);
   const rs = await client.query({
     query: `
-      SELECT l.tenant AS tenant, l.customer AS customer, l.meter AS meter, l.events AS events, l.value AS value,
+      SELECT l.tenant AS tenant, l.customer AS customer, l.meter AS meter, l.events AS events, l.total AS value,
              l.counted_events AS counted_events, l.counted_value AS counted_value,
-             c.counter_events AS counter_events, toString(c.counter_value) AS counter_value
+             c.counter_events AS counter_events, toString(c.counter_total) AS counter_value
       FROM (
-        SELECT tenant, customer, meter, count() AS events, toString(sum(value)) AS value,
+        SELECT tenant, customer, meter, count() AS events, toString(sum(value)) AS total,
                countIf(disposition = 'counted') AS counted_events, toString(sumIf(value, disposition = 'counted')) AS counted_value
         FROM ${database}.usage_events
         GROUP BY tenant, customer, meter
       ) AS l
       LEFT JOIN (
-        SELECT tenant, customer, meter, sum(events) AS counter_events, sum(value) AS counter_value
+        SELECT tenant, customer, meter, sum(events) AS counter_events, sum(value) AS counter_total
         FROM ${database}.usage_counters FINAL
         GROUP BY tenant, customer, meter
       ) AS c ON c.tenant = l.tenant AND c.customer = l.customer AND c.meter = l.meter
