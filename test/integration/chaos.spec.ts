@@ -218,10 +218,22 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
         .catch(() => undefined);
     }, 2_500);
 
-    const workerEnv = (cycle: number): NodeJS.ProcessEnv => ({ ...env, CHAOS_CLICKHOUSE_FAULTS: 'fail=0.004,fail_after=0.004,slow=0.05,slow_ms=150', CHAOS_SEED: String(SEED * 1000 + cycle) });
+    const workerEnv = (cycle: number): NodeJS.ProcessEnv => ({
+      ...env,
+      CHAOS_CLICKHOUSE_FAULTS: 'fail=0.01,fail_after=0.01,slow=0.05,slow_ms=150',
+      CHAOS_SEED: String(SEED * 1000 + cycle),
+      LOG_LEVEL: 'warn',
+    });
     const debugLog = process.env.CHAOS_LOG ? fs.createWriteStream(process.env.CHAOS_LOG) : null;
+    const storeFaults = { fail: 0, fail_after: 0, slow: 0 };
+    const countStoreFaults = (d: Buffer) => {
+      for (const m of d.toString().matchAll(/"kind":"(fail|fail_after|slow)"[^\n]*CHAOS: injected ClickHouse fault/g)) storeFaults[m[1] as keyof typeof storeFaults] += 1;
+    };
     const start = (e: NodeJS.ProcessEnv) => {
-      const c = startWorkerProcess(debugLog ? { ...e, LOG_LEVEL: 'info' } : e, (d) => debugLog?.write(d));
+      const c = startWorkerProcess(debugLog ? { ...e, LOG_LEVEL: 'info' } : e, (d) => {
+        countStoreFaults(d);
+        debugLog?.write(d);
+      });
       children.add(c);
       return c;
     };
@@ -268,6 +280,7 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
       clearInterval(brokerTimer);
     }
     expect(faults.kills).toBeGreaterThanOrEqual(10);
+    expect(storeFaults.fail + storeFaults.fail_after).toBeGreaterThan(0);
 
     // Recovery: faults off, one clean worker settles everything.
     await broker.command('clear_errors');
@@ -343,6 +356,7 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
       selfExits: faults.selfExits,
       brokerProtocolErrors: faults.broker,
       brokerErrorsByApi: faults.brokerByApi,
+      clickhouseStoreFaults: storeFaults,
       stripeFaults: faults.stripe,
       stripeMeterEventsAccepted: accepted.length,
       stripeAttempts: fake.identifierLog().length,

@@ -19,7 +19,9 @@ export type { ClickHouseClient };
 export function createClickHouse(config: Pick<Config, 'clickhouse'> & Partial<Pick<Config, 'chaos'>>, logger?: Logger): ClickHouseClient {
   const client = connect(config.clickhouse, logger);
   const faults = config.chaos?.clickhouseFaults;
-  return faults ? withClickHouseFaults(client, faults, seededRandom(config.chaos!.seed + process.pid)) : client;
+  if (!faults) return client;
+  const log = logger?.child({ module: 'chaos' });
+  return withClickHouseFaults(client, faults, seededRandom(config.chaos!.seed + process.pid), (f) => log?.warn(f, 'CHAOS: injected ClickHouse fault'));
 }
 
 function connect(ch: Config['clickhouse'], logger: Logger | undefined): ClickHouseClient {

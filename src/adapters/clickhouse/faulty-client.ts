@@ -12,35 +12,32 @@ export class InjectedFault extends Error {
   }
 }
 
-export interface FaultCounts {
-  calls: number;
-  failedBefore: number;
-  failedAfter: number;
-  slowed: number;
-}
-
 /**
  * The ClickHouse store port with faults injected (chaos runs only): every query, insert,
  * command and exec may be delayed, may fail before reaching ClickHouse, or may fail after
  * ClickHouse did the work (an insert that landed but whose answer was lost). The code above must
  * survive all three without losing or doubling anything.
  */
-export function withClickHouseFaults(client: ClickHouseClient, spec: FaultSpec, random: () => number, counts?: FaultCounts): ClickHouseClient {
+export function withClickHouseFaults(
+  client: ClickHouseClient,
+  spec: FaultSpec,
+  random: () => number,
+  onFault?: (fault: { operation: string; kind: 'fail' | 'fail_after' | 'slow' }) => void,
+): ClickHouseClient {
   const wrap = <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const fate = decideFault(spec, random(), random());
-      if (counts) counts.calls += 1;
       if (fate.delayMs > 0) {
-        if (counts) counts.slowed += 1;
+        onFault?.({ operation, kind: 'slow' });
         await new Promise((r) => setTimeout(r, fate.delayMs));
       }
       if (fate.kind === 'fail') {
-        if (counts) counts.failedBefore += 1;
+        onFault?.({ operation, kind: 'fail' });
         throw new InjectedFault(operation, false);
       }
       const result = await fn(...args);
       if (fate.kind === 'fail_after') {
-        if (counts) counts.failedAfter += 1;
+        onFault?.({ operation, kind: 'fail_after' });
         throw new InjectedFault(operation, true);
       }
       return result;
