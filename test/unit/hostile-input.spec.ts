@@ -257,6 +257,12 @@ describe('validation rules found by the fuzz', () => {
     expect(beyond).toMatchObject({ ok: false, code: 'malformed_avro', reason: expect.stringMatching(/^timestamp: integer exceeds 2\^53/) });
   });
 
+  it('turns a record that makes validation itself throw into a dead letter, not a stalled partition', () => {
+    const poison = { get id(): string { throw new RangeError('Invalid time value'); } } as unknown as Record<string, unknown>;
+    const r = classifyMessage(REF, null, Buffer.from('x'), { ok: true, record: poison }, meters, OPTS);
+    expect(r).toMatchObject({ rejection: { code: 'invalid_event', reason: 'event could not be validated: Invalid time value' } });
+  });
+
   it('never lets the partition key separator (\\u001f) into a tenant or id, so the key cannot be ambiguous', () => {
     expect(v({ tenant: 'a\u001fb', id: 'c' })).toEqual({ ok: false, reason: 'tenant contains control characters' });
     expect(v({ tenant: 'a', id: 'b\u001fc' })).toEqual({ ok: false, reason: 'id contains control characters' });
