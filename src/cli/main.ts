@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config';
-import { MeterlineError } from '../runtime/errors';
+import { MeterlineError, errorMessage } from '../runtime/errors';
+import { redactSecrets, secretsInEnv } from '../runtime/redact';
 import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
 import { registerLedgerCommands } from './commands/ledger';
@@ -34,10 +35,9 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof ConfigError || err instanceof MeterlineError) {
-      process.stderr.write(`meterline: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    // Library errors may quote what they were given (Stripe quotes the key): scrub before printing.
+    const message = redactSecrets(errorMessage(err), secretsInEnv(process.env));
+    process.stderr.write(`meterline: ${message}\n`);
+    return err instanceof ConfigError || err instanceof MeterlineError ? 2 : 1;
   }
 }

@@ -2,14 +2,17 @@
  * Security, in process: tenant isolation through ingest → counters → pushes (fake Stripe), the
  * worker's HTTP surface under hostile requests, where it binds, and webhook signatures.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
 import { createDecoder } from '../../src/adapters/avro/codec';
 import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore, type PushStore } from '../../src/adapters/clickhouse/push-store';
 import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
+import { listRejected } from '../../src/adapters/clickhouse/rejected-store';
 import { queryUsage } from '../../src/adapters/clickhouse/usage-query';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
 import { loadConfig } from '../../src/config/config';
@@ -18,7 +21,7 @@ import { errorReportRoute } from '../../src/pipeline/error-reports';
 import { ingestBatch, type RawMessage } from '../../src/pipeline/ingest-batch';
 import { createPusher } from '../../src/pipeline/pusher';
 import { metricsRoute, startHttpServer, type Route } from '../../src/runtime/http-server';
-import { silentLogger } from '../../src/runtime/logger';
+import { createLogger, silentLogger } from '../../src/runtime/logger';
 import { createMetrics } from '../../src/runtime/metrics';
 import { createRateLimiter } from '../../src/runtime/rate-limiter';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
@@ -68,6 +71,25 @@ function request(base: string, opts: { method?: string; path: string; headers?: 
     } else req.end(opts.body);
   });
 }
+
+const HOSTILE_VALUES = [
+  "' OR 1=1 --",
+  "a' OR tenant = 'b",
+  "a') OR ('1'='1",
+  'a\\',
+  "\\' OR 1=1 --",
+  '{tenant:String}',
+  '{x:String}',
+  "a'; DROP TABLE usage_events; --",
+  'a\u0000',
+  '\u0000',
+  'a\u001fb',
+  '%',
+  '*',
+  'A',
+  ' a',
+  'a'.repeat(1_000_000),
+];
 
 /** Text that would betray internals if a reply echoed it. */
 const INTERNALS = [/\bat \S+ \(/, /node_modules/, /\/src\//, /Error:/, /whsec_/, /sk_test_/, /ClickHouse/i, /stack/i];
@@ -193,6 +215,68 @@ describe('security (in process)', () => {
         expect((await q(t)).every((r) => r.tenant === t)).toBe(true);
       }
     });
+
+    it('hostile values in every query filter and the dead-letter filter are plain values: no rows, no SQL', async () => {
+      const bad: unknown[] = [];
+      for (const h of HOSTILE_VALUES) {
+        for (const q of [{ tenant: h }, { tenant: 'a', customer: h }, { tenant: 'a', meter: h }, { tenant: h, customer: h, meter: h }]) {
+          const r = await queryUsage(ch.client, ch.database, { ...q, from: THIS_HOUR - HOUR, to: THIS_HOUR + HOUR }).catch((err: Error) => err);
+          if (!Array.isArray(r) || r.length !== 0) bad.push({ q: JSON.stringify(q).slice(0, 80), r: String(r).slice(0, 200) });
+        }
+        const dl = await listRejected(ch.client, ch.database, { reason: h });
+        if (dl.length !== 0) bad.push({ dlq: h.slice(0, 40), n: dl.length });
+      }
+      expect(bad).toEqual([]);
+      expect(await queryUsage(ch.client, ch.database, { tenant: 'b', from: THIS_HOUR - HOUR, to: THIS_HOUR + HOUR })).toHaveLength(1);
+    });
+
+    it('every value reaches SQL as a query parameter: no user input is interpolated into query text', () => {
+      // Interpolations allowed inside SQL text: checked identifiers and whitelisted SQL fragments.
+      const allowed = /^\$\{(database|db|table|t\('[a-z_]+'\)|bucket|period|filter)\}$/;
+      const dir = path.join(__dirname, '..', '..', 'src', 'adapters', 'clickhouse');
+      const found: string[] = [];
+      for (const file of fs.readdirSync(dir)) {
+        const text = fs.readFileSync(path.join(dir, file), 'utf8');
+        for (const m of text.matchAll(/`[^`]*\b(SELECT|INSERT|ALTER|CREATE|WHERE|FROM)\b[^`]*`/g)) {
+          for (const i of m[0].matchAll(/\$\{[^}]*\}/g)) if (!allowed.test(i[0])) found.push(`${file}: ${i[0]}`);
+        }
+      }
+      expect(found).toEqual([]);
+    });
+  });
+
+  it("keeps Stripe's key out of the push ledger and the logs when Stripe refuses it (401)", async () => {
+    const wrongKey = 'sk_test_S3CRETx9wrongkey';
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (l: string) => void lines.push(l) } });
+    await ingestBatch([{ ref: { topic: 'usage.events', partition: 1, offset: '0' }, key: null, value: singleObject(encodeBodyV2({ id: 'k-1', tenant: 'keyless', customer: 'c', meter: 'tokens', value: decimalBytes('4'), timestamp: THIS_HOUR + 1000, properties: [], source: null })) }], {
+      decoder: createDecoder(),
+      meters: () => meters,
+      ledger: createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }),
+      counters: createCounterStore(ch.client, ch.database),
+      clock: Date.now,
+      maxFutureSkewMs: 300_000,
+    });
+    await importCustomers(ch.client, ch.database, [{ tenant: 'keyless', customer: 'c', stripeCustomerId: 'cus_K' }], Date.now());
+    const limiter = createRateLimiter(1000);
+    const pusher = createPusher({
+      streams: createStreamStore(ch.client, ch.database),
+      pushes,
+      sink: createMeterEventsSink(fake.client({ apiKey: wrongKey, maxNetworkRetries: 0 })),
+      meters: () => meters,
+      clock: Date.now,
+      logger,
+      rateLimit: () => limiter.take(),
+      sleep: async () => undefined,
+    });
+    await pusher.cycle();
+    await pusher.drain().catch(() => undefined);
+    const [push] = await pushes.list({ tenant: 'keyless' });
+    expect(push!.lastError).toMatch(/401.*Invalid API Key provided: \[redacted\]/);
+    const everything = JSON.stringify(push, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) + lines.join('');
+    expect(everything).not.toContain('S3CRETx9');
+    expect(everything).not.toMatch(/sk_test_[A-Za-z0-9*]{4,}/);
+    expect(fake.totalFor('cus_K', 'tokens')).toBe(0n);
   });
 
   describe('the HTTP surface', () => {
