@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError, loadConfig, secretValues } from '../config/config';
-import { MeterlineError } from '../runtime/errors';
+import { ConfigError } from '../config/config';
+import { MeterlineError, errorMessage } from '../runtime/errors';
+import { redactSecrets, secretsInEnv } from '../runtime/redact';
 import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
 import { registerLedgerCommands } from './commands/ledger';
@@ -38,23 +39,10 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof ConfigError || err instanceof MeterlineError) {
-      process.stderr.write(`meterline: ${scrub(err.message)}\n`);
-      return 2;
-    }
-    if (err instanceof Error) err.message = scrub(err.message);
-    throw err;
+    // Library errors may quote what they were given (Stripe quotes the key): scrub before printing.
+    const message = redactSecrets(errorMessage(err), secretsInEnv(process.env));
+    process.stderr.write(`meterline: ${message}\n`);
+    return err instanceof ConfigError || err instanceof MeterlineError ? 2 : 1;
   }
 }
 
-/** A failing command's message may quote a URL or a server's answer: never with a secret in it. */
-function scrub(message: string): string {
-  let secrets: string[] = [];
-  try {
-    secrets = secretValues(loadConfig());
-  } catch {
-    // An invalid configuration's message never echoes values.
-  }
-  for (const s of secrets) if (s.length >= 4) message = message.split(s).join('[redacted]');
-  return message;
-}

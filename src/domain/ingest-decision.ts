@@ -88,7 +88,14 @@ export function classifyMessage(
     },
   });
   if (!decoded.ok) return reject(decoded.code, decoded.reason);
-  const valid = validateEvent(decoded.record, opts);
+  // A message that makes validation itself fail is a dead letter too: thrown here, it would
+  // fail its batch again on every retry and stall the partition behind it.
+  let valid: ReturnType<typeof validateEvent>;
+  try {
+    valid = validateEvent(decoded.record, opts);
+  } catch (err) {
+    return reject('invalid_event', `event could not be validated: ${err instanceof Error ? err.message : String(err)}`);
+  }
   if (!valid.ok) return reject('invalid_event', valid.reason, decoded.record);
   const meter = meters.get(valid.event.meter);
   if (!meter) return reject('unknown_meter', `unknown meter ${JSON.stringify(valid.event.meter)}`, valid.event);

@@ -1,4 +1,4 @@
-import { formatDecimal, parseDecimal } from './decimal';
+import { SCALE, formatDecimal, parseDecimal } from './decimal';
 
 /**
  * A usage event as the rest of the system sees it, whatever encoding it arrived in.
@@ -25,7 +25,15 @@ export const LIMITS = {
   propertyValueMaxLength: 1024,
   /** Event times before this are treated as a producer bug (unit mix-up, zero default). */
   earliestTimestampMs: Date.UTC(2000, 0, 1),
+  /**
+   * Integer digits one event's value may have. Totals are Decimal(38, 9) sums, and ClickHouse's
+   * sum() wraps silently past about 1.7e29: two events of 29 digits summed to a negative total.
+   * 20 digits leave room for over a billion maximal events in one total (Stripe takes 15 per event).
+   */
+  valueMaxIntegerDigits: 20,
 } as const;
+
+const MAX_VALUE_UNITS = 10n ** BigInt(LIMITS.valueMaxIntegerDigits + SCALE) - 1n;
 
 export interface ValidationOptions {
   /** Current time in ms: passed in, never read from a clock here. */
@@ -69,12 +77,15 @@ export function validateEvent(raw: unknown, opts: ValidationOptions): Validated 
   if (typeof rec.value !== 'string' && typeof rec.value !== 'number') return fail('value must be a decimal string or number');
   const value = parseDecimal(rec.value);
   if (!value.ok) return fail(value.reason);
+  // Usage is a quantity: a negative value would silently lower a bill (no correction flow exists).
+  if (value.units < 0n) return fail('value is negative: usage values must be zero or more');
+  if (value.units > MAX_VALUE_UNITS) return fail(`value exceeds ${LIMITS.valueMaxIntegerDigits} integer digits`);
 
   const timestamp = parseTimestamp(rec.timestamp);
   if (typeof timestamp !== 'number') return timestamp;
-  if (timestamp < LIMITS.earliestTimestampMs) return fail(`timestamp ${new Date(timestamp).toISOString()} is before 2000-01-01`);
+  if (timestamp < LIMITS.earliestTimestampMs) return fail(`timestamp ${describeTime(timestamp)} is before 2000-01-01`);
   if (timestamp > opts.now + opts.maxFutureSkewMs) {
-    return fail(`timestamp ${new Date(timestamp).toISOString()} is too far in the future`);
+    return fail(`timestamp ${describeTime(timestamp)} is too far in the future`);
   }
 
   const props = parseProperties(rec.properties);
@@ -106,6 +117,11 @@ function identifier(v: unknown, field: string, max: number): string | { ok: fals
   if (CONTROL_CHARS.test(v)) return fail(`${field} contains control characters`);
   if (v.trim() !== v) return fail(`${field} has leading or trailing whitespace`);
   return v;
+}
+
+/** ISO text where a Date can hold it (±8.64e15 ms); toISOString throws beyond, up to 2^53. */
+function describeTime(ms: number): string {
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms`;
 }
 
 function parseTimestamp(v: unknown): number | { ok: false; reason: string } {

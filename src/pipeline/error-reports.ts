@@ -6,6 +6,8 @@ import type { Route } from '../runtime/http-server';
 
 export const ERROR_REPORT_TYPES = new Set(['v1.billing.meter.error_report_triggered', 'v1.billing.meter.no_meter_found']);
 const MAX_BODY_BYTES = 1024 * 1024;
+/** An oversized body is drained up to this much (then the connection is cut). */
+const MAX_DRAIN_BYTES = 16 * 1024 * 1024;
 
 interface ErrorReportData {
   reason?: { error_types?: { code?: string; sample_errors?: { error_message?: string; request?: { identifier?: string } }[] }[] };
@@ -35,9 +37,10 @@ export function errorReportRoute(deps: { stripe: Stripe; webhookSecret: string; 
       res.writeHead(405, { allow: 'POST' }).end();
       return;
     }
-    const body = await readBody(req, MAX_BODY_BYTES);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    const body = declared > MAX_BODY_BYTES ? null : await readBody(req, MAX_BODY_BYTES);
     if (body === null) {
-      res.writeHead(413).end('payload too large\n');
+      refuseTooLarge(req, res);
       return;
     }
     const signature = req.headers['stripe-signature'];
@@ -64,18 +67,35 @@ export function errorReportRoute(deps: { stripe: Stripe; webhookSecret: string; 
   };
 }
 
+/** The body as text, or null as soon as it exceeds `limit` (the rest is left to refuseTooLarge). */
 function readBody(req: http.IncomingMessage, limit: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
       if (size > limit) {
+        req.off('data', onData);
         resolve(null);
-        req.destroy();
       } else chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+/**
+ * 413, then the connection is closed. What the client is still sending is read and dropped (up
+ * to a bound) rather than reset mid-upload, so that it sees the 413 instead of a broken pipe.
+ */
+function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
+  let dropped = 0;
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > MAX_DRAIN_BYTES) req.destroy();
+  });
+  req.on('error', () => undefined);
+  req.resume();
+  res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('payload too large\n');
 }

@@ -33,7 +33,11 @@ export async function startHttpServer(opts: { host: string; port: number; routes
 }
 
 export function metricsRoute(registry: Registry): Route {
-  return async (_req, res) => {
+  return async (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
     const body = await registry.metrics();
     res.writeHead(200, { 'content-type': registry.contentType }).end(body);
   };

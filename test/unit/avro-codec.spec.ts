@@ -14,7 +14,7 @@ const event: UsageEvent = {
   tenant: 'acme',
   customer: 'cus_123',
   meter: 'api.requests',
-  value: '-12.345678901',
+  value: '12.345678901',
   timestamp: Date.UTC(2025, 0, 2, 3, 4, 5, 678),
   properties: { region: 'eu-west-1', plan: 'pro' },
   source: 'gateway',

@@ -18,7 +18,6 @@ export class MalformedBody extends Error {
 
 /** A bound on items of zero-width types (e.g. an array of nulls), which no byte count limits. */
 const MAX_ITEMS = 1_000_000;
-const MAX_SAFE_LONG = 9007199254740990; // avsc's own bound (isSafeLong).
 
 let varintValue = 0;
 
@@ -31,7 +30,9 @@ function varint(buf: Buffer, pos: number, maxBytes: number): number {
     const b = buf[pos++]!;
     acc += (b & 0x7f) * mul;
     if ((b & 0x80) === 0) {
-      if (acc > 2 * MAX_SAFE_LONG + 1) throw new MalformedBody('integer exceeds 2^53', pos);
+      // Past 2^53 the float accumulator (avsc's too) is inexact: -(2^53 - 2) read back positive.
+      // Zigzag values up to 2^53 - 1 (|n| <= 2^52) decode exactly; anything larger is refused.
+      if (acc > Number.MAX_SAFE_INTEGER) throw new MalformedBody('integer exceeds 2^53', pos);
       varintValue = acc % 2 === 0 ? acc / 2 : -(acc + 1) / 2;
       return pos;
     }

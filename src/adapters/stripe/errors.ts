@@ -1,6 +1,7 @@
+import { redactSecrets } from '../../runtime/redact';
 import type { SendOutcome } from './billing-sink';
 
-/** The parts of a stripe-node error the pusher decides on (never its message's secrets: none are in it). */
+/** The parts of a stripe-node error the pusher decides on. */
 interface StripeLikeError {
   type?: string;
   statusCode?: number;
@@ -20,7 +21,8 @@ interface StripeLikeError {
 export function classifyStripeError(err: unknown): SendOutcome {
   const e = (err ?? {}) as StripeLikeError;
   const status = e.statusCode;
-  const reason = `${e.type ?? 'Error'}${status ? ` ${status}` : ''}${e.code ? ` ${e.code}` : ''}: ${e.message ?? String(err)}`;
+  // Stored in the push ledger and logged: Stripe's 401 message quotes the (masked) key.
+  const reason = redactSecrets(`${e.type ?? 'Error'}${status ? ` ${status}` : ''}${e.code ? ` ${e.code}` : ''}: ${e.message ?? String(err)}`);
   if (e.type === 'StripeConnectionError' || status === undefined) return { kind: 'retry', reason };
   if ((status === 400 || status === 409) && /already exists with identifier|duplicate_meter_event/i.test(`${e.message ?? ''} ${e.code ?? ''}`)) {
     return { kind: 'already_reported' };
