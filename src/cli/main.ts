@@ -3,6 +3,7 @@ import { ConfigError } from '../config/config';
 import { MeterlineError } from '../runtime/errors';
 import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
+import { registerDevClickHouse } from './commands/dev-clickhouse';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerPublish(program);
   registerDevBroker(program);
+  registerDevClickHouse(program);
   registerQuery(program);
   registerReconcile(program);
   registerReplay(program);

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Config } from '../../config/config';
+import { MeterlineError } from '../../runtime/errors';
+import { readDevClickHouseState } from './dev-server-state';
 
 export type { ClickHouseClient };
 
@@ -13,7 +16,7 @@ export type { ClickHouseClient };
  * chdb allows one data directory per process: all embedded clients in a process share
  * `embeddedPath`, and tests separate themselves by database name, not by path.
  */
-export function createClickHouse(config: Pick<Config, 'clickhouse'>): ClickHouseClient {
+export function createClickHouse(config: Pick<Config, 'clickhouse' | 'dataDir'>): ClickHouseClient {
   const ch = config.clickhouse;
   if (ch.url) {
     return createClient({
@@ -22,6 +25,14 @@ export function createClickHouse(config: Pick<Config, 'clickhouse'>): ClickHouse
       password: ch.password ?? '',
       clickhouse_settings: { date_time_output_format: 'iso' },
     });
+  }
+  // Two engines on one data directory corrupt it: a running dev server owns it.
+  const server = readDevClickHouseState(config.dataDir);
+  if (server && path.resolve(server.dataPath) === path.resolve(ch.embeddedPath)) {
+    throw new MeterlineError(
+      'CLICKHOUSE_DATA_IN_USE',
+      `${ch.embeddedPath} is served by meterline dev-clickhouse (pid ${server.pid}): set CLICKHOUSE_URL=${server.url} to use it`,
+    );
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
   // Loaded lazily: the chdb engine is a ~540 MB shared library that server mode never needs.
