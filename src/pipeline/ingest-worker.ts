@@ -1,6 +1,8 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import { isGroupMembershipError } from '../adapters/kafka/kafka';
 import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
+import { errorMessage } from '../runtime/errors';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { settleCounters } from './counters';
@@ -27,6 +29,14 @@ export interface IngestWorker {
   watermark(): number | null;
   /** Called after each batch is stored and committed, with the partition's next offset to read. */
   onBatch(listener: (outcome: BatchOutcome, partition: number, nextOffset: bigint) => void): void;
+  /**
+   * Whether this worker owns `partition` right now: assigned at the last join, no rebalance under
+   * way, and in contact with the group coordinator within half a session timeout (a worker cut
+   * off longer may already have been replaced).
+   */
+  owns(partition: number): boolean;
+  /** Rejects if the consumer stopped for good (a crash kafkajs does not restart): the worker is then useless. */
+  readonly crashed: Promise<never>;
 }
 
 /** How a replay differs from the live consumer. */
@@ -90,9 +100,16 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     await settleCounters(opts.counters, wm, clock());
   };
   const listeners: ((o: BatchOutcome, p: number, next: bigint) => void)[] = [];
+  const sessionTimeout = opts.consumer?.sessionTimeout ?? 30_000;
+  // Ownership as the group coordinator last confirmed it: null while (re)joining.
+  let assigned: readonly number[] | null = null;
+  let lastContact = 0;
+  let crash: (err: Error) => void = () => undefined;
+  const crashed = new Promise<never>((_, reject) => (crash = reject));
+  crashed.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
-    sessionTimeout: opts.consumer?.sessionTimeout ?? 30_000,
+    sessionTimeout,
     heartbeatInterval: opts.consumer?.heartbeatInterval ?? 3_000,
     maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? 250,
     maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? 2 * 1024 * 1024,
@@ -101,7 +118,22 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
+    assigned = partitions;
+    lastContact = clock();
     log.info({ partitions }, 'partitions assigned');
+  });
+  consumer.on(consumer.events.REBALANCING, () => {
+    assigned = null;
+  });
+  consumer.on(consumer.events.HEARTBEAT, () => {
+    lastContact = clock();
+  });
+  consumer.on(consumer.events.CRASH, (e) => {
+    assigned = null;
+    if (!e.payload.restart) {
+      log.error({ err: e.payload.error }, 'the Kafka consumer stopped for good');
+      crash(e.payload.error);
+    }
   });
   await consumer.connect();
   await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
@@ -136,8 +168,17 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       resolveOffset(last);
       const next = BigInt(last) + 1n;
       if (opts.replay?.commit !== false) {
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
-        opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
+        try {
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
+          opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
+        } catch (err) {
+          // Refused because the group is rebalancing (another worker joined or died): the batch
+          // is stored, so whoever owns the partition next re-reads it and finds it stored. Not a
+          // crash: kafkajs rejoins on its next heartbeat (rethrown, a wrapped rebalance error
+          // would stop the consumer for good).
+          if (!isGroupMembershipError(err)) throw err;
+          log.info({ partition: batch.partition, next: next.toString(), reason: errorMessage(err) }, 'offset commit refused by a rebalance; the batch is stored and will be recognised when re-read');
+        }
       }
       // 3. Advance this partition's watermark (in memory, and as a restart hint for the live worker).
       clocks = observe(clocks, batch.partition, outcome.maxEventTime, clock());
@@ -161,7 +202,9 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.tooLate += outcome.tooLate;
       totals.lateCounted += outcome.lateCounted;
       for (const l of listeners) l(outcome, batch.partition, next);
-      await heartbeat();
+      await heartbeat().catch((err: unknown) => {
+        if (!isGroupMembershipError(err)) throw err;
+      });
     },
   });
   log.info({ topic: opts.topic, groupId: opts.groupId }, 'ingest consumer started');
@@ -173,8 +216,11 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     totals,
     watermark,
     onBatch: (l) => listeners.push(l),
+    owns: (partition) => assigned !== null && assigned.includes(partition) && clock() - lastContact < sessionTimeout / 2,
+    crashed,
     async stop() {
       clearInterval(settleTimer);
+      assigned = null;
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
       await consumer.disconnect();
       await exclusive;

@@ -19,10 +19,13 @@ import { createPusher, startPushLoop } from '../../pipeline/pusher';
 import { createRateLimiter } from '../../runtime/rate-limiter';
 import { metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
+import { MeterlineError, errorMessage } from '../../runtime/errors';
 import { createContext, waitForShutdownSignal } from '../context';
 import { startEmbeddedBroker } from './dev-broker';
 
 const DAY_MS = 86_400_000;
+/** How long a worker that became the pusher waits before pushing: its predecessor's last writes land first. */
+const PUSHER_GRACE_MS = 5_000;
 
 export function registerRun(program: Command): void {
   program
@@ -97,6 +100,8 @@ export function registerRun(program: Command): void {
         const sink = createBillingSink(config, metrics);
         stack.push(() => sink.close());
         const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
+        // One pusher per consumer group: the worker that owns partition 0 (see PushLeadership).
+        const isPusher = () => worker.owns(0);
         const pushLoop = await startPushLoop(
           createPusher({
             streams: createStreamStore(ch, config.clickhouse.database),
@@ -108,8 +113,11 @@ export function registerRun(program: Command): void {
             metrics,
             rateLimit: () => limiter.take(),
             billingAnchorDay: config.stripe.billingAnchorDay,
+            active: isPusher,
           }),
           logger,
+          1000,
+          { isLeader: isPusher, graceMs: PUSHER_GRACE_MS },
         );
         stack.push(() => pushLoop.stop());
 
@@ -137,7 +145,11 @@ export function registerRun(program: Command): void {
         const progress = setInterval(() => logger.info({ ...worker.totals }, 'ingest progress'), 5000);
         stack.push(async () => clearInterval(progress));
 
-        const signal = await waitForShutdownSignal();
+        // A consumer that stopped for good leaves a worker that consumes nothing: exit (non-zero)
+        // so a supervisor restarts it, rather than sit in the group holding no partitions.
+        const signal = await Promise.race([waitForShutdownSignal(), worker.crashed]).catch((err: unknown) => {
+          throw new MeterlineError('KAFKA_CONSUMER_CRASHED', `the Kafka consumer stopped: ${errorMessage(err)}`, { cause: err });
+        });
         logger.info({ signal }, 'shutting down: draining the in-flight batch');
       } finally {
         await shutdown();
