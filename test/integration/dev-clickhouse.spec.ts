@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { ClickHouseError, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse } from '../../src/adapters/clickhouse/client';
 import { loadConfig } from '../../src/config/config';
 import { runCli } from '../helpers/cli';
@@ -129,7 +129,7 @@ describe('meterline dev-clickhouse', () => {
     expect(raw.headers['x-clickhouse-exception-code']).toBe('81');
     expect(raw.body).toMatch(/^Code: 81\. DB::Exception: .*\(UNKNOWN_DATABASE\) \(version \d+\.\d+[^)]*\)\n$/s);
 
-    const intruder = createClient({ url: server.url, username: 'alice', password: 'wrong-pw-xyz' });
+    const intruder = createClient({ url: server.url, username: 'alice', password: 'wrong-pw-xyz', log: { level: ClickHouseLogLevel.OFF } });
     try {
       expect(await failure(intruder.query({ query: 'SELECT 1' }))).toMatchObject({ code: '516', type: 'AUTHENTICATION_FAILED' });
     } finally {
@@ -185,10 +185,15 @@ describe('meterline dev-clickhouse', () => {
       }, 200);
     });
     // A slow query abandoned by its client (abort): the server finishes it and drops the answer.
-    const controller = new AbortController();
-    const slow = client.query({ query: 'SELECT sleep(1)', abort_signal: controller.signal }).catch((e: unknown) => e);
-    setTimeout(() => controller.abort(), 100);
-    expect(await slow).toBeInstanceOf(Error);
+    const quiet = createClient({ url: server.url, username: 'alice', password: 's3cret-pw', log: { level: ClickHouseLogLevel.OFF } });
+    try {
+      const controller = new AbortController();
+      const slow = quiet.query({ query: 'SELECT sleep(1)', abort_signal: controller.signal }).catch((e: unknown) => e);
+      setTimeout(() => controller.abort(), 100);
+      expect(await slow).toBeInstanceOf(Error);
+    } finally {
+      await quiet.close();
+    }
     expect(await count(`SELECT count() AS n FROM ${DB}.torn`)).toBe(0);
     expect(await client.ping()).toEqual({ success: true });
   });
