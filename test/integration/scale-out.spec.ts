@@ -19,8 +19,8 @@ import { exited, startWorkerProcess, waitForGroupCaughtUp } from '../helpers/wor
 
 /**
  * Scale-out (issue 8): three workers in one consumer group share six partitions and one
- * ClickHouse (the dev server); one is SIGKILLed mid-run and the other two take over its
- * partitions. At the end: exact per-customer/meter totals in the ledger and the counters,
+ * ClickHouse (the dev server); the one that pushes to Stripe (the owner of partition 0) is
+ * SIGKILLed mid-run and the other two take over its partitions and its pushes. At the end: exact per-customer/meter totals in the ledger and the counters,
  * every message accounted for once, and Stripe holding exactly floor(local total) per stream,
  * with no identifier ever sent with two values and no usage sent twice.
  */
@@ -34,6 +34,8 @@ interface Worker {
   readonly child: ChildProcess;
   /** Every assignment it logged, latest last. */
   readonly assignments: { at: number; partitions: number[] }[];
+  /** When it became the pusher (logged when it gains partition 0). */
+  readonly pusherSince: number[];
   metricsUrl: string | null;
 }
 
@@ -107,6 +109,7 @@ describe('scale-out: three workers, one killed', () => {
     const w: Worker = {
       name,
       assignments: [],
+      pusherSince: [],
       metricsUrl: null,
       child: startWorkerProcess(env, (d) => {
         debug?.write(d);
@@ -123,6 +126,7 @@ describe('scale-out: three workers, one killed', () => {
           }
           if (rec.msg === 'partitions assigned') w.assignments.push({ at: Date.now(), partitions: rec.partitions ?? [] });
           if (rec.msg === 'metrics endpoint listening') w.metricsUrl = rec.url ?? null;
+          if (rec.msg?.startsWith('this worker owns partition 0')) w.pusherSince.push(Date.now());
         }
       }),
     };
@@ -198,16 +202,23 @@ describe('scale-out: three workers, one killed', () => {
     const before = await Promise.all([w0, w1, w2].map(committedPartitions));
     for (const [i, w] of [w0, w1, w2].entries()) expect(before[i]!.every((p) => current(w).includes(p))).toBe(true);
 
-    // 3. SIGKILL one mid-stream, while the second half is being published.
+    // 3. SIGKILL the pusher (the owner of partition 0) mid-stream, once it is pushing, while the
+    //    second half is being published: its partitions and its pushes must both be taken over.
+    await waitFor('the pusher to call Stripe', () => fake.calls().some((c) => c.path === '/v1/billing/meter_events'), 60_000, 100);
+    const victim = [w0, w1, w2].find((w) => current(w).includes(0))!;
+    const survivors = [w0, w1, w2].filter((w) => w !== victim);
     const publishing = publish(phase2);
     await new Promise((r) => setTimeout(r, 300));
-    const orphaned = current(w0);
-    w0.child.kill('SIGKILL');
+    const orphaned = current(victim);
+    victim.child.kill('SIGKILL');
     const killedAt = Date.now();
-    await exited(w0.child);
-    await waitFor('the two survivors to take over every partition', () => sharedBy([w1, w2]) && [w1, w2].some((w) => w.assignments.at(-1)!.at > killedAt), 60_000, 100);
-    const rebalanceMs = Math.max(...[w1, w2].map((w) => w.assignments.at(-1)!.at)) - killedAt;
-    expect(orphaned.every((p) => current(w1).includes(p) || current(w2).includes(p))).toBe(true);
+    await exited(victim.child);
+    await waitFor('the two survivors to take over every partition', () => sharedBy(survivors) && survivors.some((w) => w.assignments.at(-1)!.at > killedAt), 60_000, 100);
+    const rebalanceMs = Math.max(...survivors.map((w) => w.assignments.at(-1)!.at)) - killedAt;
+    expect(orphaned.every((p) => survivors.some((w) => current(w).includes(p)))).toBe(true);
+    // Exactly one survivor took the pusher role over.
+    await waitFor('a survivor to take the pusher role over', () => survivors.some((w) => w.pusherSince.some((t) => t > killedAt)), 10_000, 100);
+    expect(survivors.filter((w) => w.pusherSince.some((t) => t > killedAt))).toHaveLength(1);
     await publishing;
 
     // 4. The group catches up; then Stripe settles at floor(local total) per stream.
@@ -229,8 +240,8 @@ describe('scale-out: three workers, one killed', () => {
     );
     // A little longer: anything sent twice would show up as a surplus.
     await new Promise((r) => setTimeout(r, 3000));
-    for (const w of [w1, w2]) w.child.kill('SIGTERM');
-    for (const w of [w1, w2]) expect(await exited(w.child)).toEqual({ code: 0, signal: null });
+    for (const w of survivors) w.child.kill('SIGTERM');
+    for (const w of survivors) expect(await exited(w.child)).toEqual({ code: 0, signal: null });
 
     const atStripe = new Map([...expected.keys()].map((k) => [k, fake.totalFor(k.split('/')[0]!, k.split('/')[1]!)]));
     expect(atStripe).toEqual(expected);
@@ -268,7 +279,7 @@ describe('scale-out: three workers, one killed', () => {
 
     process.stdout.write(
       `scale-out: ${produced} messages (${firsts.length} unique, ${copies.length} copies, ${produced - generated.length} bad), ${PARTITIONS} partitions, 3 workers joined in ${joinedMs} ms, ` +
-        `1 SIGKILL, rebalance ${rebalanceMs} ms, caught up at ${caughtUpMs} ms, ${accepted.length} meter events accepted by Stripe for ${expected.size} streams\n`,
+        `1 SIGKILL (the pusher, ${victim.name}), rebalance ${rebalanceMs} ms, caught up at ${caughtUpMs} ms, ${accepted.length} meter events accepted by Stripe for ${expected.size} streams\n`,
     );
   }, 240_000);
 });
