@@ -125,6 +125,23 @@ apply_patch "$rdk/src/rdkafka_mock_cgrp.c" "emptied consumer group becomes Empty
                 return;\
         }' \
   '/* meterline patch: emptied group is Empty at once. */'
+# Stock mock: a SyncGroup round completes as soon as the leader's SyncGroup has set every
+# member's assignment; a follower whose SyncGroup arrives after that (a busy process, a slow
+# follower) finds the group Up and gets INVALID_REQUEST, which crashes kafkajs' consumer for
+# good (real Kafka answers it with the assignment). With the patch the round completes when every
+# member has sent its SyncGroup, as on a real broker.
+apply_patch "$rdk/src/rdkafka_mock_cgrp.c" "SyncGroup completes once every member has sent it" \
+  '^        if \(mcgrp->assignment_cnt < mcgrp->member_cnt\)$' \
+  '/^        if \(mcgrp->assignment_cnt < mcgrp->member_cnt\)$/i\
+        /* meterline patch: wait for every member SyncGroup. */\
+        {\
+                rd_kafka_mock_cgrp_classic_member_t *m;\
+                TAILQ_FOREACH(m, \&mcgrp->members, link) {\
+                        if (!m->resp)\
+                                return;\
+                }\
+        }' \
+  '/* meterline patch: wait for every member SyncGroup. */'
 
 # --- build librdkafka.a --------------------------------------------------------------------
 jobs="$(nproc 2>/dev/null || echo 2)"

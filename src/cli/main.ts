@@ -4,6 +4,7 @@ import { MeterlineError, errorMessage } from '../runtime/errors';
 import { redactSecrets, secretsInEnv } from '../runtime/redact';
 import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
+import { registerDevClickHouse } from './commands/dev-clickhouse';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerPublish(program);
   registerDevBroker(program);
+  registerDevClickHouse(program);
   registerQuery(program);
   registerReconcile(program);
   registerReplay(program);

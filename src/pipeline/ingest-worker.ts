@@ -1,6 +1,8 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import { isGroupMembershipError } from '../adapters/kafka/kafka';
 import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
+import { errorMessage } from '../runtime/errors';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { settleCounters } from './counters';
@@ -29,6 +31,14 @@ export interface IngestWorker {
   onBatch(listener: (outcome: BatchOutcome, partition: number, position: BatchPosition) => void): void;
   /** What the consumer reports about itself, for health checks. */
   status(): IngestStatus;
+  /**
+   * Whether this worker owns `partition` right now: assigned at the last join, no rebalance under
+   * way, and in contact with the group coordinator within half a session timeout (a worker cut
+   * off longer may already have been replaced).
+   */
+  owns(partition: number): boolean;
+  /** Rejects if the consumer stopped for good (a crash kafkajs does not restart): the worker is then useless. */
+  readonly crashed: Promise<never>;
 }
 
 /** Where a committed batch left its partition: `highWatermark − next` messages are still waiting. */
@@ -71,11 +81,6 @@ export interface IngestWorkerOptions {
    * offsets are not processed, and a partition that reached its end is paused.
    */
   readonly replay?: ReplayMode;
-  /**
-   * The consumer crashed for good (kafkajs will not restart it). A worker that stays up without
-   * consuming is the worst failure: it looks alive while usage piles up. The caller should exit.
-   */
-  readonly onFatal?: (error: Error) => void;
 }
 
 /**
@@ -113,9 +118,16 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   };
   const listeners: ((o: BatchOutcome, p: number, pos: BatchPosition) => void)[] = [];
   const status = { connected: false, running: true, partitions: [] as number[] };
+  const sessionTimeout = opts.consumer?.sessionTimeout ?? 30_000;
+  // Ownership as the group coordinator last confirmed it: null while (re)joining.
+  let assigned: readonly number[] | null = null;
+  let lastContact = 0;
+  let crash: (err: Error) => void = () => undefined;
+  const crashed = new Promise<never>((_, reject) => (crash = reject));
+  crashed.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
-    sessionTimeout: opts.consumer?.sessionTimeout ?? 30_000,
+    sessionTimeout,
     heartbeatInterval: opts.consumer?.heartbeatInterval ?? 3_000,
     maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? 250,
     maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? 2 * 1024 * 1024,
@@ -125,20 +137,29 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
     status.partitions = [...partitions];
+    assigned = partitions;
+    lastContact = clock();
     log.info({ partitions }, 'partitions assigned');
   });
   consumer.on(consumer.events.CONNECT, () => (status.connected = true));
   consumer.on(consumer.events.DISCONNECT, () => (status.connected = false));
-  consumer.on(consumer.events.REBALANCING, () => (status.partitions = []));
+  consumer.on(consumer.events.REBALANCING, () => {
+    status.partitions = [];
+    assigned = null;
+  });
+  consumer.on(consumer.events.HEARTBEAT, () => {
+    lastContact = clock();
+  });
   consumer.on(consumer.events.CRASH, (e) => {
     status.connected = false;
+    assigned = null;
     if (e.payload.restart) {
       log.warn({ err: e.payload.error }, 'ingest consumer failed; kafkajs restarts it from the last committed offsets');
       return;
     }
     status.running = false;
-    log.error({ err: e.payload.error }, 'ingest consumer crashed and will not restart');
-    opts.onFatal?.(e.payload.error);
+    log.error({ err: e.payload.error }, 'the Kafka consumer stopped for good');
+    crash(e.payload.error);
   });
   await consumer.connect();
   await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
@@ -173,8 +194,17 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       resolveOffset(last);
       const next = BigInt(last) + 1n;
       if (opts.replay?.commit !== false) {
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
-        opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
+        try {
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
+          opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
+        } catch (err) {
+          // Refused because the group is rebalancing (another worker joined or died): the batch
+          // is stored, so whoever owns the partition next re-reads it and finds it stored. Not a
+          // crash: kafkajs rejoins on its next heartbeat (rethrown, a wrapped rebalance error
+          // would stop the consumer for good).
+          if (!isGroupMembershipError(err)) throw err;
+          log.info({ partition: batch.partition, next: next.toString(), reason: errorMessage(err) }, 'offset commit refused by a rebalance; the batch is stored and will be recognised when re-read');
+        }
       }
       // 3. Advance this partition's watermark (in memory, and as a restart hint for the live worker).
       clocks = observe(clocks, batch.partition, outcome.maxEventTime, clock());
@@ -198,7 +228,9 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.tooLate += outcome.tooLate;
       totals.lateCounted += outcome.lateCounted;
       for (const l of listeners) l(outcome, batch.partition, { next: next.toString(), highWatermark: batch.highWatermark });
-      await heartbeat();
+      await heartbeat().catch((err: unknown) => {
+        if (!isGroupMembershipError(err)) throw err;
+      });
     },
   });
   log.info({ topic: opts.topic, groupId: opts.groupId }, 'ingest consumer started');
@@ -211,8 +243,11 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     watermark,
     onBatch: (l) => listeners.push(l),
     status: () => ({ ...status, partitions: [...status.partitions] }),
+    owns: (partition) => assigned !== null && assigned.includes(partition) && clock() - lastContact < sessionTimeout / 2,
+    crashed,
     async stop() {
       clearInterval(settleTimer);
+      assigned = null;
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
       await consumer.disconnect();
       await exclusive;

@@ -26,6 +26,12 @@ export interface PusherDeps {
   /** Absolute meters report per monthly billing period starting on this day (default 1: calendar month). */
   readonly billingAnchorDay?: number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * With several workers: whether this process is the pusher right now (see startPushLoop).
+   * Checked before anything is planned and again right before each push is recorded, so a
+   * process that lost the role mid-cycle records and sends nothing new. Absent: always.
+   */
+  readonly active?: () => boolean;
 }
 
 export interface CycleSummary {
@@ -50,6 +56,7 @@ export function createPusher(deps: PusherDeps) {
   const maxAttempts = deps.maxAttempts ?? 12;
   const inFlight = new Map<string, Promise<void>>();
   let stopping = false;
+  const active = () => deps.active?.() ?? true;
 
   const finish = async (push: PlannedPush, createdAt: number, attempts: number, outcome: SendOutcome) => {
     const now = deps.clock();
@@ -109,9 +116,12 @@ export function createPusher(deps: PusherDeps) {
      * reconcile): Stripe may have forgotten its identifier, and a blind resend could bill twice.
      */
     async resendPending(): Promise<{ resent: number; held: number }> {
-      const pending = await deps.pushes.list({ status: 'pending' });
+      if (!active()) return { resent: 0, held: 0 };
+      // Pushes this process is delivering right now are not resent (once is enough).
+      const pending = (await deps.pushes.list({ status: 'pending' })).filter((p) => !inFlight.has(streamKeyString(p)));
       let held = 0;
       for (const p of pending) {
+        if (!active()) break;
         if (deps.clock() - p.createdAt > IDENTIFIER_GUARANTEE_MS) {
           held += 1;
           await deps.pushes.record(p, 'held', {
@@ -130,6 +140,7 @@ export function createPusher(deps: PusherDeps) {
 
     /** One pass: plan every stream, record and launch the pushes that are due. */
     async cycle(): Promise<CycleSummary> {
+      if (!active()) return { started: 0, awaitingMapping: 0, tooOld: 0 };
       const meters = [...deps.meters().values()].filter((m) => m.stripe !== null);
       const deltaMeters = meters.filter((m) => m.stripe!.mode === 'delta');
       const absoluteMeters = meters.filter((m) => m.stripe!.mode === 'absolute');
@@ -175,6 +186,9 @@ export function createPusher(deps: PusherDeps) {
         );
       }
       for (const plan of plans) {
+        // Planned from what this process read while it was the pusher; if it no longer is,
+        // its successor plans afresh (after a grace period longer than this loop can take).
+        if (!active()) break;
         switch (plan.kind) {
           case 'nothing':
             break;
@@ -219,16 +233,63 @@ export function createPusher(deps: PusherDeps) {
 export type Pusher = ReturnType<typeof createPusher>;
 export type { PushRecord };
 
+/**
+ * Which process pushes, when several workers share a consumer group: the one that owns the
+ * topic's partition 0. Pushes are planned from shared tables (totals and the push ledger), so
+ * two pushers planning one stream at the same moment could send two different deltas under two
+ * different identifiers — billing twice. One pusher at a time rules that out, and keeps the
+ * global Stripe rate limit one process's to spend.
+ *
+ * A process becoming the pusher waits `graceMs` first: its predecessor (which gave the role up
+ * when the rebalance began, before this process could be assigned the partition) may still be
+ * recording a push it had planned; after the grace that push is in the ledger as pending, and
+ * the new pusher resends every pending push (same identifier, so at most one delivery) before
+ * planning anything new — including those a killed predecessor left behind.
+ */
+export interface PushLeadership {
+  isLeader(): boolean;
+  readonly graceMs: number;
+  readonly clock?: () => number;
+}
+
 /** Runs the pusher: pending pushes first, then a cycle every `intervalMs` until stopped. */
-export async function startPushLoop(pusher: Pusher, logger: Logger, intervalMs = 1000): Promise<{ stop(): Promise<void> }> {
+export async function startPushLoop(pusher: Pusher, logger: Logger, intervalMs = 1000, leadership?: PushLeadership): Promise<{ stop(): Promise<void> }> {
   const log = logger.child({ module: 'pusher' });
-  const resent = await pusher.resendPending();
-  if (resent.resent + resent.held > 0) log.info(resent, 'pending pushes from before the restart handled');
+  const clock = leadership?.clock ?? Date.now;
+  const resendPending = async () => {
+    const resent = await pusher.resendPending();
+    if (resent.resent + resent.held > 0) log.info(resent, 'pending pushes left by a previous pusher handled');
+  };
+  if (!leadership) await resendPending();
+  let leaderSince: number | null = null;
+  let resentThisTerm = false;
+  /** Whether this process may push now (always, without leadership). */
+  const mayPush = async () => {
+    if (!leadership) return true;
+    if (!leadership.isLeader()) {
+      if (leaderSince !== null) log.info('no longer the pusher (partition 0 moved to another worker)');
+      leaderSince = null;
+      resentThisTerm = false;
+      return false;
+    }
+    if (leaderSince === null) {
+      leaderSince = clock();
+      log.info({ graceMs: leadership.graceMs }, 'this worker owns partition 0: it becomes the pusher after a grace period');
+    }
+    if (clock() - leaderSince < leadership.graceMs) return false;
+    if (!resentThisTerm) {
+      await resendPending();
+      resentThisTerm = true;
+    }
+    return true;
+  };
   let running = true;
   let current: Promise<unknown> = Promise.resolve();
   const loop = async () => {
     while (running) {
-      current = pusher.cycle().catch((err) => log.error({ err }, 'push cycle failed; retrying next cycle'));
+      current = mayPush()
+        .then((may) => (may ? pusher.cycle() : undefined))
+        .catch((err) => log.error({ err }, 'push cycle failed; retrying next cycle'));
       await current;
       if (running) await new Promise((r) => setTimeout(r, intervalMs));
     }

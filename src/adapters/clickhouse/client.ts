@@ -1,9 +1,12 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ClientLogger } from '@clickhouse/client';
 import type { Config } from '../../config/config';
 import { seededRandom } from '../../domain/sample';
-import { withClickHouseFaults } from './faulty-client';
+import { MeterlineError } from '../../runtime/errors';
 import type { Logger } from '../../runtime/logger';
+import { readDevClickHouseState } from './dev-server-state';
+import { withClickHouseFaults } from './faulty-client';
 
 export type { ClickHouseClient };
 
@@ -16,15 +19,16 @@ export type { ClickHouseClient };
  * chdb allows one data directory per process: all embedded clients in a process share
  * `embeddedPath`, and tests separate themselves by database name, not by path.
  */
-export function createClickHouse(config: Pick<Config, 'clickhouse'> & Partial<Pick<Config, 'chaos'>>, logger?: Logger): ClickHouseClient {
-  const client = connect(config.clickhouse, logger);
+export function createClickHouse(config: Pick<Config, 'clickhouse' | 'dataDir'> & Partial<Pick<Config, 'chaos'>>, logger?: Logger): ClickHouseClient {
+  const client = connect(config, logger);
   const faults = config.chaos?.clickhouseFaults;
   if (!faults) return client;
   const log = logger?.child({ module: 'chaos' });
   return withClickHouseFaults(client, faults, seededRandom(config.chaos!.seed + process.pid), (f) => log?.warn(f, 'CHAOS: injected ClickHouse fault'));
 }
 
-function connect(ch: Config['clickhouse'], logger: Logger | undefined): ClickHouseClient {
+function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger | undefined): ClickHouseClient {
+  const ch = config.clickhouse;
   if (ch.url) {
     return createClient({
       url: ch.url,
@@ -33,6 +37,14 @@ function connect(ch: Config['clickhouse'], logger: Logger | undefined): ClickHou
       clickhouse_settings: { date_time_output_format: 'iso' },
       ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
     });
+  }
+  // Two engines on one data directory corrupt it: a running dev server owns it.
+  const server = readDevClickHouseState(config.dataDir);
+  if (server && path.resolve(server.dataPath) === path.resolve(ch.embeddedPath)) {
+    throw new MeterlineError(
+      'CLICKHOUSE_DATA_IN_USE',
+      `${ch.embeddedPath} is served by meterline dev-clickhouse (pid ${server.pid}): set CLICKHOUSE_URL=${server.url} to use it`,
+    );
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
   // Loaded lazily: the chdb engine is a ~540 MB shared library that server mode never needs.

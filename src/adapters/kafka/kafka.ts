@@ -47,3 +47,18 @@ export function createKafka(brokers: string[], opts: { clientId: string; logger?
     ...opts.extra,
   });
 }
+
+const MEMBERSHIP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'NOT_COORDINATOR']);
+
+/**
+ * Whether `err` (or an error it wraps: kafkajs' retrier wraps exhausted or non-retriable errors)
+ * means "this member's view of the group is out of date": a commit or heartbeat refused because
+ * the group is rebalancing or moved on. The consumer rejoins on its own; the caller must not
+ * treat it as a crash.
+ */
+export function isGroupMembershipError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) {
+    if (MEMBERSHIP_ERRORS.has(String((e as { type?: unknown }).type))) return true;
+  }
+  return false;
+}

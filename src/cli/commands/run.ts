@@ -22,10 +22,13 @@ import { createPusher, startPushLoop } from '../../pipeline/pusher';
 import { createRateLimiter } from '../../runtime/rate-limiter';
 import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
+import { MeterlineError, errorMessage } from '../../runtime/errors';
 import { createContext, waitForShutdownSignal } from '../context';
 import { startEmbeddedBroker } from './dev-broker';
 
 const DAY_MS = 86_400_000;
+/** How long a worker that became the pusher waits before pushing: its predecessor's last writes land first. */
+const PUSHER_GRACE_MS = 5_000;
 
 export function registerRun(program: Command): void {
   program
@@ -91,8 +94,6 @@ export function registerRun(program: Command): void {
         stack.push(() => http.close());
         logger.info({ url: `${http.url}/metrics`, health: [`${http.url}/health/live`, `${http.url}/health/ready`] }, 'metrics endpoint listening');
 
-        let reportFatal: (err: Error) => void = () => undefined;
-        const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
         const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
         stack.push(() => deadLetters.close());
         const worker = await startIngestWorker({
@@ -100,7 +101,6 @@ export function registerRun(program: Command): void {
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
-          onFatal: reportFatal,
           counters: createCounterStore(ch, config.clickhouse.database),
           watermarks: config.aggregate,
           consumer: {
@@ -124,6 +124,8 @@ export function registerRun(program: Command): void {
         const sink = createBillingSink(config, metrics);
         stack.push(() => sink.close());
         const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
+        // One pusher per consumer group: the worker that owns partition 0 (see PushLeadership).
+        const isPusher = () => worker.owns(0);
         const pushLoop = await startPushLoop(
           createPusher({
             streams: createStreamStore(ch, config.clickhouse.database),
@@ -135,8 +137,11 @@ export function registerRun(program: Command): void {
             metrics,
             rateLimit: () => limiter.take(),
             billingAnchorDay: config.stripe.billingAnchorDay,
+            active: isPusher,
           }),
           logger,
+          1000,
+          { isLeader: isPusher, graceMs: PUSHER_GRACE_MS },
         );
         stack.push(() => pushLoop.stop());
 
@@ -164,14 +169,12 @@ export function registerRun(program: Command): void {
         const progress = setInterval(() => logger.info({ ...worker.totals }, 'ingest progress'), 5000);
         stack.push(async () => clearInterval(progress));
 
-        const ended = await Promise.race([waitForShutdownSignal().then((signal) => ({ signal })), fatal.then((err) => ({ err }))]);
-        if ('err' in ended) {
-          // Exit non-zero so a supervisor restarts the worker: it resumes from the committed offsets.
-          logger.error({ err: ended.err }, 'the consumer stopped for good: shutting down');
-          process.exitCode = 1;
-        } else {
-          logger.info({ signal: ended.signal }, 'shutting down: draining the in-flight batch');
-        }
+        // A consumer that stopped for good leaves a worker that consumes nothing: exit (non-zero)
+        // so a supervisor restarts it, rather than sit in the group holding no partitions.
+        const signal = await Promise.race([waitForShutdownSignal(), worker.crashed]).catch((err: unknown) => {
+          throw new MeterlineError('KAFKA_CONSUMER_CRASHED', `the Kafka consumer stopped: ${errorMessage(err)}`, { cause: err });
+        });
+        logger.info({ signal }, 'shutting down: draining the in-flight batch');
       } finally {
         await shutdown();
       }
