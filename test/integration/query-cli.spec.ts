@@ -48,6 +48,11 @@ describe('meterline query', () => {
 
     const worker = startWorkerProcess(env);
     await waitForGroupCaughtUp(kafka, 'query-test', TOPIC, 60_000);
+    // While the worker holds the embedded engine, other commands reach it through the worker
+    // (README quick start: `meterline stats` in another terminal), never a second engine.
+    const live = await runCli(['stats', '--json'], { env });
+    expect(live.stderr).toBe('');
+    expect(JSON.parse(live.stdout)).toMatchObject({ accounting: { accepted: events.length - 1, duplicates: 1 } });
     worker.kill('SIGTERM');
     await exited(worker);
   }, BROKER_BUILD_TIMEOUT_MS);

@@ -38,13 +38,17 @@ function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger 
       ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
     });
   }
-  // Two engines on one data directory corrupt it: a running dev server owns it.
+  // Two engines on one data directory corrupt it: a running worker or dev server owns it, so
+  // talk to that process over HTTP (e.g. `meterline stats` while `meterline run` runs).
   const server = readDevClickHouseState(config.dataDir);
   if (server && path.resolve(server.dataPath) === path.resolve(ch.embeddedPath)) {
-    throw new MeterlineError(
-      'CLICKHOUSE_DATA_IN_USE',
-      `${ch.embeddedPath} is served by meterline dev-clickhouse (pid ${server.pid}): set CLICKHOUSE_URL=${server.url} to use it`,
-    );
+    return createClient({
+      url: server.url,
+      username: ch.username,
+      password: ch.password ?? '',
+      clickhouse_settings: { date_time_output_format: 'iso' },
+      ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
+    });
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
   // Loaded lazily: the chdb engine is a ~540 MB shared library that server mode never needs.

@@ -2,10 +2,10 @@ import { readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node
 import path from 'node:path';
 
 /**
- * `dev-clickhouse.json` in the data directory: which process serves the embedded engine's data.
- * Informational, and a guard: an embedded client must not open a data directory that a running
- * dev server holds (two engines on one directory corrupt it). Commands never find the server
- * through it: they use it only when CLICKHOUSE_URL says so.
+ * `dev-clickhouse.json` in the data directory: which process serves the embedded engine's data
+ * (`meterline dev-clickhouse`, or `meterline run` in embedded mode). Another command on the same
+ * data directory must not open a second engine on it (two engines on one directory corrupt it):
+ * without CLICKHOUSE_URL it talks to the recorded server instead.
  */
 export const DEV_CLICKHOUSE_STATE_FILE = 'dev-clickhouse.json';
 
@@ -39,10 +39,11 @@ export function clearDevClickHouseState(dir: string): void {
   rmSync(path.join(dir, DEV_CLICKHOUSE_STATE_FILE), { force: true });
 }
 
-/** Whether `pid` is a running `meterline dev-clickhouse` (Linux: by its command line; elsewhere: any live process). */
+/** Whether `pid` is a running `meterline dev-clickhouse` or `meterline run` (Linux: by its command line; elsewhere: any live process). */
 function isDevClickHouse(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('dev-clickhouse');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('dev-clickhouse') || (argv.includes('run') && argv.some((a) => /meterline$/.test(a)));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || process.platform === 'linux') return false;
   }

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters/avro/from-config';
 import { createClickHouse } from '../../adapters/clickhouse/client';
 import { createCounterStore } from '../../adapters/clickhouse/counter-store';
+import { startDevClickHouse } from '../../adapters/clickhouse/dev-server';
+import { clearDevClickHouseState, writeDevClickHouseState } from '../../adapters/clickhouse/dev-server-state';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
 import { ledgerSize } from '../../adapters/clickhouse/ledger-size';
@@ -47,6 +49,23 @@ export function registerRun(program: Command): void {
         stack.push(() => ch.close());
         await migrate(ch, config.clickhouse.database);
         logger.info({ clickhouse: config.clickhouse.url ? 'server' : `embedded (${config.clickhouse.embeddedPath})` }, 'ClickHouse ready');
+        if (!config.clickhouse.url) {
+          // The embedded engine is this process's alone: other local commands (stats, query, …)
+          // reach it through this HTTP interface, found via the data directory's state file.
+          const served = await startDevClickHouse({
+            dataPath: config.clickhouse.embeddedPath,
+            host: config.http.host,
+            port: 0,
+            username: config.clickhouse.username,
+            password: config.clickhouse.password ?? '',
+          });
+          writeDevClickHouseState(config.dataDir, { url: served.url, pid: process.pid, dataPath: config.clickhouse.embeddedPath, startedAt: new Date().toISOString() });
+          stack.push(async () => {
+            clearDevClickHouseState(config.dataDir);
+            await served.close();
+          });
+          logger.info({ url: served.url }, 'embedded ClickHouse shared with local commands over HTTP');
+        }
         if (config.chaos.clickhouseFaults) logger.warn({ faults: config.chaos.clickhouseFaults }, 'CHAOS: injecting ClickHouse faults (CHAOS_CLICKHOUSE_FAULTS; testing only)');
         if (!config.stripe.apiKey) logger.info('no STRIPE_API_KEY: Stripe shadow mode (the push ledger is written, nothing is sent)');
 
