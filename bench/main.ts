@@ -17,6 +17,7 @@ const TOPIC = 'bench.events';
 const LATENCY_TOPIC = 'bench.latency';
 const DLQ_TOPIC = 'bench.events.dlq';
 const PUBLISH_CHUNK = 5_000;
+const LINGER_MS = 50;
 
 const progress = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -119,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
       accountingOk: throughput.accountingOk,
       ledgerRows: throughput.ledgerRows,
       activeLedgerParts: throughput.activeParts,
+      breakdownSeconds: throughput.breakdown,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return throughput.accountingOk ? 0 : 1;
@@ -143,7 +145,12 @@ async function publishAll(publisher: Publisher, events: Iterable<UsageEvent>): P
   await publisher.publish(chunk);
 }
 
-/** Offered load: every 10 ms, whatever the rate says is due, with event time = publish time. */
+/**
+ * Offered load: every 50 ms (a producer's linger), whatever the rate says is due, with event
+ * time = publish time. The dev broker answers a fetch with one record batch per partition, so
+ * the producer's batch size bounds what one fetch can return (real Kafka returns up to
+ * maxBytesPerPartition); 50 ms batches keep that from capping the pipeline below the rate.
+ */
 async function publishAtRate(publisher: Publisher, opts: BenchOptions): Promise<number> {
   const total = Math.round(opts.rate * opts.latencySeconds);
   const w = workload({
@@ -169,9 +176,9 @@ async function publishAtRate(publisher: Publisher, opts: BenchOptions): Promise<
       const chunk: UsageEvent[] = [];
       for (; sent < due; sent += 1) chunk.push(w.events.next().value as UsageEvent);
       await publisher.publish(chunk);
-      if (chunk.length > opts.rate / 20) behind += 1;
+      if (chunk.length > (2 * opts.rate * LINGER_MS) / 1000) behind += 1;
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, LINGER_MS));
   }
   if (behind > 0) progress(`latency publisher fell behind its schedule ${behind} times`);
   return sent;

@@ -20,6 +20,26 @@ import { percentile } from './workload';
 
 const DAY_MS = 86_400_000;
 
+/** Wall time spent in each method of a port, accumulated (ms): where the pipeline waits. */
+const timings: Record<string, { calls: number; ms: number }> = {};
+function timed<T extends object>(name: string, port: T): T {
+  const out = { ...port } as Record<string, unknown>;
+  for (const [k, fn] of Object.entries(port)) {
+    if (typeof fn !== 'function') continue;
+    out[k] = async (...args: unknown[]) => {
+      const t0 = performance.now();
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>).apply(port, args);
+      } finally {
+        const t = (timings[`${name}.${k}`] ??= { calls: 0, ms: 0 });
+        t.calls += 1;
+        t.ms += performance.now() - t0;
+      }
+    };
+  }
+  return out as T;
+}
+
 export interface PipelineParams {
   readonly brokers: string[];
   readonly dataDir: string;
@@ -45,6 +65,8 @@ export interface ThroughputResult {
   readonly rssAtProgressMiB: number[];
   readonly pushDrainSeconds: number;
   readonly stripeCalls: number;
+  /** Time spent in each port method during the throughput phase (calls, seconds). */
+  readonly breakdown: Record<string, { calls: number; seconds: number }>;
 }
 
 export interface LatencyResult {
@@ -93,7 +115,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   let recording = false;
   let justStored: number[] = [];
   const latencies: number[] = [];
-  const base = createLedgerStore(ch, db, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS });
+  const base = timed('ledger', createLedgerStore(ch, db, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }));
   const ledger: LedgerStore = {
     ...base,
     async insertNew(events, ingestedAt) {
@@ -107,11 +129,11 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       topic,
       groupId,
       logger,
-      counters: createCounterStore(ch, db),
+      counters: timed('counters', createCounterStore(ch, db)),
       watermarks: config.aggregate,
       consumer: { sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: config.kafka.heartbeatIntervalMs, maxWaitTimeInMs: config.kafka.maxWaitTimeMs },
       deps: {
-        decoder: createDecoderFromConfig(config),
+        decoder: timed('decoder', createDecoderFromConfig(config)),
         meters: () => meters,
         ledger,
         deadLetters,
@@ -121,8 +143,8 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       },
     });
   const pusher = createPusher({
-    streams: createStreamStore(ch, db),
-    pushes: createPushStore(ch, db),
+    streams: timed('streams', createStreamStore(ch, db)),
+    pushes: timed('pushes', createPushStore(ch, db)),
     sink: createBillingSink(config, metrics),
     meters: () => meters,
     clock: Date.now,
@@ -157,16 +179,20 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     });
   });
   const seconds = (performance.now() - started) / 1000;
+  const breakdown = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { calls: v.calls, seconds: Math.round(v.ms) / 1000 }]));
   await worker.stop();
   const totals = { ...worker.totals } as unknown as Record<string, number>;
   process.stderr.write(`bench: pipeline drained ${p.events} events in ${seconds.toFixed(1)} s; letting the pusher catch up\n`);
   // Push: stop the loop, then cycle until nothing new is due (shadow mode: rows, no calls).
   const pushStart = performance.now();
   await pushLoop.stop();
+  let cycles = 0;
   for (;;) {
     const s = await pusher.cycle();
     await pusher.drain();
-    if (s.started === 0) break;
+    cycles += 1;
+    process.stderr.write(`bench: push cycle ${cycles} after ingest: ${s.started} pushes\n`);
+    if (s.started === 0 || performance.now() - pushStart > 300_000) break;
   }
   const pushDrainSeconds = (performance.now() - pushStart) / 1000;
   const q = async (sql: string) => Number(((await (await ch.query({ query: sql, format: 'JSONEachRow' })).json<{ c: string }>())[0]?.c) ?? 0);
@@ -186,6 +212,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     rssAtProgressMiB: rssAtProgress,
     pushDrainSeconds,
     stripeCalls,
+    breakdown,
   };
   send({ type: 'throughput', result: throughput });
 
