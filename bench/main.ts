@@ -16,7 +16,12 @@ import { workload } from './workload';
 const TOPIC = 'bench.events';
 const LATENCY_TOPIC = 'bench.latency';
 const DLQ_TOPIC = 'bench.events.dlq';
-const PUBLISH_CHUNK = 5_000;
+/**
+ * Events per producer send in the throughput phase (one record batch of ~2,500 events per
+ * partition). The dev broker answers a fetch with one record batch per partition, so this is
+ * what one fetch returns; real Kafka returns up to maxBytesPerPartition (2 MiB ≈ 19,000 events).
+ */
+const PUBLISH_CHUNK = 20_000;
 const LINGER_MS = 50;
 
 const progress = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -79,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
       events: opts.events,
       customers: opts.customers,
       tenants: opts.tenants,
+      uniqueEvents: w.stats.produced - w.stats.copies,
     };
     const { throughput, latency } = await pipelineChild(pipelineParams, async () => {
       const latencyPublisher = await createPublisher({ kafka, topic: LATENCY_TOPIC, encoder: createSingleObjectEncoder() });

@@ -16,10 +16,10 @@ export interface BenchOptions {
 }
 
 export const USAGE = `usage: npm run bench [-- options]
-  --quick                 a smaller run (~1 minute): 100k events, 2k customers, 10 s of latency
+  --quick                 a smaller run (~1 minute): 100k events, 1k customers, 10 s of latency
   --events N              events published for the throughput phase (default 1000000)
   --customers N           distinct customers (default 10000)
-  --tenants N             distinct tenants (default 2)
+  --tenants N             distinct tenants (default 1; customers are per tenant)
   --partitions N          partitions of the benchmark topics (default 8)
   --duplicates RATE       fraction of copies (default 0.05)
   --late RATE             fraction of late events (default 0.01)
@@ -34,8 +34,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const o = {
     quick,
     events: quick ? 100_000 : 1_000_000,
-    customers: quick ? 2_000 : 10_000,
-    tenants: 2,
+    customers: quick ? 1_000 : 10_000,
+    tenants: 1,
     partitions: 8,
     duplicateRate: 0.05,
     lateRate: 0.01,
