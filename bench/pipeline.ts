@@ -1,0 +1,251 @@
+import { createDecoderFromConfig } from '../src/adapters/avro/from-config';
+import { createClickHouse } from '../src/adapters/clickhouse/client';
+import { importCustomers } from '../src/adapters/clickhouse/customer-store';
+import { createCounterStore } from '../src/adapters/clickhouse/counter-store';
+import { createLedgerStore, type LedgerStore } from '../src/adapters/clickhouse/ledger-store';
+import { migrate } from '../src/adapters/clickhouse/migrations';
+import { createPushStore } from '../src/adapters/clickhouse/push-store';
+import { createStreamStore } from '../src/adapters/clickhouse/stream-store';
+import { createDeadLetterSink } from '../src/adapters/kafka/dlq';
+import { createKafka } from '../src/adapters/kafka/kafka';
+import { loadMeterCatalog } from '../src/adapters/meters-file';
+import { createBillingSink } from '../src/adapters/stripe/from-config';
+import { loadConfig } from '../src/config/config';
+import { startIngestWorker, type IngestWorker } from '../src/pipeline/ingest-worker';
+import { createPusher, startPushLoop } from '../src/pipeline/pusher';
+import { createLogger } from '../src/runtime/logger';
+import { createMetrics } from '../src/runtime/metrics';
+import { createRateLimiter } from '../src/runtime/rate-limiter';
+import { percentile } from './workload';
+
+const DAY_MS = 86_400_000;
+
+/** Wall time spent in each method of a port, accumulated (ms): where the pipeline waits. */
+const timings: Record<string, { calls: number; ms: number }> = {};
+function timed<T extends object>(name: string, port: T): T {
+  const out = { ...port } as Record<string, unknown>;
+  for (const [k, fn] of Object.entries(port)) {
+    if (typeof fn !== 'function') continue;
+    out[k] = async (...args: unknown[]) => {
+      const t0 = performance.now();
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>).apply(port, args);
+      } finally {
+        const t = (timings[`${name}.${k}`] ??= { calls: 0, ms: 0 });
+        t.calls += 1;
+        t.ms += performance.now() - t0;
+      }
+    };
+  }
+  return out as T;
+}
+
+export interface PipelineParams {
+  readonly brokers: string[];
+  readonly dataDir: string;
+  readonly metersFile: string;
+  readonly topic: string;
+  readonly latencyTopic: string;
+  readonly dlqTopic: string;
+  readonly events: number;
+  readonly customers: number;
+  readonly tenants: number;
+  /** Distinct events the workload published (events − copies): what the ledger must hold. */
+  readonly uniqueEvents: number;
+}
+
+export interface ThroughputResult {
+  readonly events: number;
+  readonly seconds: number;
+  readonly eventsPerSecond: number;
+  readonly totals: Record<string, number>;
+  /** consumed = accepted + duplicates + conflicts + rejected + redelivered, and the ledger holds each published event exactly once. */
+  readonly accountingOk: boolean;
+  readonly ledgerRows: number;
+  readonly activeParts: number;
+  /** RSS (MiB) when 25 / 50 / 75 / 100 % of the events were processed: flat means no growth with history. */
+  readonly rssAtProgressMiB: number[];
+  readonly pushDrainSeconds: number;
+  readonly stripeCalls: number;
+  /** Time spent in each port method during the throughput phase (calls, seconds). */
+  readonly breakdown: Record<string, { calls: number; seconds: number }>;
+}
+
+export interface LatencyResult {
+  readonly published: number;
+  readonly counted: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+  readonly peakRssMiB: number;
+}
+
+type Send = (msg: unknown) => void;
+type Receive = () => Promise<unknown>;
+
+/**
+ * The full pipeline as `meterline run` wires it (ingest with dedupe, enrichment, counters and
+ * watermarks; the push loop in shadow mode), in this process so its peak RSS is the worker's.
+ * Phase 1 drains the pre-published backlog of `events`; phase 2 consumes a topic published at a
+ * fixed offered rate and measures publish → counter-update latency per new event.
+ */
+export async function runPipeline(p: PipelineParams, send: Send, receive: Receive): Promise<void> {
+  const env = {
+    METERLINE_DATA_DIR: p.dataDir,
+    KAFKA_BROKERS: p.brokers.join(','),
+    KAFKA_DLQ_TOPIC: p.dlqTopic,
+    METERS_FILE: p.metersFile,
+    LOG_LEVEL: 'warn',
+  };
+  const config = loadConfig(env);
+  const logger = createLogger({ level: 'warn', name: 'meterline-bench' });
+  const meters = loadMeterCatalog(config.ingest.metersFile);
+  const ch = createClickHouse(config);
+  const db = config.clickhouse.database;
+  await migrate(ch, db);
+  // Every customer mapped to Stripe: otherwise their usage waits as "awaiting mapping" and no push is planned.
+  const mappings = [];
+  for (let t = 0; t < p.tenants; t += 1) {
+    for (let c = 0; c < p.customers; c += 1) mappings.push({ tenant: `tenant-${t}`, customer: `cust-${c}`, stripeCustomerId: `cus_bench_${t}_${c}` });
+  }
+  await importCustomers(ch, db, mappings, Date.now());
+  const kafka = createKafka(p.brokers, { clientId: 'meterline-bench', logger });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
+  // Publish → counter latency: event times are stamped at publish in phase 2; a new event's
+  // counter is recomputed before its batch completes (see ingestBatch step 5).
+  let recording = false;
+  let justStored: number[] = [];
+  const latencies: number[] = [];
+  const base = timed('ledger', createLedgerStore(ch, db, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }));
+  const ledger: LedgerStore = {
+    ...base,
+    async insertNew(events, ingestedAt) {
+      await base.insertNew(events, ingestedAt);
+      if (recording) for (const e of events) justStored.push(e.candidate.event.timestamp);
+    },
+  };
+  const startWorker = (topic: string, groupId: string): Promise<IngestWorker> =>
+    startIngestWorker({
+      kafka,
+      topic,
+      groupId,
+      logger,
+      counters: timed('counters', createCounterStore(ch, db)),
+      watermarks: config.aggregate,
+      consumer: { sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: config.kafka.heartbeatIntervalMs, maxWaitTimeInMs: config.kafka.maxWaitTimeMs },
+      deps: {
+        decoder: timed('decoder', createDecoderFromConfig(config)),
+        meters: () => meters,
+        ledger,
+        deadLetters,
+        clock: Date.now,
+        maxFutureSkewMs: config.ingest.maxFutureSkewMs,
+        metrics,
+      },
+    });
+  const pusher = createPusher({
+    streams: timed('streams', createStreamStore(ch, db)),
+    pushes: timed('pushes', createPushStore(ch, db)),
+    sink: createBillingSink(config, metrics),
+    meters: () => meters,
+    clock: Date.now,
+    logger,
+    metrics,
+    rateLimit: (() => {
+      const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
+      return () => limiter.take();
+    })(),
+    billingAnchorDay: config.stripe.billingAnchorDay,
+  });
+  const pushLoop = await startPushLoop(pusher, logger);
+
+  // Phase 1: throughput over the backlog.
+  const rssAtProgress: number[] = [];
+  let nextMark = 0.25;
+  const started = performance.now();
+  const worker = await startWorker(p.topic, 'bench-pipeline');
+  let lastProgress = 0;
+  await new Promise<void>((resolve) => {
+    worker.onBatch(() => {
+      const consumed = worker.totals.consumed;
+      while (consumed >= nextMark * p.events && nextMark <= 1) {
+        rssAtProgress.push(Math.round(process.memoryUsage().rss / 1048576));
+        nextMark += 0.25;
+      }
+      if (performance.now() - lastProgress > 5000) {
+        lastProgress = performance.now();
+        process.stderr.write(`bench: pipeline ${consumed}/${p.events} (${Math.round(consumed / ((lastProgress - started) / 1000))} ev/s)\n`);
+      }
+      if (consumed >= p.events) resolve();
+    });
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const breakdown = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { calls: v.calls, seconds: Math.round(v.ms) / 1000 }]));
+  await worker.stop();
+  const totals = { ...worker.totals } as unknown as Record<string, number>;
+  process.stderr.write(`bench: pipeline drained ${p.events} events in ${seconds.toFixed(1)} s; letting the pusher catch up\n`);
+  // Push: stop the loop, then cycle until nothing new is due (shadow mode: rows, no calls).
+  const pushStart = performance.now();
+  await pushLoop.stop();
+  let cycles = 0;
+  for (;;) {
+    const s = await pusher.cycle();
+    await pusher.drain();
+    cycles += 1;
+    process.stderr.write(`bench: push cycle ${cycles} after ingest: ${s.started} pushes\n`);
+    if (s.started === 0 || performance.now() - pushStart > 300_000) break;
+  }
+  const pushDrainSeconds = (performance.now() - pushStart) / 1000;
+  const q = async (sql: string) => Number(((await (await ch.query({ query: sql, format: 'JSONEachRow' })).json<{ c: string }>())[0]?.c) ?? 0);
+  const ledgerRows = await q(`SELECT count() AS c FROM ${db}.usage_events`);
+  const ledgerKeys = await q(`SELECT uniqExact(tenant, id) AS c FROM ${db}.usage_events`);
+  const activeParts = await q(`SELECT count() AS c FROM system.parts WHERE database = '${db}' AND table = 'usage_events' AND active`);
+  const stripeCalls = await q(`SELECT count() AS c FROM ${db}.stripe_pushes FINAL WHERE status = 'shadow'`);
+  const t = worker.totals;
+  // Re-reads after a rebalance are counted as redelivered (stored by an earlier pass whose commit failed).
+  const accountingOk =
+    t.consumed === t.accepted + t.duplicates + t.conflicts + t.rejected + t.redelivered && ledgerRows === p.uniqueEvents && ledgerKeys === ledgerRows;
+  const throughput: ThroughputResult = {
+    events: t.consumed,
+    seconds,
+    eventsPerSecond: t.consumed / seconds,
+    totals,
+    accountingOk,
+    ledgerRows,
+    activeParts,
+    rssAtProgressMiB: rssAtProgress,
+    pushDrainSeconds,
+    stripeCalls,
+    breakdown,
+  };
+  send({ type: 'throughput', result: throughput });
+
+  // Phase 2: latency at a fixed offered rate (the parent publishes; event time = publish time).
+  const lat = await startWorker(p.latencyTopic, 'bench-latency');
+  lat.onBatch(() => {
+    const now = Date.now();
+    for (const ts of justStored) latencies.push(now - ts);
+    justStored = [];
+  });
+  recording = true;
+  const latencyLoop = await startPushLoop(pusher, logger);
+  send({ type: 'latency-ready' });
+  const { published } = (await receive()) as { published: number };
+  const deadline = Date.now() + 60_000;
+  while (lat.totals.consumed < published && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await lat.stop();
+  await latencyLoop.stop();
+  const sorted = Float64Array.from(latencies).sort();
+  const result: LatencyResult = {
+    published,
+    counted: sorted.length,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    maxMs: percentile(sorted, 1),
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
+  await deadLetters.close();
+  await ch.close();
+  send({ type: 'latency', result });
+}
