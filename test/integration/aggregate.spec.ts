@@ -160,8 +160,8 @@ describe('aggregate: watermark-aware windowed counters', () => {
         tenant: 'tt',
         customer: `c${Math.floor(rnd() * 3)}`,
         meter: names[i % names.length]!,
-        // Thousandths from -500 to +1500, built exactly (no float arithmetic on values).
-        value: formatDecimal(BigInt(Math.floor(rnd() * 2_000_000) - 500_000) * 1_000_000n),
+        // Thousandths from 0 to 2000, built exactly (no float arithmetic on values; negative values are dead letters).
+        value: formatDecimal(BigInt(Math.floor(rnd() * 2_000_000)) * 1_000_000n),
         timestamp: DAY + Math.floor(rnd() * 10) * 60_000 + Math.floor(rnd() * 60_000),
         properties: { user: `u${Math.floor(rnd() * 40)}` },
         source: null,
