@@ -25,7 +25,7 @@ export function registerReplay(program: Command): void {
       're-read the usage topic through the ingest path in a consumer group of its own: stored events are recognised, ' +
         'missing ones are stored and counted (the worker pushes the differences); an interrupted replay resumes',
     )
-    .option('--from <iso|earliest>', 'events with event time at or after this (default: earliest)', 'earliest')
+    .option('--from <iso|earliest>', 'events with event time at or after this', 'earliest')
     .option('--to <iso>', 'events with event time before this (default: no bound)')
     .option('--dry-run', 'write nothing, commit nothing: report what would change')
     .option('--restart', 'start a new run even if an interrupted one over the same range exists')
