@@ -3,7 +3,6 @@ import path from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ClientLogger } from '@clickhouse/client';
 import type { Config } from '../../config/config';
 import { seededRandom } from '../../domain/sample';
-import { MeterlineError } from '../../runtime/errors';
 import type { Logger } from '../../runtime/logger';
 import { readDevClickHouseState } from './dev-server-state';
 import { withClickHouseFaults } from './faulty-client';
@@ -29,21 +28,14 @@ export function createClickHouse(config: Pick<Config, 'clickhouse' | 'dataDir'> 
 
 function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger | undefined): ClickHouseClient {
   const ch = config.clickhouse;
-  if (ch.url) {
+  // Two engines on one data directory corrupt it: without a URL, a running worker or dev server
+  // that owns the embedded directory is reached over HTTP (e.g. `meterline stats` while
+  // `meterline run` runs).
+  const served = ch.url ? null : readDevClickHouseState(config.dataDir);
+  const url = ch.url ?? (served && path.resolve(served.dataPath) === path.resolve(ch.embeddedPath) ? served.url : undefined);
+  if (url) {
     return createClient({
-      url: ch.url,
-      username: ch.username,
-      password: ch.password ?? '',
-      clickhouse_settings: { date_time_output_format: 'iso' },
-      ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
-    });
-  }
-  // Two engines on one data directory corrupt it: a running worker or dev server owns it, so
-  // talk to that process over HTTP (e.g. `meterline stats` while `meterline run` runs).
-  const server = readDevClickHouseState(config.dataDir);
-  if (server && path.resolve(server.dataPath) === path.resolve(ch.embeddedPath)) {
-    return createClient({
-      url: server.url,
+      url,
       username: ch.username,
       password: ch.password ?? '',
       clickhouse_settings: { date_time_output_format: 'iso' },
