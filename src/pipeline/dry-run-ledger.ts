@@ -12,10 +12,8 @@ export interface CounterMove extends WindowKey {
 }
 
 export interface DryRunLedger extends LedgerStore {
-  /** Counters whose totals the stored events would move, ordered by key. */
+  /** Counters whose totals the stored events would move, ordered by key (too-late events move none). */
   counterMoves(): CounterMove[];
-  /** New events that would be stored as too late (not counted). */
-  readonly tooLate: number;
 }
 
 /**
@@ -27,14 +25,10 @@ export interface DryRunLedger extends LedgerStore {
 export function createDryRunLedger(real: LedgerStore): DryRunLedger {
   const wouldStore = new Map<string, StoredKey>();
   const moves = new Map<string, { key: WindowKey; aggregation: string; events: number; units: bigint }>();
-  let tooLate = 0;
   const record = (events: readonly NewEvent[]) => {
     for (const { candidate: c, lateness } of events) {
       wouldStore.set(dedupeKey(c.event.tenant, c.event.id), { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, ...c.ref });
-      if (lateness.disposition === 'too_late') {
-        tooLate += 1;
-        continue;
-      }
+      if (lateness.disposition === 'too_late') continue;
       const key: WindowKey = { tenant: c.event.tenant, customer: c.event.customer, meter: c.event.meter, windowStart: lateness.window.start };
       const k = windowKeyString(key);
       const m = moves.get(k) ?? { key, aggregation: c.meter.aggregation, events: 0, units: 0n };
@@ -64,9 +58,6 @@ export function createDryRunLedger(real: LedgerStore): DryRunLedger {
       return [...moves.values()]
         .sort((a, b) => (windowKeyString(a.key) < windowKeyString(b.key) ? -1 : 1))
         .map((m) => ({ ...m.key, aggregation: m.aggregation, addedEvents: m.events, addedValue: formatDecimal(m.units) }));
-    },
-    get tooLate() {
-      return tooLate;
     },
   };
 }

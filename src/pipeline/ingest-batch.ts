@@ -42,6 +42,18 @@ export interface MeterTally {
   skipped: number;
 }
 
+/** Adds per-meter tallies into `into` (meters are few: a bounded map). */
+export function addTallies(into: Record<string, MeterTally>, from: Readonly<Record<string, MeterTally>>): void {
+  for (const [meter, m] of Object.entries(from)) {
+    const t = (into[meter] ??= { accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, skipped: 0 });
+    t.accepted += m.accepted;
+    t.duplicates += m.duplicates;
+    t.conflicts += m.conflicts;
+    t.redelivered += m.redelivered;
+    t.skipped += m.skipped;
+  }
+}
+
 export interface IngestDeps {
   readonly decoder: EventDecoder;
   /** Read per batch, so a reloaded meters file applies from the next batch on. */

@@ -6,7 +6,7 @@ import { errorMessage } from '../runtime/errors';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { settleCounters } from './counters';
-import { ingestBatch, type BatchOutcome, type IngestDeps, type RawMessage } from './ingest-batch';
+import { addTallies, ingestBatch, type BatchOutcome, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
 
 export interface IngestTotals {
   consumed: number;
@@ -19,6 +19,12 @@ export interface IngestTotals {
   tooLate: number;
   lateCounted: number;
   batches: number;
+  /** The same decisions per meter. */
+  byMeter: Record<string, MeterTally>;
+}
+
+export function emptyTotals(): IngestTotals {
+  return { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, batches: 0, byMeter: {} };
 }
 
 export interface IngestWorker {
@@ -94,7 +100,7 @@ export interface IngestWorkerOptions {
  */
 export async function startIngestWorker(opts: IngestWorkerOptions): Promise<IngestWorker> {
   const log = opts.logger.child({ module: 'ingest' });
-  const totals: IngestTotals = { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, batches: 0 };
+  const totals = emptyTotals();
   const clock = opts.deps.clock;
   const wmOpts: WatermarkOptions = opts.watermarks ?? { outOfOrdernessMs: 5_000, idleTimeoutMs: 30_000 };
   // Watermarks survive restarts through the watermarks table; rebalances keep the clocks of
@@ -227,6 +233,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       totals.skipped += outcome.skipped;
       totals.tooLate += outcome.tooLate;
       totals.lateCounted += outcome.lateCounted;
+      addTallies(totals.byMeter, outcome.byMeter);
       for (const l of listeners) l(outcome, batch.partition, { next: next.toString(), highWatermark: batch.highWatermark });
       await heartbeat().catch((err: unknown) => {
         if (!isGroupMembershipError(err)) throw err;

@@ -6,8 +6,8 @@ import type { ReplayRun, ReplayStore } from '../adapters/clickhouse/replay-store
 import type { WatermarkOptions } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { createDryRunLedger, type CounterMove } from './dry-run-ledger';
-import type { EventTimeRange, IngestDeps, MeterTally } from './ingest-batch';
-import { startIngestWorker, type IngestTotals, type IngestWorkerOptions } from './ingest-worker';
+import type { EventTimeRange, IngestDeps } from './ingest-batch';
+import { emptyTotals, startIngestWorker, type IngestTotals, type IngestWorkerOptions } from './ingest-worker';
 
 export interface ReplayProgress {
   /** Messages of the run's offset range processed so far (this invocation and earlier ones). */
@@ -16,7 +16,7 @@ export interface ReplayProgress {
   readonly totals: Readonly<IngestTotals>;
 }
 
-export interface ReplaySummary {
+export interface ReplaySummary extends Omit<IngestTotals, 'consumed' | 'batches'> {
   readonly runId: string;
   readonly groupId: string;
   readonly dryRun: boolean;
@@ -28,15 +28,6 @@ export interface ReplaySummary {
   /** Messages in the run's offset range, and how many of them this invocation processed. */
   readonly total: number;
   readonly processed: number;
-  readonly accepted: number;
-  readonly duplicates: number;
-  readonly conflicts: number;
-  readonly redelivered: number;
-  readonly rejected: number;
-  readonly skipped: number;
-  readonly tooLate: number;
-  readonly lateCounted: number;
-  readonly byMeter: Record<string, MeterTally>;
   /** Dry run only: how many counters would move, and the first of them. */
   readonly counters?: { readonly moved: number; readonly listed: readonly CounterMove[] };
   readonly durationMs: number;
@@ -86,8 +77,9 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
   await admin.connect();
   let run: ReplayRun;
   let resumed = false;
-  const start = new Map<number, bigint>();
+  // Per partition: the first retained offset, and where this invocation reads next.
   const low = new Map<number, bigint>();
+  const position = new Map<number, bigint>();
   try {
     const offsets = await admin.fetchTopicOffsets(opts.topic);
     const previous = opts.dryRun || opts.restart ? null : await opts.runs.findUnfinished(opts.topic, opts.range.from, opts.range.to);
@@ -114,14 +106,13 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
     for (const o of offsets) {
       const c = committedOf.get(o.partition) ?? -1n;
       low.set(o.partition, BigInt(o.low));
-      start.set(o.partition, c >= 0n ? c : BigInt(o.low));
+      position.set(o.partition, c >= 0n ? c : BigInt(o.low));
     }
   } finally {
     await admin.disconnect();
   }
 
   // Progress counts offsets, from each partition's first retained offset to the run's end.
-  const position = new Map(start);
   const span = (p: number, end: bigint) => {
     const first = low.get(p) ?? 0n;
     const pos = position.get(p) ?? first;
@@ -136,7 +127,6 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
 
   const dryLedger = opts.dryRun ? createDryRunLedger(opts.ledger) : null;
   let finished = remaining() === 0;
-  const byMeter: Record<string, MeterTally> = {};
   let worker: Awaited<ReturnType<typeof startIngestWorker>> | null = null;
   if (!finished) {
     let signalDone: () => void = () => undefined;
@@ -153,16 +143,8 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
       deps: { ...opts.deps, ledger: dryLedger ?? opts.ledger, eventTimeRange: opts.range },
     });
     const w = worker;
-    w.onBatch((outcome, partition, { next }) => {
+    w.onBatch((_outcome, partition, { next }) => {
       position.set(partition, BigInt(next));
-      for (const [meter, m] of Object.entries(outcome.byMeter)) {
-        const into = (byMeter[meter] ??= { accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, skipped: 0 });
-        into.accepted += m.accepted;
-        into.duplicates += m.duplicates;
-        into.conflicts += m.conflicts;
-        into.redelivered += m.redelivered;
-        into.skipped += m.skipped;
-      }
       opts.onProgress?.({ done: done(), total, totals: w.totals });
       if (remaining() === 0) signalDone();
     });
@@ -175,7 +157,7 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
     finished = remaining() === 0;
   }
 
-  const t = worker?.totals ?? { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, batches: 0 };
+  const { consumed, batches: _batches, ...counts } = worker?.totals ?? emptyTotals();
   const moves = dryLedger?.counterMoves();
   const summary: ReplaySummary = {
     runId: run.runId,
@@ -185,16 +167,8 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
     complete: finished,
     range: { from: iso(run.rangeFrom), to: iso(run.rangeTo) },
     total,
-    processed: t.consumed,
-    accepted: t.accepted,
-    duplicates: t.duplicates,
-    conflicts: t.conflicts,
-    redelivered: t.redelivered,
-    rejected: t.rejected,
-    skipped: t.skipped,
-    tooLate: dryLedger ? dryLedger.tooLate : t.tooLate,
-    lateCounted: t.lateCounted,
-    byMeter,
+    processed: consumed,
+    ...counts,
     ...(moves ? { counters: { moved: moves.length, listed: moves.slice(0, opts.listLimit ?? 50) } } : {}),
     durationMs: Date.now() - started,
   };
