@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { createEncoderFromConfig } from '../../adapters/avro/from-config';
 import { createKafka, requireBrokers } from '../../adapters/kafka/kafka';
@@ -8,6 +7,7 @@ import { backfillWarnings, createBackfillAgeReport } from '../../domain/backfill
 import { publishNdjson } from '../../pipeline/publish-ndjson';
 import { MeterlineError } from '../../runtime/errors';
 import { createContext } from '../context';
+import { fileProgressBar, rejectionLines } from './publish';
 
 const DAY_MS = 86_400_000;
 
@@ -35,16 +35,13 @@ export function registerBackfill(program: Command): void {
         publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config), headers: { [BACKFILL_HEADER]: '1' } });
       }
       const totalBytes = fs.statSync(file).size;
-      const bar = process.stderr.isTTY
-        ? new SingleBar({ format: '{bar} {percentage}% | {published} published, {rejected} rejected | ETA {eta}s', stream: process.stderr }, Presets.shades_classic)
-        : undefined;
-      bar?.start(totalBytes, 0, { published: 0, rejected: 0 });
+      const bar = fileProgressBar(totalBytes);
       let summary;
       try {
         summary = await publishNdjson(fs.createReadStream(file), publisher, {
           lineOptions: () => ({ now: Date.now(), maxFutureSkewMs: config.ingest.maxFutureSkewMs, tenant: opts.tenant }),
           inspect: (event, line) => ages.add(event.timestamp, line),
-          onProgress: (p) => bar?.update(Math.min(p.bytesRead, totalBytes), { published: p.published, rejected: p.rejected }),
+          onProgress: (p) => bar?.update(p),
         });
       } finally {
         bar?.stop();
@@ -56,10 +53,8 @@ export function registerBackfill(program: Command): void {
       if (opts.json || !process.stdout.isTTY) {
         process.stdout.write(JSON.stringify(result) + '\n');
       } else {
-        const out = [`${opts.check ? 'checked (nothing published)' : 'published'} ${summary.published} events, rejected ${summary.rejected} (of ${summary.lines} lines)`];
-        for (const r of summary.rejections) out.push(`  line ${r.line}: ${r.reason}`);
-        if (summary.rejected > summary.rejections.length) out.push(`  … and ${summary.rejected - summary.rejections.length} more`);
-        process.stdout.write(out.join('\n') + '\n');
+        const headline = `${opts.check ? 'checked (nothing published)' : 'published'} ${summary.published} events, rejected ${summary.rejected} (of ${summary.lines} lines)`;
+        process.stdout.write([headline, ...rejectionLines(summary)].join('\n') + '\n');
       }
       // Warnings go to stderr as well, so they are seen even when stdout is piped to a file.
       for (const w of warnings) process.stderr.write(w + '\n');

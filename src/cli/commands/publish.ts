@@ -20,16 +20,12 @@ export function registerPublish(program: Command): void {
       const totalBytes = opts.file ? fs.statSync(opts.file).size : 0;
       const kafka = createKafka(requireBrokers(config), { clientId: `${config.kafka.clientId}-publish`, logger });
       const publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config) });
-      const bar =
-        opts.file && process.stderr.isTTY
-          ? new SingleBar({ format: '{bar} {percentage}% | {published} published, {rejected} rejected | ETA {eta}s', stream: process.stderr }, Presets.shades_classic)
-          : undefined;
-      bar?.start(totalBytes, 0, { published: 0, rejected: 0 });
+      const bar = opts.file ? fileProgressBar(totalBytes) : undefined;
       let summary: PublishSummary;
       try {
         summary = await publishNdjson(input, publisher, {
           lineOptions: () => ({ now: Date.now(), maxFutureSkewMs: config.ingest.maxFutureSkewMs, tenant: opts.tenant }),
-          onProgress: (p) => bar?.update(Math.min(p.bytesRead, totalBytes), { published: p.published, rejected: p.rejected }),
+          onProgress: (p) => bar?.update(p),
         });
       } finally {
         bar?.stop();
@@ -45,8 +41,23 @@ function printSummary(s: PublishSummary, json: boolean): void {
     process.stdout.write(JSON.stringify(s) + '\n');
     return;
   }
-  const out: string[] = [`published ${s.published}, rejected ${s.rejected} (of ${s.lines} lines)`];
-  for (const r of s.rejections) out.push(`  line ${r.line}: ${r.reason}`);
+  process.stdout.write([`published ${s.published}, rejected ${s.rejected} (of ${s.lines} lines)`, ...rejectionLines(s)].join('\n') + '\n');
+}
+
+/** The rejected lines a summary lists, and how many more it left out. */
+export function rejectionLines(s: PublishSummary): string[] {
+  const out = s.rejections.map((r) => `  line ${r.line}: ${r.reason}`);
   if (s.rejected > s.rejections.length) out.push(`  … and ${s.rejected - s.rejections.length} more`);
-  process.stdout.write(out.join('\n') + '\n');
+  return out;
+}
+
+/** A progress bar over a file's bytes, on a terminal only (stderr); undefined otherwise. */
+export function fileProgressBar(totalBytes: number): { update(p: { bytesRead: number; published: number; rejected: number }): void; stop(): void } | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const bar = new SingleBar({ format: '{bar} {percentage}% | {published} published, {rejected} rejected | ETA {eta}s', stream: process.stderr }, Presets.shades_classic);
+  bar.start(totalBytes, 0, { published: 0, rejected: 0 });
+  return {
+    update: (p) => bar.update(Math.min(p.bytesRead, totalBytes), { published: p.published, rejected: p.rejected }),
+    stop: () => bar.stop(),
+  };
 }

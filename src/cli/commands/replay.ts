@@ -48,11 +48,12 @@ export function registerReplay(program: Command): void {
         ? new SingleBar({ format: '{bar} {percentage}% | {value}/{total} messages | {accepted} new, {duplicates} already stored | ETA {eta}s', stream: process.stderr }, Presets.shades_classic)
         : undefined;
       let barStarted = false;
+      let summary: ReplaySummary;
       try {
         await migrate(ch, config.clickhouse.database);
         const meters = loadMeterCatalog(config.ingest.metersFile);
         const db = config.clickhouse.database;
-        const summary = await replayTopic({
+        summary = await replayTopic({
           kafka,
           topic: config.kafka.topic,
           groupPrefix: config.kafka.groupId,
@@ -77,15 +78,14 @@ export function registerReplay(program: Command): void {
             bar.update(p.done, { accepted: p.totals.accepted, duplicates: p.totals.duplicates + p.totals.redelivered });
           },
         });
-        bar?.stop();
-        printSummary(summary, opts.json === true || !process.stdout.isTTY);
-        if (!summary.complete) process.exitCode = REPLAY_INTERRUPTED_EXIT;
       } finally {
         if (barStarted) bar?.stop();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         await ch.close();
       }
+      printSummary(summary, opts.json === true || !process.stdout.isTTY);
+      if (!summary.complete) process.exitCode = REPLAY_INTERRUPTED_EXIT;
     });
 }
 
