@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { MIN_SECRET_LENGTH, replaceSecretValues } from './redact';
 
 export type Logger = pino.Logger;
 
@@ -42,14 +43,8 @@ export function createLogger(opts: { level?: string; name?: string; destination?
 
 /** A destination that replaces each secret (raw, or as escaped inside a JSON string) before writing. */
 export function scrubbing(destination: pino.DestinationStream, secrets: readonly string[]): pino.DestinationStream {
-  const needles = [...new Set(secrets.filter((s) => s.length >= 4).flatMap((s) => [s, JSON.stringify(s).slice(1, -1), encodeURIComponent(s)]))];
-  return {
-    write(line: string) {
-      let out = line;
-      for (const n of needles) if (out.includes(n)) out = out.split(n).join('[redacted]');
-      destination.write(out);
-    },
-  };
+  const needles = [...new Set(secrets.filter((s) => s.length >= MIN_SECRET_LENGTH).flatMap((s) => [s, JSON.stringify(s).slice(1, -1), encodeURIComponent(s)]))];
+  return { write: (line: string) => destination.write(replaceSecretValues(line, needles)) };
 }
 
 /** A logger that drops everything: for library use and tests that do not read logs. */

@@ -9,14 +9,19 @@ const STRIPE_KEY = /\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9*]+/g;
 const WEBHOOK_SECRET = /\bwhsec_[A-Za-z0-9+/=_-]+/g;
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi;
 /** Shorter values are too likely to occur in ordinary text to be replaced everywhere. */
-const MIN_SECRET_LENGTH = 4;
+export const MIN_SECRET_LENGTH = 4;
 
 export function redactSecrets(text: string, secrets: readonly string[] = []): string {
+  return replaceSecretValues(text, secrets).replace(STRIPE_KEY, REDACTED).replace(WEBHOOK_SECRET, REDACTED).replace(URL_USERINFO, `$1${REDACTED}@`);
+}
+
+/** Replaces each secret value (longest first, so one containing another goes whole) in `text`. */
+export function replaceSecretValues(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (s.length >= MIN_SECRET_LENGTH) out = out.split(s).join(REDACTED);
+    if (s.length >= MIN_SECRET_LENGTH && out.includes(s)) out = out.split(s).join(REDACTED);
   }
-  return out.replace(STRIPE_KEY, REDACTED).replace(WEBHOOK_SECRET, REDACTED).replace(URL_USERINFO, `$1${REDACTED}@`);
+  return out;
 }
 
 /**
