@@ -1,7 +1,33 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Kafka } from 'kafkajs';
+import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { FakeStripe } from '../fakes/stripe';
 import { spawnCli } from './cli';
 import { waitFor } from './wait';
+
+/**
+ * The environment of a `meterline run` child in the process-level tests: the test broker, a
+ * short session timeout (a killed worker's partitions move within ~3 s), an ephemeral metrics
+ * port, quiet logs. `extra` adds or overrides variables.
+ */
+export function workerEnv(broker: DevBroker, groupId: string, dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    KAFKA_BROKERS: broker.bootstrapServers.join(','),
+    KAFKA_GROUP_ID: groupId,
+    KAFKA_SESSION_TIMEOUT_MS: '3000',
+    KAFKA_HEARTBEAT_INTERVAL_MS: '300',
+    KAFKA_MAX_WAIT_MS: '100',
+    METERLINE_DATA_DIR: dataDir,
+    METRICS_PORT: '0',
+    LOG_LEVEL: 'error',
+    ...extra,
+  };
+}
+
+/** Points a worker's Stripe client at the fake Stripe. */
+export function fakeStripeEnv(fake: FakeStripe): NodeJS.ProcessEnv {
+  return { STRIPE_API_KEY: fake.apiKey, STRIPE_HOST: '127.0.0.1', STRIPE_PORT: String(fake.port), STRIPE_PROTOCOL: 'http' };
+}
 
 /** `meterline run --no-demo` as a child process (its output is drained; `log` receives stderr). */
 export function startWorkerProcess(env: NodeJS.ProcessEnv, log?: (chunk: Buffer) => void): ChildProcess {

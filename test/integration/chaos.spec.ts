@@ -11,7 +11,7 @@ import { seededRandom } from '../../src/domain/sample';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { runCli } from '../helpers/cli';
-import { exited, startWorkerProcess, waitForGroupCaughtUp } from '../helpers/worker-process';
+import { exited, fakeStripeEnv, startWorkerProcess, waitForGroupCaughtUp, workerEnv } from '../helpers/worker-process';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
 
@@ -92,21 +92,7 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
     );
     const mappings = TENANTS.flatMap((t) => Array.from({ length: CUSTOMERS }, (_, i) => `${t},c${i},cus_${t}${i}`));
     fs.writeFileSync(path.join(dir, 'customers.csv'), ['tenant,customer,stripe_customer_id', ...mappings].join('\n'));
-    env = {
-      KAFKA_BROKERS: broker.bootstrapServers.join(','),
-      KAFKA_GROUP_ID: GROUP,
-      KAFKA_SESSION_TIMEOUT_MS: '3000',
-      KAFKA_HEARTBEAT_INTERVAL_MS: '300',
-      KAFKA_MAX_WAIT_MS: '100',
-      METERLINE_DATA_DIR: path.join(dir, 'data'),
-      METERS_FILE: path.join(dir, 'meters.yaml'),
-      STRIPE_API_KEY: fake.apiKey,
-      STRIPE_HOST: '127.0.0.1',
-      STRIPE_PORT: String(fake.port),
-      STRIPE_PROTOCOL: 'http',
-      METRICS_PORT: '0',
-      LOG_LEVEL: 'error',
-    };
+    env = workerEnv(broker, GROUP, path.join(dir, 'data'), { METERS_FILE: path.join(dir, 'meters.yaml'), ...fakeStripeEnv(fake) });
     const imported = await runCli(['customers', 'import', path.join(dir, 'customers.csv')], { env });
     expect(imported.code).toBe(0);
   }, BROKER_BUILD_TIMEOUT_MS);

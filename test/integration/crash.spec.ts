@@ -8,7 +8,7 @@ import { formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { generateEvents, seededRandom } from '../../src/domain/sample';
 import { partitionKey, type UsageEvent } from '../../src/domain/usage-event';
 import { runCli } from '../helpers/cli';
-import { exited, startWorkerProcess, waitForGroupCaughtUp } from '../helpers/worker-process';
+import { exited, startWorkerProcess, waitForGroupCaughtUp, workerEnv } from '../helpers/worker-process';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
 
@@ -39,16 +39,7 @@ describe('ingest under SIGKILL', () => {
     producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-crash-'));
-    env = {
-      KAFKA_BROKERS: broker.bootstrapServers.join(','),
-      KAFKA_GROUP_ID: GROUP,
-      KAFKA_SESSION_TIMEOUT_MS: '3000',
-      KAFKA_HEARTBEAT_INTERVAL_MS: '300',
-      KAFKA_MAX_WAIT_MS: '100',
-      METERLINE_DATA_DIR: dataDir,
-      METRICS_PORT: '0',
-      LOG_LEVEL: 'error',
-    };
+    env = workerEnv(broker, GROUP, dataDir);
   }, BROKER_BUILD_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -10,7 +10,7 @@ import { seededRandom } from '../../src/domain/sample';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { runCli } from '../helpers/cli';
-import { exited, startWorkerProcess } from '../helpers/worker-process';
+import { exited, fakeStripeEnv, startWorkerProcess, workerEnv } from '../helpers/worker-process';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
 
@@ -55,21 +55,7 @@ describe('pusher under SIGKILL and Stripe faults', () => {
       path.join(dir, 'customers.csv'),
       ['tenant,customer,stripe_customer_id', ...Array.from({ length: CUSTOMERS }, (_, i) => `acme,c${i},cus_${i}`)].join('\n'),
     );
-    env = {
-      KAFKA_BROKERS: broker.bootstrapServers.join(','),
-      KAFKA_GROUP_ID: 'push-crash',
-      KAFKA_SESSION_TIMEOUT_MS: '3000',
-      KAFKA_HEARTBEAT_INTERVAL_MS: '300',
-      KAFKA_MAX_WAIT_MS: '100',
-      METERLINE_DATA_DIR: path.join(dir, 'data'),
-      METERS_FILE: path.join(dir, 'meters.yaml'),
-      STRIPE_API_KEY: fake.apiKey,
-      STRIPE_HOST: '127.0.0.1',
-      STRIPE_PORT: String(fake.port),
-      STRIPE_PROTOCOL: 'http',
-      METRICS_PORT: '0',
-      LOG_LEVEL: 'error',
-    };
+    env = workerEnv(broker, 'push-crash', path.join(dir, 'data'), { METERS_FILE: path.join(dir, 'meters.yaml'), ...fakeStripeEnv(fake) });
     const imported = await runCli(['customers', 'import', path.join(dir, 'customers.csv')], { env });
     expect(imported.code).toBe(0);
   }, BROKER_BUILD_TIMEOUT_MS);

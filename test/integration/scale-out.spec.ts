@@ -15,7 +15,7 @@ import { runCli } from '../helpers/cli';
 import { startDevClickHouse, type TestDevClickHouse } from '../helpers/dev-clickhouse';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
-import { exited, startWorkerProcess, waitForGroupCaughtUp } from '../helpers/worker-process';
+import { exited, fakeStripeEnv, startWorkerProcess, waitForGroupCaughtUp, workerEnv } from '../helpers/worker-process';
 
 /**
  * Scale-out (issue 8): three workers in one consumer group share six partitions and one
@@ -73,22 +73,7 @@ describe('scale-out: three workers, one killed', () => {
     for (let t = 0; t < 2; t += 1) for (let c = 0; c < 20; c += 1) mappings.push(`tenant-${t},cust-${c},cus_t${t}c${c}`);
     fs.writeFileSync(path.join(dir, 'customers.csv'), ['tenant,customer,stripe_customer_id', ...mappings].join('\n'));
     ch = await startDevClickHouse(path.join(dir, 'data'));
-    env = {
-      KAFKA_BROKERS: broker.bootstrapServers.join(','),
-      KAFKA_GROUP_ID: GROUP,
-      KAFKA_SESSION_TIMEOUT_MS: '3000',
-      KAFKA_HEARTBEAT_INTERVAL_MS: '300',
-      KAFKA_MAX_WAIT_MS: '100',
-      METERLINE_DATA_DIR: path.join(dir, 'data'),
-      CLICKHOUSE_URL: ch.url,
-      METERS_FILE: path.join(dir, 'meters.yaml'),
-      STRIPE_API_KEY: fake.apiKey,
-      STRIPE_HOST: '127.0.0.1',
-      STRIPE_PORT: String(fake.port),
-      STRIPE_PROTOCOL: 'http',
-      METRICS_PORT: '0',
-      LOG_LEVEL: 'info',
-    };
+    env = workerEnv(broker, GROUP, path.join(dir, 'data'), { CLICKHOUSE_URL: ch.url, METERS_FILE: path.join(dir, 'meters.yaml'), ...fakeStripeEnv(fake), LOG_LEVEL: 'info' });
     const imported = await runCli(['customers', 'import', path.join(dir, 'customers.csv')], { env });
     expect(imported.stderr).toBe('');
     expect(imported.code).toBe(0);
