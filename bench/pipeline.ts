@@ -167,7 +167,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const worker = await startWorker(p.topic, 'bench-pipeline');
   let lastProgress = 0;
   await new Promise<void>((resolve) => {
-    worker.onBatch(() => {
+    worker.onUnit(() => {
       const consumed = worker.totals.consumed;
       while (consumed >= nextMark * p.events && nextMark <= 1) {
         rssAtProgress.push(Math.round(process.memoryUsage().rss / 1048576));
@@ -223,7 +223,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
 
   // Phase 2: latency at a fixed offered rate (the parent publishes; event time = publish time).
   const lat = await startWorker(p.latencyTopic, 'bench-latency');
-  lat.onBatch(() => {
+  lat.onUnit(() => {
     const now = Date.now();
     for (const ts of justStored) latencies.push(now - ts);
     justStored = [];

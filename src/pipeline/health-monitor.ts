@@ -131,12 +131,14 @@ export function startHealthMonitor(deps: HealthMonitorDeps): HealthMonitor {
   return {
     attach(w) {
       worker = w;
-      w.onBatch((_outcome, partition, position) => {
-        const lag = Math.max(0, Number(BigInt(position.highWatermark) - BigInt(position.next)));
+      w.onUnit((_outcome, positions) => {
         const now = deps.clock();
-        progress = observeBatch(progress, partition, lag, now);
-        deps.metrics?.consumerLag.set({ partition: String(partition) }, lag);
-        exported.add(partition);
+        for (const [partition, position] of positions) {
+          const lag = Math.max(0, Number(BigInt(position.highWatermark) - BigInt(position.next)));
+          progress = observeBatch(progress, partition, lag, now);
+          deps.metrics?.consumerLag.set({ partition: String(partition) }, lag);
+          exported.add(partition);
+        }
         deps.metrics?.lastBatchTime.set(now / 1000);
       });
     },

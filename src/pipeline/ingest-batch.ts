@@ -94,8 +94,8 @@ export interface BatchOutcome {
   readonly tooLate: number;
   /** New events counted in a window that was already closed (within the allowed lateness). */
   readonly lateCounted: number;
-  /** Highest event time among the batch's valid events (for the partition's watermark). */
-  readonly maxEventTime: number | null;
+  /** Highest event time among the valid events of each partition (for its watermark). */
+  readonly maxEventTimeByPartition: ReadonlyMap<number, number>;
   /** Counters recomputed for this batch's windows. */
   readonly counters: readonly CounterRow[];
 }
@@ -119,7 +119,7 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   const rejections: Rejection[] = [];
   const skipped: Candidate[] = [];
   const backfilled = new Set<Candidate>();
-  let maxEventTime: number | null = null;
+  const maxEventTimeByPartition = new Map<number, number>();
   for (const [i, m] of messages.entries()) {
     const r = classifyMessage(m.ref, m.key, m.value, decoded[i]!, meters, { now, maxFutureSkewMs: deps.maxFutureSkewMs });
     if (!('candidate' in r)) {
@@ -128,7 +128,8 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
     }
     const t = r.candidate.event.timestamp;
     // Every valid event moves its partition's event time, in range or not.
-    maxEventTime = maxEventTime === null ? t : Math.max(maxEventTime, t);
+    const p = m.ref.partition;
+    maxEventTimeByPartition.set(p, Math.max(t, maxEventTimeByPartition.get(p) ?? -Infinity));
     if (!inEventTimeRange(t, deps.eventTimeRange)) {
       skipped.push(r.candidate);
       continue;
@@ -174,7 +175,7 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
       const key = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, d.candidate.meter.window).start };
       keys.set(windowKeyString(key), key);
     }
-    counters = await refreshCounters(deps.counters, [...keys.values()], watermark, deps.clock());
+    counters = await refreshCounters(deps.counters, [...keys.values()], watermark, deps.clock);
   }
 
   let accepted = 0;
@@ -243,7 +244,7 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
     stored: storedRefs,
     tooLate,
     lateCounted,
-    maxEventTime,
+    maxEventTimeByPartition,
     counters,
   };
 }

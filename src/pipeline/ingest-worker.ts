@@ -1,4 +1,4 @@
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { CounterStore } from '../adapters/clickhouse/counter-store';
 import { isGroupMembershipError } from '../adapters/kafka/kafka';
 import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
@@ -18,13 +18,38 @@ export interface IngestTotals {
   skipped: number;
   tooLate: number;
   lateCounted: number;
-  batches: number;
+  /** Ingest units stored (each the batches of one fetch, across partitions). */
+  units: number;
   /** The same decisions per meter. */
   byMeter: Record<string, MeterTally>;
 }
 
 export function emptyTotals(): IngestTotals {
-  return { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, batches: 0, byMeter: {} };
+  return { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, units: 0, byMeter: {} };
+}
+
+/** At most this many events per ingest unit (whole batches; a bigger single batch is one unit). */
+export const UNIT_MAX_EVENTS = 10_000;
+/** Batches of at most this many partitions are handed over at once by kafkajs (and so form one unit). */
+const UNIT_MAX_PARTITIONS = 64;
+
+/** Splits items into consecutive groups of at most `max` weight (an item heavier than `max` is a group alone). */
+export function splitUnits<T>(items: readonly T[], weight: (item: T) => number, max: number): T[][] {
+  const units: T[][] = [];
+  let current: T[] = [];
+  let total = 0;
+  for (const item of items) {
+    const w = weight(item);
+    if (current.length > 0 && total + w > max) {
+      units.push(current);
+      current = [];
+      total = 0;
+    }
+    current.push(item);
+    total += w;
+  }
+  if (current.length > 0) units.push(current);
+  return units;
 }
 
 export interface IngestWorker {
@@ -33,8 +58,11 @@ export interface IngestWorker {
   readonly totals: Readonly<IngestTotals>;
   /** The worker's current event-time watermark (ms), or null while unknown. */
   watermark(): number | null;
-  /** Called after each batch has been committed (for tests, progress logging and health). */
-  onBatch(listener: (outcome: BatchOutcome, partition: number, position: BatchPosition) => void): void;
+  /**
+   * Called after each ingest unit (the batches of several partitions) has been stored and
+   * committed, with where it left each of its partitions (for progress, health and tests).
+   */
+  onUnit(listener: (outcome: BatchOutcome, positions: ReadonlyMap<number, BatchPosition>) => void): void;
   /** What the consumer reports about itself, for health checks. */
   status(): IngestStatus;
   /**
@@ -95,8 +123,9 @@ export interface IngestWorkerOptions {
  * at any instant leaves committed offsets at or behind what is stored — never ahead — and the
  * re-read messages are recognised as redelivered or duplicates by the ledger lookup.
  *
- * Batches are processed one at a time (partitionsConsumedConcurrently = 1): within one worker,
- * two copies of an event in different partitions can never race past the dedupe lookup.
+ * The batches of one fetch are stored together as one ingest unit, and units one at a time:
+ * within one worker, two copies of an event in different partitions can never race past the
+ * dedupe lookup.
  */
 export async function startIngestWorker(opts: IngestWorkerOptions): Promise<IngestWorker> {
   const log = opts.logger.child({ module: 'ingest' });
@@ -120,9 +149,9 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     if (!opts.counters) return;
     const wm = watermark();
     if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
-    await settleCounters(opts.counters, wm, clock());
+    await settleCounters(opts.counters, wm, clock);
   };
-  const listeners: ((o: BatchOutcome, p: number, pos: BatchPosition) => void)[] = [];
+  const listeners: ((o: BatchOutcome, positions: ReadonlyMap<number, BatchPosition>) => void)[] = [];
   const status = { connected: false, running: true, partitions: [] as number[] };
   const sessionTimeout = opts.consumer?.sessionTimeout ?? 30_000;
   // Ownership as the group coordinator last confirmed it: null while (re)joining.
@@ -169,75 +198,136 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   });
   await consumer.connect();
   await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
+
+  // One ingest unit = the batches of every partition that one fetch returned (up to
+  // UNIT_MAX_EVENTS). kafkajs hands the batches of a fetch to concurrent eachBatch calls (one
+  // per partition); each call parks its batch here and waits until the unit holding it is
+  // stored and committed. Per unit, ClickHouse sees one lookup, one ledger INSERT and one
+  // counter recomputation instead of one per partition: their fixed cost, not the rows, is
+  // what limits a small batch. Units run one at a time (`serially`), so within this worker two
+  // copies of an event, even in different partitions, never race past the dedupe lookup: a
+  // later unit sees the earlier one in the ledger, and within a unit decideDedupe keeps the
+  // first copy.
+  type Batch = { readonly topic: string; readonly partition: number; readonly highWatermark: string; readonly messages: readonly KafkaMessage[] };
+  type Parked = { readonly batch: Batch; readonly heartbeat: () => Promise<void>; readonly done: (err?: unknown) => void };
+  let parked: Parked[] = [];
+  let unitScheduled = false;
+
+  const storeAndCommit = async (batches: readonly Batch[]) => {
+    const end = opts.deps.metrics?.batchDuration.startTimer();
+    const messages: RawMessage[] = [];
+    for (const b of batches) {
+      for (const m of b.messages) {
+        messages.push({
+          ref: { topic: b.topic, partition: b.partition, offset: m.offset },
+          key: m.key,
+          value: m.value,
+          backfill: m.headers?.[BACKFILL_HEADER]?.toString() === '1',
+        });
+      }
+    }
+    // 1. Store: after this, every message of the unit is durable in exactly one table, and the
+    //    counters of the windows it touched are recomputed.
+    const outcome = await ingestBatch(messages, deps);
+    // 2. Only now commit, one past the last stored offset of each partition, in one request. If
+    //    the commit fails (rebalance), the next owner re-reads these messages and finds them stored.
+    const positions = new Map<number, BatchPosition>();
+    for (const b of batches) positions.set(b.partition, { next: (BigInt(b.messages[b.messages.length - 1]!.offset) + 1n).toString(), highWatermark: b.highWatermark });
+    if (opts.replay?.commit !== false) {
+      const offsets = [...positions].map(([partition, p]) => ({ topic: opts.topic, partition, offset: p.next }));
+      try {
+        await consumer.commitOffsets(offsets);
+        for (const o of offsets) opts.deps.metrics?.committedOffset.set({ partition: String(o.partition) }, Number(o.offset));
+      } catch (err) {
+        // Refused because the group is rebalancing (another worker joined or died): the unit is
+        // stored, so whoever owns its partitions next re-reads it and finds it stored. Not a
+        // crash: kafkajs rejoins on its next heartbeat (rethrown, a wrapped rebalance error
+        // would stop the consumer for good).
+        if (!isGroupMembershipError(err)) throw err;
+        log.info({ offsets, reason: errorMessage(err) }, 'offset commit refused by a rebalance; the unit is stored and will be recognised when re-read');
+      }
+    }
+    // 3. Advance each partition's watermark (in memory, and as a restart hint for the live worker).
+    const saved = new Map<number, number>();
+    for (const b of batches) {
+      const max = outcome.maxEventTimeByPartition.get(b.partition) ?? null;
+      clocks = observe(clocks, b.partition, max, clock());
+      if (opts.counters && !opts.replay && max !== null) {
+        restored = new Map(restored).set(b.partition, Math.max(max, restored.get(b.partition) ?? -Infinity));
+        saved.set(b.partition, restored.get(b.partition)!);
+      }
+    }
+    if (saved.size > 0) await opts.counters!.saveWatermarks(opts.topic, saved, clock());
+    // Windows the watermark passed become closed / final on the 1 s settle timer below:
+    // scanning the unsettled counters after every unit would cost more than it brings.
+    const updatedAt = clock();
+    for (const c of outcome.counters) opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, updatedAt - c.lastIngestedAt) / 1000);
+    end?.();
+    totals.units += 1;
+    totals.consumed += outcome.consumed;
+    totals.accepted += outcome.accepted;
+    totals.duplicates += outcome.duplicates;
+    totals.conflicts += outcome.conflicts;
+    totals.redelivered += outcome.redelivered;
+    totals.rejected += outcome.rejected;
+    totals.skipped += outcome.skipped;
+    totals.tooLate += outcome.tooLate;
+    totals.lateCounted += outcome.lateCounted;
+    addTallies(totals.byMeter, outcome.byMeter);
+    for (const l of listeners) l(outcome, positions);
+  };
+
+  /** Stores what is parked, in units of whole batches, with a group heartbeat between units. */
+  const ingestParked = async () => {
+    unitScheduled = false;
+    const all = parked;
+    parked = [];
+    // A unit must never outlast the session timeout, or the group evicts this worker and its
+    // commit fails: a big fetch is stored in several units of at most UNIT_MAX_EVENTS (unless
+    // one batch alone is bigger).
+    for (const unit of splitUnits(all, (p) => p.batch.messages.length, UNIT_MAX_EVENTS)) {
+      try {
+        await storeAndCommit(unit.map((u) => u.batch));
+      } catch (err) {
+        // Nothing after the failed unit was stored or committed: kafkajs re-reads all of it.
+        for (const u of all) u.done(err);
+        return;
+      }
+      for (const u of unit) u.done();
+      await unit[0]!.heartbeat().catch((err: unknown) => {
+        if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
+      });
+    }
+  };
+
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 1,
+    partitionsConsumedConcurrently: UNIT_MAX_PARTITIONS,
     eachBatch: async ({ batch, heartbeat, isStale, resolveOffset }) => {
       if (batch.messages.length === 0 || isStale()) return;
-      let batchMessages = batch.messages;
-      const replayEnd = opts.replay?.endOffsets.get(batch.partition);
+      let messages: readonly KafkaMessage[] = batch.messages;
       if (opts.replay) {
         // A replay covers the offsets that existed when it started, nothing newer.
-        batchMessages = replayEnd === undefined ? [] : batchMessages.filter((m) => BigInt(m.offset) < replayEnd);
-        if (batchMessages.length < batch.messages.length) consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
-        if (batchMessages.length === 0) return;
+        const replayEnd = opts.replay.endOffsets.get(batch.partition);
+        messages = replayEnd === undefined ? [] : messages.filter((m) => BigInt(m.offset) < replayEnd);
+        if (messages.length < batch.messages.length) consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+        if (messages.length === 0) return;
       }
-      const end = opts.deps.metrics?.batchDuration.startTimer();
-      const messages: RawMessage[] = batchMessages.map((m) => ({
-        ref: { topic: batch.topic, partition: batch.partition, offset: m.offset },
-        key: m.key,
-        value: m.value,
-        backfill: m.headers?.[BACKFILL_HEADER]?.toString() === '1',
-      }));
-      // 1. Store: after this, every message of the batch is durable in exactly one table, and
-      //    the counters of the windows it touched are recomputed.
-      const outcome = await serially(() => ingestBatch(messages, deps));
-      // 2. Only now advance: resolveOffset moves kafkajs' fetch position past the batch, and the
-      //    commit (one past the last stored offset) makes it survive a restart. If the commit
-      //    fails (rebalance), the next owner re-reads these messages and finds them stored.
-      const last = batchMessages[batchMessages.length - 1]!.offset;
-      resolveOffset(last);
-      const next = BigInt(last) + 1n;
-      if (opts.replay?.commit !== false) {
-        try {
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
-          opts.deps.metrics?.committedOffset.set({ partition: String(batch.partition) }, Number(next));
-        } catch (err) {
-          // Refused because the group is rebalancing (another worker joined or died): the batch
-          // is stored, so whoever owns the partition next re-reads it and finds it stored. Not a
-          // crash: kafkajs rejoins on its next heartbeat (rethrown, a wrapped rebalance error
-          // would stop the consumer for good).
-          if (!isGroupMembershipError(err)) throw err;
-          log.info({ partition: batch.partition, next: next.toString(), reason: errorMessage(err) }, 'offset commit refused by a rebalance; the batch is stored and will be recognised when re-read');
+      await new Promise<void>((resolve, reject) => {
+        parked.push({
+          batch: { topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark, messages },
+          heartbeat,
+          done: (err) => (err === undefined ? resolve() : reject(err)),
+        });
+        // The first batch of a fetch schedules the unit after this turn, when its siblings are parked too.
+        if (!unitScheduled) {
+          unitScheduled = true;
+          setImmediate(() => void serially(ingestParked));
         }
-      }
-      // 3. Advance this partition's watermark (in memory, and as a restart hint for the live worker).
-      clocks = observe(clocks, batch.partition, outcome.maxEventTime, clock());
-      if (opts.counters && !opts.replay && outcome.maxEventTime !== null) {
-        restored = new Map(restored).set(batch.partition, Math.max(outcome.maxEventTime, restored.get(batch.partition) ?? -Infinity));
-        await opts.counters.saveWatermarks(opts.topic, new Map([[batch.partition, restored.get(batch.partition)!]]), clock());
-      }
-      // Windows the watermark passed become closed / final on the 1 s settle timer below:
-      // scanning the unsettled counters after every batch would cost more than it brings.
-      const updatedAt = clock();
-      for (const c of outcome.counters) opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, updatedAt - c.lastIngestedAt) / 1000);
-      end?.();
-      totals.batches += 1;
-      totals.consumed += outcome.consumed;
-      totals.accepted += outcome.accepted;
-      totals.duplicates += outcome.duplicates;
-      totals.conflicts += outcome.conflicts;
-      totals.redelivered += outcome.redelivered;
-      totals.rejected += outcome.rejected;
-      totals.skipped += outcome.skipped;
-      totals.tooLate += outcome.tooLate;
-      totals.lateCounted += outcome.lateCounted;
-      addTallies(totals.byMeter, outcome.byMeter);
-      for (const l of listeners) l(outcome, batch.partition, { next: next.toString(), highWatermark: batch.highWatermark });
-      await heartbeat().catch((err: unknown) => {
-        if (!isGroupMembershipError(err)) throw err;
       });
+      // Stored and committed: move kafkajs' fetch position past the batch.
+      resolveOffset(messages[messages.length - 1]!.offset);
     },
   });
   log.info({ topic: opts.topic, groupId: opts.groupId }, 'ingest consumer started');
@@ -248,7 +338,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   return {
     totals,
     watermark,
-    onBatch: (l) => listeners.push(l),
+    onUnit: (l) => listeners.push(l),
     status: () => ({ ...status, partitions: [...status.partitions] }),
     owns: (partition) => assigned !== null && assigned.includes(partition) && clock() - lastContact < sessionTimeout / 2,
     crashed,

@@ -41,7 +41,7 @@ export async function rebuildCounters(
   const chunk = opts.chunkSize ?? 5000;
   let written = 0;
   for (let i = 0; i < keys.length; i += chunk) {
-    written += (await refreshCounters(store, keys.slice(i, i + chunk), opts.watermark, opts.now)).length;
+    written += (await refreshCounters(store, keys.slice(i, i + chunk), opts.watermark, () => opts.now)).length;
   }
   return { windows: keys.length, countersWritten: written };
 }

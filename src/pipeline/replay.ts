@@ -16,7 +16,7 @@ export interface ReplayProgress {
   readonly totals: Readonly<IngestTotals>;
 }
 
-export interface ReplaySummary extends Omit<IngestTotals, 'consumed' | 'batches'> {
+export interface ReplaySummary extends Omit<IngestTotals, 'consumed' | 'units'> {
   readonly runId: string;
   readonly groupId: string;
   readonly dryRun: boolean;
@@ -143,8 +143,8 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
       deps: { ...opts.deps, ledger: dryLedger ?? opts.ledger, eventTimeRange: opts.range },
     });
     const w = worker;
-    w.onBatch((_outcome, partition, { next }) => {
-      position.set(partition, BigInt(next));
+    w.onUnit((_outcome, positions) => {
+      for (const [partition, { next }] of positions) position.set(partition, BigInt(next));
       opts.onProgress?.({ done: done(), total, totals: w.totals });
       if (remaining() === 0) signalDone();
     });
@@ -157,7 +157,7 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
     finished = remaining() === 0;
   }
 
-  const { consumed, batches: _batches, ...counts } = worker?.totals ?? emptyTotals();
+  const { consumed, units: _units, ...counts } = worker?.totals ?? emptyTotals();
   const moves = dryLedger?.counterMoves();
   const summary: ReplaySummary = {
     runId: run.runId,

@@ -253,7 +253,7 @@ describe('aggregate: watermark-aware windowed counters', () => {
       }
       await ledger.insertNew(batch, Date.now());
     }
-    const [row] = await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'million', customer: 'c', meter: 's', windowStart: windowOf(ts, 'minute').start }], null, Date.now());
+    const [row] = await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'million', customer: 'c', meter: 's', windowStart: windowOf(ts, 'minute').start }], null, Date.now);
     expect(row).toMatchObject({ value: '100000', events: 1_000_000 });
   });
 });

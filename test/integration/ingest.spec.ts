@@ -209,10 +209,17 @@ describe('ingest: the dedupe-and-enrich consumer', () => {
     const offsets = await kafka.admin().fetchTopicOffsets(TOPIC);
     const total = offsets.reduce((n, p) => n + Number(p.high), 0);
     const replay = await startWorker(`replay-${Date.now()}`);
+    const partitionsPerUnit: number[] = [];
+    replay.onUnit((_outcome, positions) => partitionsPerUnit.push(positions.size));
     await waitFor('whole topic re-read', () => replay.totals.consumed >= total, 60_000);
     expect(replay.totals.accepted).toBe(0);
     expect(await count(ch.client, `SELECT count() AS c FROM ${ch.database}.usage_events`)).toBe(before);
     expect(await count(ch.client, `SELECT count() AS c FROM ${ch.database}.duplicate_events FINAL`)).toBe(dupBefore);
     expect(replay.totals.redelivered + replay.totals.duplicates + replay.totals.conflicts + replay.totals.rejected).toBe(total);
+    // The batches a fetch returns for several partitions are stored as one unit (one lookup, one
+    // INSERT per table, one commit), not one unit per partition.
+    expect(offsets.filter((p) => Number(p.high) > 0)).toHaveLength(4);
+    expect(partitionsPerUnit).toHaveLength(replay.totals.units);
+    expect(Math.max(...partitionsPerUnit)).toBeGreaterThan(1);
   });
 });

@@ -60,7 +60,7 @@ describe('push: delta pusher to Stripe', () => {
       const k = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, 'hour').start };
       keys.set(windowKeyString(k), k);
     }
-    await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, Date.now());
+    await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, Date.now);
   }
 
   function pusherWith(sink: BillingSink): Pusher {
@@ -291,7 +291,7 @@ describe('reconcile against Stripe', () => {
     const put = async (id: string, value: string) => {
       const event: UsageEvent = { id, tenant: 'r', customer: 'c', meter: 'tokens', value, timestamp: thisHour + 1000, properties: {}, source: null };
       await ledger.insertNew([{ candidate: { ref: { topic: 'r', partition: 0, offset: id.slice(1) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }], Date.now());
-      await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'r', customer: 'c', meter: 'tokens', windowStart: thisHour }], null, Date.now());
+      await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'r', customer: 'c', meter: 'tokens', windowStart: thisHour }], null, Date.now);
     };
     const limiter = createRateLimiter(100);
     const pusher = createPusher({

@@ -42,7 +42,7 @@ describe('pushers of several workers', () => {
     const batch: NewEvent[] = [{ candidate: { ref: { topic: 'race', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }];
     await createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }).insertNew(batch, Date.now());
     const k: WindowKey = { tenant, customer: 'c', meter: 'tokens', windowStart: windowOf(event.timestamp, 'hour').start };
-    await refreshCounters(createCounterStore(ch.client, ch.database), [k], null, Date.now());
+    await refreshCounters(createCounterStore(ch.client, ch.database), [k], null, Date.now);
   }
 
   const pusher = (opts: { streams?: StreamStore; pushes?: PushStore; sink?: BillingSink; active?: () => boolean } = {}): Pusher => {
