@@ -157,6 +157,8 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       return () => limiter.take();
     })(),
     billingAnchorDay: config.stripe.billingAnchorDay,
+    // A second of Stripe's rate limit in flight: more would only wait in the limiter.
+    maxInFlight: config.stripe.rateLimitPerSecond,
   });
   const pushLoop = await startPushLoop(pusher, logger);
 

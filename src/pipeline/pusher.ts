@@ -1,6 +1,6 @@
 import type { PushStore, PushRecord } from '../adapters/clickhouse/push-store';
 import { settledStatuses, streamKeyString } from '../adapters/clickhouse/push-store';
-import type { StreamStore } from '../adapters/clickhouse/stream-store';
+import type { ChangedStream, StreamStore } from '../adapters/clickhouse/stream-store';
 import type { BillingSink, SendOutcome } from '../adapters/stripe/billing-sink';
 import type { MeterCatalog } from '../domain/meters';
 import { billingPeriodOf } from '../domain/windows';
@@ -11,6 +11,13 @@ import { backoffDelay } from '../runtime/rate-limiter';
 
 /** Stripe keeps identifiers unique for at least 24 h: past that, a resend could double-bill. */
 export const IDENTIFIER_GUARANTEE_MS = 24 * 3_600_000;
+
+/**
+ * A cycle looks for counters written since this long before the previous cycle began reading:
+ * a counter row is stamped just before its INSERT, which may become visible a little later
+ * (and several workers' clocks differ a little). Re-planning an unchanged stream is harmless.
+ */
+export const CHANGE_OVERLAP_MS = 30_000;
 
 export interface PusherDeps {
   readonly streams: StreamStore;
@@ -32,6 +39,17 @@ export interface PusherDeps {
    * process that lost the role mid-cycle records and sends nothing new. Absent: always.
    */
   readonly active?: () => boolean;
+  /**
+   * Every this often a cycle plans every stream, not only those whose counters changed: a
+   * safety net for any change the cursor could miss (default 5 minutes).
+   */
+  readonly fullScanEveryMs?: number;
+  /**
+   * At most this many pushes in flight (default 1,000: a second of Stripe's rate limit). Streams
+   * due beyond it wait for a later cycle, and are then planned from their newer total: with many
+   * busy streams, fewer, larger pushes, and cycles that read only what they can send.
+   */
+  readonly maxInFlight?: number;
 }
 
 export interface CycleSummary {
@@ -55,8 +73,46 @@ export function createPusher(deps: PusherDeps) {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const maxAttempts = deps.maxAttempts ?? 12;
   const inFlight = new Map<string, Promise<void>>();
+  /** The push each in-flight stream is delivering. */
+  const delivering = new Map<string, PlannedPush>();
   let stopping = false;
   const active = () => deps.active?.() ?? true;
+  const fullScanEveryMs = deps.fullScanEveryMs ?? 300_000;
+  const maxInFlight = deps.maxInFlight ?? 1_000;
+  // Which streams a cycle plans. Planning reads totals and the push ledger; reading them for
+  // every stream every second would cost more than all the rest of the pipeline once history
+  // grows. So a cycle plans every stream at the start of a term and every fullScanEveryMs, and
+  // otherwise only the streams whose counters (or customer mapping) changed since the previous
+  // cycle began reading, plus those the previous cycle had to skip (a push in flight or pending).
+  let lastRead = 0;
+  // The next cycle is a full scan: set at the start of a term and after anything went wrong.
+  let rescan = true;
+  let lastFullScan = -Infinity;
+  let recheck = new Map<string, ChangedStream>();
+  // Streams whose usage waits for a customer mapping, as the cycles that read them last saw (for the gauge).
+  const awaiting = new Set<string>();
+  const noCycle: CycleSummary = { started: 0, awaitingMapping: 0, tooOld: 0 };
+  // What the push ledger says was pushed, read by a full scan and then kept up to date by this
+  // process as it records pushes: while it is the pusher, it is the ledger's only writer of new
+  // pushes (status changes by others never change what counts as pushed). A new term, or any
+  // failure, reads the ledger again.
+  let pushedDeltas = new Map<string, bigint>();
+  let lastAbsolutes = new Map<string, bigint>();
+  /** Streams with a pending push not being delivered by this process (left for the next resend). */
+  let pendingStreams = new Set<string>();
+  const readPushLedger = async () => {
+    const statuses = settledStatuses(deps.sink.shadow);
+    const [deltas, absolutes, pending] = await Promise.all([deps.pushes.pushedDeltas(statuses), deps.pushes.lastAbsolutes(statuses), deps.pushes.list({ status: 'pending' })]);
+    pushedDeltas = deltas;
+    lastAbsolutes = absolutes;
+    pendingStreams = new Set(pending.map(streamKeyString));
+    // A push being delivered may not be in the ledger yet (shadow mode writes it once sent).
+    for (const push of delivering.values()) recorded(push);
+  };
+  const recorded = (push: PlannedPush) => {
+    if (push.mode === 'delta') pushedDeltas.set(streamKeyString(push), push.pushedTo);
+    else lastAbsolutes.set(`${streamKeyString(push)}\u0000${push.windowStart}`, push.pushedTo);
+  };
 
   const finish = async (push: PlannedPush, createdAt: number, attempts: number, outcome: SendOutcome) => {
     const now = deps.clock();
@@ -94,6 +150,8 @@ export function createPusher(deps: PusherDeps) {
       const outcome = await deps.sink.send(push);
       if (outcome.kind !== 'retry' || attempts - previousAttempts >= maxAttempts || stopping) {
         await finish(push, createdAt, attempts, outcome);
+        if (outcome.kind === 'retry') pendingStreams.add(streamKeyString(push));
+        else pendingStreams.delete(streamKeyString(push));
         return;
       }
       await deps.pushes.record(push, 'pending', { attempts, createdAt, now: deps.clock(), lastError: outcome.reason });
@@ -104,9 +162,160 @@ export function createPusher(deps: PusherDeps) {
   const launch = (push: PlannedPush, createdAt: number, attempts: number) => {
     const key = streamKeyString(push);
     const task = deliver(push, createdAt, attempts)
-      .catch((err) => log.error({ err, identifier: push.identifier }, 'push delivery stopped; it stays pending'))
-      .finally(() => inFlight.delete(key));
+      .catch((err) => {
+        log.error({ err, identifier: push.identifier }, 'push delivery stopped; it stays pending');
+        // What the ledger holds for it is uncertain now: read it again before planning.
+        rescan = true;
+      })
+      .finally(() => {
+        inFlight.delete(key);
+        delivering.delete(key);
+      });
     inFlight.set(key, task);
+    delivering.set(key, push);
+  };
+
+  /** One pass: plan the streams that are due a look (see lastRead), record and launch the pushes that are due. */
+  const planAndLaunch = async (): Promise<CycleSummary> => {
+    const meters = [...deps.meters().values()].filter((m) => m.stripe !== null);
+    const deltaMeters = meters.filter((m) => m.stripe!.mode === 'delta');
+    const absoluteMeters = meters.filter((m) => m.stripe!.mode === 'absolute');
+    const readStart = deps.clock();
+    const full = rescan || readStart - lastFullScan >= fullScanEveryMs;
+    // Consumed here: a failure from now on (this cycle's or a delivery's) sets it again.
+    rescan = false;
+    let scope: ChangedStream[] | undefined;
+    // Due streams this cycle does not plan (in flight, pending, or over maxInFlight): the next one does.
+    const deferred = new Map<string, ChangedStream>();
+    const defer = (key: string, c: ChangedStream) => {
+      const known = deferred.get(key);
+      if (!known || c.oldestWindowStart < known.oldestWindowStart) deferred.set(key, c);
+    };
+    if (!full) {
+      // Streams deferred last time first: they have waited longest.
+      const due = new Map(recheck);
+      for (const c of await deps.streams.changedStreams(lastRead - CHANGE_OVERLAP_MS)) {
+        const key = streamKeyString(c);
+        const known = due.get(key);
+        if (!known || c.oldestWindowStart < known.oldestWindowStart) due.set(key, c);
+      }
+      scope = [];
+      for (const [key, c] of due) {
+        if (inFlight.has(key) || pendingStreams.has(key) || inFlight.size + scope.length >= maxInFlight) defer(key, c);
+        else scope.push(c);
+      }
+      if (scope.length === 0) {
+        recheck = deferred;
+        lastRead = readStart;
+        return { ...noCycle };
+      }
+    }
+    // Absolute streams are recomputed per billing period from the ledger: only periods from
+    // the oldest changed window on.
+    const fromTime = scope ? scope.reduce((min, c) => Math.min(min, c.oldestWindowStart), Infinity) : 0;
+    const [deltas, absolutes, mappings] = await Promise.all([
+      deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope),
+      deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, fromTime),
+      deps.streams.customerMappings(),
+      full ? readPushLedger() : undefined,
+    ]);
+    const now = deps.clock();
+    const summary: CycleSummary = { ...noCycle };
+    const plans: [string, PlanResult, ChangedStream][] = [];
+    const skip = (key: string, s: { tenant: string; customer: string; meter: string }, windowStart: number) =>
+      defer(key, { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: windowStart });
+    for (const s of deltas) {
+      const key = streamKeyString(s);
+      if (inFlight.has(key) || pendingStreams.has(key)) {
+        skip(key, s, s.windowStart);
+        continue;
+      }
+      const meter = deps.meters().get(s.meter)!;
+      plans.push([
+        key,
+        planDelta(
+          { ...s, eventName: meter.stripe!.eventName, stripeCustomerId: mappings.get(`${s.tenant}\u0000${s.customer}`) ?? null, pushed: pushedDeltas.get(key) ?? 0n },
+          now,
+        ),
+        { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.windowStart },
+      ]);
+    }
+    for (const s of absolutes) {
+      const key = streamKeyString(s);
+      if (inFlight.has(key) || pendingStreams.has(key)) {
+        skip(key, s, s.periodStart);
+        continue;
+      }
+      const meter = deps.meters().get(s.meter)!;
+      plans.push([
+        key,
+        planAbsolute(
+          {
+            ...s,
+            eventName: meter.stripe!.eventName,
+            stripeCustomerId: mappings.get(`${s.tenant}\u0000${s.customer}`) ?? null,
+            periodEnd: billingPeriodOf(s.periodStart, deps.billingAnchorDay ?? 1).end,
+            lastPushed: lastAbsolutes.get(`${key}\u0000${s.periodStart}`) ?? null,
+          },
+          now,
+        ),
+        { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.periodStart },
+      ]);
+    }
+    if (full) awaiting.clear();
+    let completed = true;
+    for (const [key, plan, stream] of plans) {
+      // Planned from what this process read while it was the pusher; if it no longer is,
+      // its successor plans afresh (after a grace period longer than this loop can take).
+      if (!active()) {
+        completed = false;
+        break;
+      }
+      if (plan.kind === 'awaiting_mapping') awaiting.add(key);
+      else awaiting.delete(key);
+      switch (plan.kind) {
+        case 'nothing':
+          break;
+        case 'awaiting_mapping':
+          summary.awaitingMapping += 1;
+          break;
+        case 'too_old':
+          summary.tooOld += 1;
+          await deps.pushes.record(plan.push, 'failed', { attempts: 0, createdAt: now, now, lastError: plan.reason });
+          recorded(plan.push);
+          deps.metrics?.pushes.inc({ meter: plan.push.meter, outcome: 'too_old' });
+          break;
+        case 'push':
+          if (inFlight.has(key) || inFlight.size >= maxInFlight) {
+            // Planned again by a later cycle, from the total it has then (one push per stream
+            // at a time: another period of an absolute stream may have been launched above).
+            defer(key, stream);
+            break;
+          }
+          // Durable intent first: a crash from here on resends this very identifier.
+          if (!deps.sink.shadow) await deps.pushes.record(plan.push, 'pending', { attempts: 0, createdAt: now, now });
+          // (In shadow mode the row is written once delivered; until then the stream is in flight.)
+          recorded(plan.push);
+          launch(plan.push, now, 0);
+          summary.started += 1;
+          break;
+        default: {
+          const never: never = plan;
+          throw new Error(`unhandled plan ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    // The next cycle starts from this one's read (a cycle cut short plans everything again).
+    recheck = deferred;
+    if (completed) {
+      lastRead = readStart;
+      if (full) lastFullScan = readStart;
+    } else {
+      rescan = true;
+    }
+    deps.metrics?.awaitingMapping.set(awaiting.size);
+    deps.metrics?.pushBacklog.set(inFlight.size);
+    return summary;
   };
 
   return {
@@ -117,6 +326,8 @@ export function createPusher(deps: PusherDeps) {
      */
     async resendPending(): Promise<{ resent: number; held: number }> {
       if (!active()) return { resent: 0, held: 0 };
+      // A new term (or a start): plan every stream next, whatever a previous term saw.
+      rescan = true;
       // Pushes this process is delivering right now are not resent (once is enough).
       const pending = (await deps.pushes.list({ status: 'pending' })).filter((p) => !inFlight.has(streamKeyString(p)));
       let held = 0;
@@ -138,83 +349,15 @@ export function createPusher(deps: PusherDeps) {
       return { resent: pending.length - held, held };
     },
 
-    /** One pass: plan every stream, record and launch the pushes that are due. */
+    /** One pass: plan the streams that are due a look, record and launch the pushes that are due. */
     async cycle(): Promise<CycleSummary> {
-      if (!active()) return { started: 0, awaitingMapping: 0, tooOld: 0 };
-      const meters = [...deps.meters().values()].filter((m) => m.stripe !== null);
-      const deltaMeters = meters.filter((m) => m.stripe!.mode === 'delta');
-      const absoluteMeters = meters.filter((m) => m.stripe!.mode === 'absolute');
-      const statuses = settledStatuses(deps.sink.shadow);
-      const [deltas, absolutes, pushed, lastAbs, mappings, pending] = await Promise.all([
-        deps.streams.deltaStreams(deltaMeters.map((m) => m.name)),
-        deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1),
-        deps.pushes.pushedDeltas(statuses),
-        deps.pushes.lastAbsolutes(statuses),
-        deps.streams.customerMappings(),
-        deps.pushes.list({ status: 'pending' }),
-      ]);
-      const pendingStreams = new Set(pending.map(streamKeyString));
-      const now = deps.clock();
-      const summary: CycleSummary = { started: 0, awaitingMapping: 0, tooOld: 0 };
-      const plans: PlanResult[] = [];
-      for (const s of deltas) {
-        const key = streamKeyString(s);
-        if (inFlight.has(key) || pendingStreams.has(key)) continue;
-        const meter = deps.meters().get(s.meter)!;
-        plans.push(
-          planDelta(
-            { ...s, eventName: meter.stripe!.eventName, stripeCustomerId: mappings.get(`${s.tenant}\u0000${s.customer}`) ?? null, pushed: pushed.get(key) ?? 0n },
-            now,
-          ),
-        );
+      if (!active()) return { ...noCycle };
+      try {
+        return await planAndLaunch();
+      } catch (err) {
+        rescan = true;
+        throw err;
       }
-      for (const s of absolutes) {
-        const key = streamKeyString(s);
-        if (inFlight.has(key) || pendingStreams.has(key)) continue;
-        const meter = deps.meters().get(s.meter)!;
-        plans.push(
-          planAbsolute(
-            {
-              ...s,
-              eventName: meter.stripe!.eventName,
-              stripeCustomerId: mappings.get(`${s.tenant}\u0000${s.customer}`) ?? null,
-              periodEnd: billingPeriodOf(s.periodStart, deps.billingAnchorDay ?? 1).end,
-              lastPushed: lastAbs.get(`${key}\u0000${s.periodStart}`) ?? null,
-            },
-            now,
-          ),
-        );
-      }
-      for (const plan of plans) {
-        // Planned from what this process read while it was the pusher; if it no longer is,
-        // its successor plans afresh (after a grace period longer than this loop can take).
-        if (!active()) break;
-        switch (plan.kind) {
-          case 'nothing':
-            break;
-          case 'awaiting_mapping':
-            summary.awaitingMapping += 1;
-            break;
-          case 'too_old':
-            summary.tooOld += 1;
-            await deps.pushes.record(plan.push, 'failed', { attempts: 0, createdAt: now, now, lastError: plan.reason });
-            deps.metrics?.pushes.inc({ meter: plan.push.meter, outcome: 'too_old' });
-            break;
-          case 'push':
-            // Durable intent first: a crash from here on resends this very identifier.
-            if (!deps.sink.shadow) await deps.pushes.record(plan.push, 'pending', { attempts: 0, createdAt: now, now });
-            launch(plan.push, now, 0);
-            summary.started += 1;
-            break;
-          default: {
-            const never: never = plan;
-            throw new Error(`unhandled plan ${JSON.stringify(never)}`);
-          }
-        }
-      }
-      deps.metrics?.awaitingMapping.set(summary.awaitingMapping);
-      deps.metrics?.pushBacklog.set(inFlight.size);
-      return summary;
     },
 
     /** Resolves when every launched push has settled (delivered, failed or left pending). */
@@ -228,6 +371,7 @@ export function createPusher(deps: PusherDeps) {
       await this.drain();
     },
   };
+
 }
 
 export type Pusher = ReturnType<typeof createPusher>;

@@ -2,7 +2,8 @@ import { createCounterStore } from '../../src/adapters/clickhouse/counter-store'
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
-import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
+import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
+import type { StreamScope } from '../../src/adapters/clickhouse/stream-scope';
 import { createShadowSink, type BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
@@ -45,7 +46,7 @@ describe('push: delta pusher to Stripe', () => {
   let seq = 0;
 
   /** Stores events in the ledger and recomputes their counters, as ingest does. */
-  async function store(events: Omit<UsageEvent, 'id' | 'properties' | 'source'>[] & object[], props: Record<string, string>[] = []) {
+  async function store(events: Omit<UsageEvent, 'id' | 'properties' | 'source'>[] & object[], props: Record<string, string>[] = [], stamp: () => number = Date.now) {
     const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
     const batch: NewEvent[] = events.map((e, i) => {
       seq += 1;
@@ -60,7 +61,7 @@ describe('push: delta pusher to Stripe', () => {
       const k = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, 'hour').start };
       keys.set(windowKeyString(k), k);
     }
-    await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, Date.now);
+    await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, stamp);
   }
 
   function pusherWith(sink: BillingSink): Pusher {
@@ -89,7 +90,7 @@ describe('push: delta pusher to Stripe', () => {
     fake.addMeter({ event_name: 'tokens', formula: 'sum' });
     fake.addMeter({ event_name: 'calls', formula: 'sum' });
     for (const name of ['seats', 'peak', 'latest']) fake.addMeter({ event_name: name, formula: 'last' });
-    await importCustomers(ch.client, ch.database, ['frac', 'late', 'abs', 'faults', 'v2', 'hook', 'old'].map((t) => ({ tenant: t, customer: 'c', stripeCustomerId: `cus_${t}` })), Date.now());
+    await importCustomers(ch.client, ch.database, ['frac', 'late', 'abs', 'faults', 'v2', 'hook', 'old', 'scope'].map((t) => ({ tenant: t, customer: 'c', stripeCustomerId: `cus_${t}` })), Date.now());
   });
 
   afterAll(async () => {
@@ -113,6 +114,122 @@ describe('push: delta pusher to Stripe', () => {
     const before = fake.acceptedEvents().length;
     await cycleAndDrain(pusher);
     expect(fake.acceptedEvents().length).toBe(before);
+  });
+
+  it('after its first cycle, plans only streams whose counters or mapping changed, re-plans a stream it had to skip, and still scans everything now and then', async () => {
+    // The real stores, observed: which streams each cycle asked totals for.
+    const real = createStreamStore(ch.client, ch.database);
+    const asked: StreamScope[] = [];
+    const streams: StreamStore = { ...real, deltaStreams: (m, scope) => (asked.push(scope), real.deltaStreams(m, scope)) };
+    // One clock for the pusher and for the counter stamps it looks for.
+    let clockNow = Date.now();
+    const clock = () => clockNow;
+    const limiter = createRateLimiter(1000);
+    const sink = createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }));
+    let gate: Promise<void> | null = null;
+    const pusher = createPusher({
+      streams,
+      pushes: createPushStore(ch.client, ch.database),
+      // Holds deliveries for customer b while a gate is set (a slow Stripe call).
+      sink: { ...sink, send: async (push) => ((push.customer === 'b' && gate ? await gate : undefined), sink.send(push)) },
+      meters: () => meters,
+      clock,
+      logger: silentLogger(),
+      rateLimit: () => limiter.take(),
+      fullScanEveryMs: 600_000,
+    });
+    const total = (stripeCustomer: string) => fake.totalFor(stripeCustomer, 'tokens');
+    // Usage of the previous hour: its pushes are timestamped inside that window, in the past
+    // whatever this test does to the pusher's clock (Stripe refuses timestamps in the future).
+    const at = thisHour - HOUR + 60_000;
+    const streamsAsked = () => asked.pop()?.map((k) => `${k.customer}/${k.meter}`).sort();
+    // Past the change cursor's overlap (30 s), with a cycle in between: nothing is "changed" any more.
+    const quiet = async () => {
+      clockNow += 31_000;
+      await cycleAndDrain(pusher);
+      clockNow += 31_000;
+      asked.length = 0;
+    };
+    await importCustomers(ch.client, ch.database, [{ tenant: 'scope', customer: 'b', stripeCustomerId: 'cus_scope_b' }], clockNow);
+    await store([ev('scope', 'c', 'tokens', '5', at), ev('scope', 'b', 'tokens', '7', at), ev('scope', 'u', 'tokens', '3', at)], [], clock);
+
+    // 1. The first cycle reads every stream (no scope); u has no mapping yet.
+    expect((await cycleAndDrain(pusher)).awaitingMapping).toBeGreaterThanOrEqual(1);
+    expect(asked).toEqual([undefined]);
+    expect([total('cus_scope'), total('cus_scope_b')]).toEqual([5n, 7n]);
+    // 2. Nothing changed: no totals are read at all.
+    await quiet();
+    expect(await cycleAndDrain(pusher)).toEqual({ started: 0, awaitingMapping: 0, tooOld: 0 });
+    expect(asked).toEqual([]);
+    // 3. One stream changed: only it is read, and pushed.
+    await store([ev('scope', 'c', 'tokens', '2', at)], [], clock);
+    clockNow += 1_000;
+    expect((await cycleAndDrain(pusher)).started).toBe(1);
+    expect(streamsAsked()).toEqual(['c/tokens']);
+    expect(total('cus_scope')).toBe(7n);
+    // 4. A mapping arrives for u: its waiting usage goes out on the next cycle, not at the next full scan.
+    await quiet();
+    await importCustomers(ch.client, ch.database, [{ tenant: 'scope', customer: 'u', stripeCustomerId: 'cus_scope_u' }], clockNow);
+    clockNow += 1_000;
+    expect((await cycleAndDrain(pusher)).started).toBe(1);
+    expect(streamsAsked()).toEqual(['u/tokens']);
+    expect(total('cus_scope_u')).toBe(3n);
+    // 5. b changes while its previous push is still being delivered: that cycle skips b, and a
+    //    later one plans it again although its counter has not changed since.
+    await quiet();
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    await store([ev('scope', 'b', 'tokens', '1', at)], [], clock);
+    clockNow += 1_000;
+    expect((await pusher.cycle()).started).toBe(1); // b: 7 → 8, held at the gate
+    await store([ev('scope', 'b', 'tokens', '1', at)], [], clock);
+    clockNow += 1_000;
+    expect((await pusher.cycle()).started).toBe(0); // b is in flight: skipped
+    gate = null;
+    open();
+    await pusher.drain();
+    expect(total('cus_scope_b')).toBe(8n);
+    clockNow += 61_000; // b's counter is no longer "changed" for the cursor
+    expect((await cycleAndDrain(pusher)).started).toBe(1);
+    expect(streamsAsked()).toEqual(['b/tokens']);
+    expect(total('cus_scope_b')).toBe(9n);
+    // 6. A counter the change cursor cannot see (stamped an hour ago) is still pushed by the
+    //    periodic full scan.
+    await quiet();
+    await store([ev('scope', 'c', 'tokens', '4', at)], [], () => clockNow - 3_600_000);
+    clockNow += 1_000;
+    expect((await cycleAndDrain(pusher)).started).toBe(0);
+    expect(total('cus_scope')).toBe(7n);
+    clockNow += 600_000;
+    expect((await cycleAndDrain(pusher)).started).toBe(1);
+    expect(asked).toEqual([undefined]); // a full scan
+    expect(total('cus_scope')).toBe(11n);
+  });
+
+  it('keeps at most maxInFlight pushes in flight; streams due beyond it go out in later cycles, from their newer totals', async () => {
+    const limiter = createRateLimiter(1000);
+    const pusher = createPusher({
+      streams: createStreamStore(ch.client, ch.database),
+      pushes: createPushStore(ch.client, ch.database),
+      sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
+      meters: () => meters,
+      clock: Date.now,
+      logger: silentLogger(),
+      rateLimit: () => limiter.take(),
+      maxInFlight: 2,
+    });
+    const customers = ['k0', 'k1', 'k2', 'k3', 'k4'];
+    await importCustomers(ch.client, ch.database, customers.map((c) => ({ tenant: 'cap', customer: c, stripeCustomerId: `cus_cap_${c}` })), Date.now());
+    await store(customers.map((c, i) => ev('cap', c, 'tokens', String(i + 1))));
+    const started: number[] = [];
+    started.push((await cycleAndDrain(pusher)).started);
+    // More usage for every stream: the two pushed already need a second push; the three that
+    // waited go out once, with both amounts.
+    await store(customers.map((c) => ev('cap', c, 'tokens', '10')));
+    for (let i = 0; i < 4; i += 1) started.push((await cycleAndDrain(pusher)).started);
+    expect(started).toEqual([2, 2, 2, 1, 0]);
+    expect(customers.map((c) => fake.totalFor(`cus_cap_${c}`, 'tokens'))).toEqual([11n, 12n, 13n, 14n, 15n]);
+    expect(fake.acceptedEvents().filter((e) => e.customer.startsWith('cus_cap_'))).toHaveLength(7);
   });
 
   it('sends an extra delta, timestamped inside its window, for a late event', async () => {

@@ -1,9 +1,10 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { aggregateValue } from '../../domain/counters';
 import type { WindowSize } from '../../domain/meters';
-import { WINDOW_MS } from '../../domain/windows';
+import { billingPeriodOf, WINDOW_MS } from '../../domain/windows';
 import { listCustomers } from './customer-store';
 import { assertIdentifier } from './migrations';
+import { scopeCondition, type StreamKey, type StreamScope } from './stream-scope';
 
 /** A delta stream's running total over all its windows, and the window that changed last. */
 export interface DeltaStream {
@@ -26,9 +27,20 @@ export interface AbsoluteStream {
   readonly windowEnd: number;
 }
 
+/** A stream whose counters were written since some instant, and the oldest window written. */
+export interface ChangedStream extends StreamKey {
+  readonly oldestWindowStart: number;
+}
+
 export interface StreamStore {
-  deltaStreams(meters: readonly string[]): Promise<DeltaStream[]>;
-  absoluteStreams(meters: readonly string[], anchorDay?: number): Promise<AbsoluteStream[]>;
+  deltaStreams(meters: readonly string[], scope?: StreamScope): Promise<DeltaStream[]>;
+  /** `fromTime`: only billing periods ending after it (the period holding it and later ones). */
+  absoluteStreams(meters: readonly string[], anchorDay?: number, scope?: StreamScope, fromTime?: number): Promise<AbsoluteStream[]>;
+  /**
+   * Streams with a counter row written at or after `since` (ms, by the writer's clock), and
+   * streams of customers whose Stripe mapping changed since then.
+   */
+  changedStreams(since: number): Promise<ChangedStream[]>;
   /** (tenant \0 customer) → Stripe customer id. */
   customerMappings(): Promise<Map<string, string>>;
 }
@@ -36,25 +48,30 @@ export interface StreamStore {
 export function createStreamStore(client: ClickHouseClient, database: string): StreamStore {
   assertIdentifier(database);
   return {
-    async deltaStreams(meters) {
-      if (meters.length === 0) return [];
+    async deltaStreams(meters, scope) {
+      if (meters.length === 0 || scope?.length === 0) return [];
+      const streams = scopeCondition(scope);
       const rs = await client.query({
         query: `
           SELECT tenant, customer, meter, toString(sum(value)) AS total,
                  toString(toUnixTimestamp64Milli(argMax(window_start, (updated_at, window_start)))) AS ws,
                  toString(toUnixTimestamp64Milli(argMax(window_end, (updated_at, window_start)))) AS we
           FROM ${database}.usage_counters FINAL
-          WHERE meter IN {meters:Array(String)}
+          WHERE meter IN {meters:Array(String)} AND ${streams.sql}
           GROUP BY tenant, customer, meter`,
-        query_params: { meters },
+        query_params: { meters, ...streams.params },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string>>();
       return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, total: r.total!, windowStart: Number(r.ws), windowEnd: Number(r.we) }));
     },
 
-    async absoluteStreams(meters, anchorDay = 1) {
-      if (meters.length === 0) return [];
+    async absoluteStreams(meters, anchorDay = 1, scope, fromTime = 0) {
+      if (meters.length === 0 || scope?.length === 0) return [];
+      const streams = scopeCondition(scope);
+      // A counted event's window starts at or before its event time: bounding both by the
+      // first period asked for prunes older monthly partitions and skips their rows.
+      const from = billingPeriodOf(fromTime, anchorDay).start;
       // The period starts on the anchor day of this month, or of the previous one before it.
       const period = `toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
           toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
@@ -69,9 +86,10 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
                  toString(toUnixTimestamp64Milli(max(window_start))) AS ws,
                  argMax(meter_window, window_start) AS native
           FROM ${database}.usage_events
-          WHERE disposition = 'counted' AND meter IN {meters:Array(String)}
+          WHERE disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
+            AND event_time >= fromUnixTimestamp64Milli({from:Int64}) AND window_start >= fromUnixTimestamp64Milli({from:Int64})
           GROUP BY tenant, customer, meter, period`,
-        query_params: { meters, anchor: anchorDay },
+        query_params: { meters, anchor: anchorDay, from, ...streams.params },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string | number>>();
@@ -90,6 +108,24 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
         windowStart: Number(r.ws),
         windowEnd: Number(r.ws) + (WINDOW_MS[String(r.native) as WindowSize] ?? WINDOW_MS.hour),
       }));
+    },
+
+    async changedStreams(since) {
+      // Counter rows are stamped (updated_at) by their writer just before the INSERT: the caller
+      // asks from a little before its previous read, so a row stamped then but visible only
+      // later is still seen.
+      const rs = await client.query({
+        query: `
+          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(min(window_start))) AS oldest
+          FROM ${database}.usage_counters
+          WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64})
+             OR (tenant, customer) IN (SELECT tenant, customer FROM ${database}.customers WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64}))
+          GROUP BY tenant, customer, meter`,
+        query_params: { since: Math.max(0, Math.floor(since)) },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<Record<string, string>>();
+      return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, oldestWindowStart: Number(r.oldest) }));
     },
 
     async customerMappings() {

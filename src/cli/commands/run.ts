@@ -156,6 +156,8 @@ export function registerRun(program: Command): void {
             metrics,
             rateLimit: () => limiter.take(),
             billingAnchorDay: config.stripe.billingAnchorDay,
+            // A second of Stripe's rate limit in flight: more would only wait in the limiter.
+            maxInFlight: config.stripe.rateLimitPerSecond,
             active: isPusher,
           }),
           logger,
