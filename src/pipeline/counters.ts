@@ -1,5 +1,5 @@
 import { advanceState, counterFrom, type CounterRow, type WindowKey } from '../domain/counters';
-import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import type { CounterStore, SettleCursor } from '../adapters/clickhouse/counter-store';
 
 /**
  * Recomputes the counters of `keys` from the deduplicated ledger and writes them. Re-running it
@@ -16,9 +16,32 @@ export async function refreshCounters(store: CounterStore, keys: readonly Window
 }
 
 /** Moves counters to closed / final as the watermark passes their end (plus allowed lateness). */
-export async function settleCounters(store: CounterStore, watermark: number | null, clock: () => number): Promise<CounterRow[]> {
+export async function settleCounters(store: CounterStore, watermark: number | null, clock: () => number, since?: SettleCursor): Promise<CounterRow[]> {
   if (watermark === null) return [];
-  const moved = (await store.unsettled(watermark)).flatMap((row) => advanceState(row, watermark) ?? []);
+  const moved = (await store.unsettled(watermark, since)).flatMap((row) => advanceState(row, watermark) ?? []);
   await store.write(moved, clock());
   return moved;
+}
+
+/** Rows written this long before a settle pass read may become visible only after it read. */
+export const SETTLE_OVERLAP_MS = 30_000;
+
+/**
+ * Repeated settle passes that each look only at what the previous one left: windows not yet
+ * final-eligible at its watermark, and rows written since it read (a replay's, a late event's).
+ * The first pass, and one every `fullEveryMs`, looks at every counter: a safety net.
+ */
+export function createSettler(store: CounterStore, clock: () => number, fullEveryMs = 300_000) {
+  let last: SettleCursor | null = null;
+  let lastFull = -Infinity;
+  return async (watermark: number | null): Promise<CounterRow[]> => {
+    if (watermark === null) return [];
+    const readAt = clock();
+    const full = last === null || readAt - lastFull >= fullEveryMs;
+    const moved = await settleCounters(store, watermark, clock, full ? undefined : last!);
+    // Only a pass that completed moves the cursor.
+    last = { watermark, updatedAt: readAt - SETTLE_OVERLAP_MS };
+    if (full) lastFull = readAt;
+    return moved;
+  };
 }

@@ -5,7 +5,7 @@ import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
 import { errorMessage } from '../runtime/errors';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
-import { settleCounters } from './counters';
+import { createSettler } from './counters';
 import { addTallies, ingestBatch, type BatchOutcome, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
 
 export interface IngestTotals {
@@ -145,11 +145,12 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     exclusive = run.catch(() => undefined);
     return run;
   };
+  const settleCounters = opts.counters ? createSettler(opts.counters, clock) : null;
   const settle = async () => {
-    if (!opts.counters) return;
+    if (!settleCounters) return;
     const wm = watermark();
     if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
-    await settleCounters(opts.counters, wm, clock);
+    await settleCounters(wm);
   };
   const listeners: ((o: BatchOutcome, positions: ReadonlyMap<number, BatchPosition>) => void)[] = [];
   const status = { connected: false, running: true, partitions: [] as number[] };

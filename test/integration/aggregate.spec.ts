@@ -12,7 +12,8 @@ import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import { seededRandom } from '../../src/domain/sample';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { windowOf } from '../../src/domain/windows';
-import { refreshCounters } from '../../src/pipeline/counters';
+import { createSettler, refreshCounters } from '../../src/pipeline/counters';
+import type { CounterRow } from '../../src/domain/counters';
 import { rebuildCounters } from '../../src/pipeline/rebuild';
 import { startIngestWorker, type IngestWorker } from '../../src/pipeline/ingest-worker';
 import { silentLogger } from '../../src/runtime/logger';
@@ -255,5 +256,40 @@ describe('aggregate: watermark-aware windowed counters', () => {
     }
     const [row] = await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'million', customer: 'c', meter: 's', windowStart: windowOf(ts, 'minute').start }], null, Date.now);
     expect(row).toMatchObject({ value: '100000', events: 1_000_000 });
+  });
+
+  it('settle passes after the first read only what the last one left, still finalize a counter written since, and a full pass catches anything else', async () => {
+    const HOUR = 3_600_000;
+    const LATENESS = 30 * 60_000;
+    const store = createCounterStore(ch.client, ch.database);
+    const base = DAY + 10 * 86_400_000; // a day of its own: no other test's windows around it
+    const open = (customer: string, windowStart: number): CounterRow => ({
+      tenant: 'settle', customer, meter: 'm', windowStart, windowEnd: windowStart + HOUR, aggregation: 'sum', value: '1', events: 1, state: 'open', allowedLatenessMs: LATENESS, lastIngestedAt: windowStart,
+    });
+    let clockNow = Date.now();
+    const settle = createSettler(store, () => clockNow);
+    const moved = async (wm: number) => (await settle(wm)).filter((r) => r.tenant === 'settle').map((r) => `${r.customer}:${r.state}`).sort();
+    await store.write([open('a', base), open('b', base + 2 * HOUR)], clockNow);
+
+    expect(await moved(base + HOUR + 10 * 60_000)).toEqual(['a:closed']); // the first pass reads everything
+    clockNow += 1_000;
+    expect(await moved(base + HOUR + 40 * 60_000)).toEqual(['a:final']); // past a's end + lateness
+    clockNow += 1_000;
+    expect(await moved(base + 3 * HOUR + 5 * 60_000)).toEqual(['b:closed']); // a is final: not read again
+    // A replay writes an old window open (its own watermark knew nothing): long final-eligible,
+    // it is found because it was written since the last pass.
+    clockNow += 1_000;
+    await store.write([open('replayed', base - 5 * HOUR)], clockNow);
+    clockNow += 1_000;
+    expect(await moved(base + 3 * HOUR + 6 * 60_000)).toEqual(['replayed:final']);
+    // A row stamped before the last pass read (less the overlap) and final-eligible long ago is
+    // not what an incremental pass looks at…
+    await store.write([open('missed', base - 6 * HOUR)], clockNow - 3_600_000);
+    clockNow += 1_000;
+    expect(await moved(base + 3 * HOUR + 7 * 60_000)).toEqual([]);
+    // …but the periodic full pass settles it.
+    clockNow += 300_000;
+    expect(await moved(base + 3 * HOUR + 8 * 60_000)).toEqual(['missed:final']);
+    expect((await counter('settle', 'm', base - 6 * HOUR))?.state).toBe('final');
   });
 });

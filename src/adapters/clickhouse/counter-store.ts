@@ -8,11 +8,21 @@ import { dateTime64, dateTime64Micro } from './format';
 /** '2026-11-22 10:00:00.123456' (UTC) → ms. */
 const micros = (v: string) => Date.parse(`${v.replace(' ', 'T')}Z`);
 
+/** Where a previous settle pass left off: its watermark, and (less an overlap) when it read. */
+export interface SettleCursor {
+  readonly watermark: number;
+  readonly updatedAt: number;
+}
+
 export interface CounterStore {
   aggregate(keys: readonly WindowKey[]): Promise<WindowAggregates[]>;
   write(rows: readonly CounterRow[], now: number): Promise<void>;
-  /** Counters not yet final whose window ended at or before `watermark`. */
-  unsettled(watermark: number): Promise<CounterRow[]>;
+  /**
+   * Counters not yet final whose window ended at or before `watermark`. With `since`, only those
+   * a pass at `since.watermark` could not have made final (final deadline after it) or written
+   * at or after `since.updatedAt`: everything older was settled by that pass.
+   */
+  unsettled(watermark: number, since?: SettleCursor): Promise<CounterRow[]>;
   loadWatermarks(topic: string): Promise<Map<number, number>>;
   saveWatermarks(topic: string, maxByPartition: ReadonlyMap<number, number>, now: number): Promise<void>;
 }
@@ -90,15 +100,24 @@ export function createCounterStore(client: ClickHouseClient, database: string): 
       });
     },
 
-    async unsettled(watermark) {
+    async unsettled(watermark, since) {
+      // Two steps: the candidate windows from a plain scan of the (small) state columns, then
+      // their current rows with FINAL, read through the primary key. FINAL over the whole table
+      // every second would grow with every window ever counted.
+      const recent = since
+        ? `AND (toUnixTimestamp64Milli(window_end) + allowed_lateness_ms > {sinceWm:Int64} OR updated_at >= fromUnixTimestamp64Milli({sinceAt:Int64}))`
+        : '';
       const rs = await client.query({
         query: `
           SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws, toString(toUnixTimestamp64Milli(window_end)) AS we,
                  aggregation, toString(value) AS value, events, state, toString(allowed_lateness_ms) AS lateness,
                  toString(last_ingested_at) AS last_ingested_at
           FROM ${t('usage_counters')} FINAL
-          WHERE state != 'final' AND window_end <= fromUnixTimestamp64Milli({wm:Int64})`,
-        query_params: { wm: watermark },
+          WHERE (tenant, customer, meter, window_start) IN (
+                  SELECT tenant, customer, meter, window_start FROM ${t('usage_counters')}
+                  WHERE state != 'final' AND window_end <= fromUnixTimestamp64Milli({wm:Int64}) ${recent})
+            AND state != 'final' AND window_end <= fromUnixTimestamp64Milli({wm:Int64})`,
+        query_params: { wm: watermark, sinceWm: since?.watermark ?? 0, sinceAt: Math.max(0, Math.floor(since?.updatedAt ?? 0)) },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string | number>>();
