@@ -100,6 +100,8 @@ export function createPusher(deps: PusherDeps) {
   let lastAbsolutes = new Map<string, bigint>();
   /** Streams with a pending push not being delivered by this process (left for the next resend). */
   let pendingStreams = new Set<string>();
+  /** (tenant \0 customer) → Stripe customer id: all of them at a full scan, then what changed since. */
+  let mappings = new Map<string, string>();
   const readPushLedger = async () => {
     const statuses = settledStatuses(deps.sink.shadow);
     const [deltas, absolutes, pending] = await Promise.all([deps.pushes.pushedDeltas(statuses), deps.pushes.lastAbsolutes(statuses), deps.pushes.list({ status: 'pending' })]);
@@ -213,12 +215,14 @@ export function createPusher(deps: PusherDeps) {
     // Absolute streams are recomputed per billing period from the ledger: only periods from
     // the oldest changed window on.
     const fromTime = scope ? scope.reduce((min, c) => Math.min(min, c.oldestWindowStart), Infinity) : 0;
-    const [deltas, absolutes, mappings] = await Promise.all([
+    const [deltas, absolutes, newMappings] = await Promise.all([
       deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope),
       deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, fromTime),
-      deps.streams.customerMappings(),
+      deps.streams.customerMappings(full ? undefined : lastRead - CHANGE_OVERLAP_MS),
       full ? readPushLedger() : undefined,
     ]);
+    if (full) mappings = newMappings;
+    else for (const [k, v] of newMappings) mappings.set(k, v);
     const now = deps.clock();
     const summary: CycleSummary = { ...noCycle };
     const plans: [string, PlanResult, ChangedStream][] = [];

@@ -14,10 +14,13 @@ export async function importCustomers(client: ClickHouseClient, database: string
   });
 }
 
-export async function listCustomers(client: ClickHouseClient, database: string): Promise<CustomerMapping[]> {
+/** Every mapping, or (with `since`, ms) those imported at or after it. */
+export async function listCustomers(client: ClickHouseClient, database: string, since?: number): Promise<CustomerMapping[]> {
   assertIdentifier(database);
   const rs = await client.query({
-    query: `SELECT tenant, customer, stripe_customer_id FROM ${database}.customers FINAL ORDER BY tenant, customer`,
+    query: `SELECT tenant, customer, stripe_customer_id FROM ${database}.customers FINAL
+            WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64}) ORDER BY tenant, customer`,
+    query_params: { since: Math.max(0, Math.floor(since ?? 0)) },
     format: 'JSONEachRow',
   });
   const rows = await rs.json<{ tenant: string; customer: string; stripe_customer_id: string }>();

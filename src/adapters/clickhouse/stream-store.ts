@@ -41,8 +41,8 @@ export interface StreamStore {
    * streams of customers whose Stripe mapping changed since then.
    */
   changedStreams(since: number): Promise<ChangedStream[]>;
-  /** (tenant \0 customer) → Stripe customer id. */
-  customerMappings(): Promise<Map<string, string>>;
+  /** (tenant \0 customer) → Stripe customer id: every mapping, or those imported since `since` (ms). */
+  customerMappings(since?: number): Promise<Map<string, string>>;
 }
 
 export function createStreamStore(client: ClickHouseClient, database: string): StreamStore {
@@ -69,45 +69,67 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
     async absoluteStreams(meters, anchorDay = 1, scope, fromTime = 0) {
       if (meters.length === 0 || scope?.length === 0) return [];
       const streams = scopeCondition(scope);
-      // A counted event's window starts at or before its event time: bounding both by the
-      // first period asked for prunes older monthly partitions and skips their rows.
+      // Only periods from the one holding fromTime: a counted event's window lies in its period.
       const from = billingPeriodOf(fromTime, anchorDay).start;
       // The period starts on the anchor day of this month, or of the previous one before it.
       const period = `toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
           toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
           addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC')`;
-      // Recomputed from the ledger per month: a unique count over a month is not a sum of windows.
-      const rs = await client.query({
-        query: `
-          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${period})) AS period,
-                 count() AS events, toString(sum(value)) AS sum_v, toString(max(value)) AS max_v,
-                 toString(argMax(value, (event_time, id))) AS last_v, uniqExact(properties[meter_unique_property]) AS uniq_v,
-                 argMax(meter_aggregation, ingested_at) AS aggregation,
-                 toString(toUnixTimestamp64Milli(max(window_start))) AS ws,
-                 argMax(meter_window, window_start) AS native
-          FROM ${database}.usage_events
-          WHERE disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
-            AND event_time >= fromUnixTimestamp64Milli({from:Int64}) AND window_start >= fromUnixTimestamp64Milli({from:Int64})
-          GROUP BY tenant, customer, meter, period`,
-        query_params: { meters, anchor: anchorDay, from, ...streams.params },
-        format: 'JSONEachRow',
-      });
-      const rows = await rs.json<Record<string, string | number>>();
-      return rows.map((r) => ({
-        tenant: String(r.tenant),
-        customer: String(r.customer),
-        meter: String(r.meter),
-        periodStart: Number(r.period),
-        value: aggregateValue(String(r.aggregation), {
-          events: Number(r.events),
-          sum: String(r.sum_v),
-          max: String(r.max_v),
-          last: String(r.last_v),
-          uniqueCount: Number(r.uniq_v),
+      const where = `disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql} AND window_start >= fromUnixTimestamp64Milli({from:Int64})`;
+      const params = { meters, anchor: anchorDay, from, ...streams.params };
+      // Recomputed from the ledger per period (a unique count over a month is not a sum of
+      // windows), by merging the by_window projection's per-window states: both queries use
+      // only its keys and aggregates, so they read per-window rows, not events.
+      const [values, latest] = await Promise.all([
+        client.query({
+          query: `
+            SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${period})) AS period,
+                   count() AS events, toString(sum(value)) AS sum_v, toString(max(value)) AS max_v,
+                   toString(argMax(value, (event_time, id))) AS last_v, uniqExact(properties[meter_unique_property]) AS uniq_v,
+                   argMax(meter_aggregation, ingested_at) AS aggregation
+            FROM ${database}.usage_events
+            WHERE ${where}
+            GROUP BY tenant, customer, meter, period`,
+          query_params: params,
+          format: 'JSONEachRow',
         }),
-        windowStart: Number(r.ws),
-        windowEnd: Number(r.ws) + (WINDOW_MS[String(r.native) as WindowSize] ?? WINDOW_MS.hour),
-      }));
+        // The latest window of each period with usage (the push's timestamp goes inside it).
+        client.query({
+          query: `
+            SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(period)) AS period,
+                   toString(toUnixTimestamp64Milli(max(w))) AS ws, argMax(native, w) AS native
+            FROM (
+              SELECT tenant, customer, meter, window_start AS w, ${period} AS period, argMax(meter_window, ingested_at) AS native
+              FROM ${database}.usage_events
+              WHERE ${where}
+              GROUP BY tenant, customer, meter, window_start)
+            GROUP BY tenant, customer, meter, period`,
+          query_params: params,
+          format: 'JSONEachRow',
+        }),
+      ]);
+      const periodKey = (r: Record<string, string | number>) => `${r.tenant}\u0000${r.customer}\u0000${r.meter}\u0000${r.period}`;
+      const windows = new Map((await latest.json<Record<string, string>>()).map((r) => [periodKey(r), r]));
+      const rows = await values.json<Record<string, string | number>>();
+      return rows.map((r) => {
+        const w = windows.get(periodKey(r));
+        const ws = Number(w?.ws ?? r.period);
+        return {
+          tenant: String(r.tenant),
+          customer: String(r.customer),
+          meter: String(r.meter),
+          periodStart: Number(r.period),
+          value: aggregateValue(String(r.aggregation), {
+            events: Number(r.events),
+            sum: String(r.sum_v),
+            max: String(r.max_v),
+            last: String(r.last_v),
+            uniqueCount: Number(r.uniq_v),
+          }),
+          windowStart: ws,
+          windowEnd: ws + (WINDOW_MS[String(w?.native) as WindowSize] ?? WINDOW_MS.hour),
+        };
+      });
     },
 
     async changedStreams(since) {
@@ -128,8 +150,8 @@ export function createStreamStore(client: ClickHouseClient, database: string): S
       return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, oldestWindowStart: Number(r.oldest) }));
     },
 
-    async customerMappings() {
-      return new Map((await listCustomers(client, database)).map((m) => [`${m.tenant}\u0000${m.customer}`, m.stripeCustomerId]));
+    async customerMappings(since) {
+      return new Map((await listCustomers(client, database, since)).map((m) => [`${m.tenant}\u0000${m.customer}`, m.stripeCustomerId]));
     },
   };
 }
