@@ -65,6 +65,7 @@ export interface ThroughputResult {
   readonly activeParts: number;
   /** RSS (MiB) when 25 / 50 / 75 / 100 % of the events were processed: flat means no growth with history. */
   readonly rssAtProgressMiB: number[];
+  readonly eventsPerSecondByQuarter: number[];
   readonly pushDrainSeconds: number;
   readonly stripeCalls: number;
   /** Time spent in each port method during the throughput phase (calls, seconds). */
@@ -164,6 +165,10 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
 
   // Phase 1: throughput over the backlog.
   const rssAtProgress: number[] = [];
+  // Events/s within each quarter of the backlog: flat means the cost per event does not grow
+  // with the events already stored.
+  const rateByQuarter: number[] = [];
+  let quarterStart = { at: performance.now(), consumed: 0 };
   let nextMark = 0.25;
   const started = performance.now();
   const worker = await startWorker(p.topic, 'bench-pipeline');
@@ -173,6 +178,9 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       const consumed = worker.totals.consumed;
       while (consumed >= nextMark * p.events && nextMark <= 1) {
         rssAtProgress.push(Math.round(process.memoryUsage().rss / 1048576));
+        const now = performance.now();
+        rateByQuarter.push(Math.round((consumed - quarterStart.consumed) / ((now - quarterStart.at) / 1000)));
+        quarterStart = { at: now, consumed };
         nextMark += 0.25;
       }
       if (performance.now() - lastProgress > 5000) {
@@ -217,6 +225,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     ledgerRows,
     activeParts,
     rssAtProgressMiB: rssAtProgress,
+    eventsPerSecondByQuarter: rateByQuarter,
     pushDrainSeconds,
     stripeCalls,
     breakdown,

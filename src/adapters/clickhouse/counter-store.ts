@@ -33,10 +33,11 @@ export function createCounterStore(client: ClickHouseClient, database: string): 
   return {
     async aggregate(keys) {
       if (keys.length === 0) return [];
-      // Served by the by_window projection (ordered by these four keys): partial aggregates of
-      // every part, merged now. The tuple IN selects exactly the windows asked for, so the cost
-      // follows the keys of one unit, not the cross product of their tenants, customers, meters
-      // and window starts (which, over a day of minute windows, is most of the table).
+      // Served by a per-window projection of the ledger: partial aggregates of every part, merged
+      // now. The tuple IN selects exactly the windows asked for, and ClickHouse reads them through
+      // by_window_time (time first): a unit's windows share a few window starts, so the cost
+      // follows the unit, not the history (through the stream-first by_window, every customer's
+      // windows would be touched, all of history).
       const rs = await client.query({
         query: `
           SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws,
