@@ -96,7 +96,7 @@ export function counterFrom(a: WindowAggregates, watermark: number | null): Coun
 }
 
 /** A stored counter whose state the watermark has moved on, or null if it stands. */
-export function advanceState(row: CounterRow, watermark: number | null): CounterRow | null {
+export function advanceState<T extends CounterRow>(row: T, watermark: number | null): T | null {
   const next = counterState({ start: row.windowStart, end: row.windowEnd }, row.allowedLatenessMs, watermark);
   return STATE_RANK[next] > STATE_RANK[row.state] ? { ...row, state: next } : null;
 }

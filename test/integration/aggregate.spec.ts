@@ -1,6 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
+import { createCounterStore, type SettleCursor } from '../../src/adapters/clickhouse/counter-store';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { queryUsage } from '../../src/adapters/clickhouse/usage-query';
 import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
@@ -261,19 +261,30 @@ describe('aggregate: watermark-aware windowed counters', () => {
   it('settle passes after the first read only what the last one left, still finalize a counter written since, and a full pass catches anything else', async () => {
     const HOUR = 3_600_000;
     const LATENESS = 30 * 60_000;
-    const store = createCounterStore(ch.client, ch.database);
+    const real = createCounterStore(ch.client, ch.database);
+    // Which of this test's counters each pass read.
+    let read: string[] = [];
+    const store = { ...real, unsettled: async (wm: number, since?: SettleCursor) => {
+      const rows = await real.unsettled(wm, since);
+      read = rows.filter((r) => r.tenant === 'settle').map((r) => r.customer).sort();
+      return rows;
+    } };
     const base = DAY + 10 * 86_400_000; // a day of its own: no other test's windows around it
-    const open = (customer: string, windowStart: number): CounterRow => ({
-      tenant: 'settle', customer, meter: 'm', windowStart, windowEnd: windowStart + HOUR, aggregation: 'sum', value: '1', events: 1, state: 'open', allowedLatenessMs: LATENESS, lastIngestedAt: windowStart,
+    const open = (customer: string, windowStart: number, allowedLatenessMs = LATENESS): CounterRow => ({
+      tenant: 'settle', customer, meter: 'm', windowStart, windowEnd: windowStart + HOUR, aggregation: 'sum', value: '1', events: 1, state: 'open', allowedLatenessMs, lastIngestedAt: windowStart,
     });
     let clockNow = Date.now();
     const settle = createSettler(store, () => clockNow);
     const moved = async (wm: number) => (await settle(wm)).filter((r) => r.tenant === 'settle').map((r) => `${r.customer}:${r.state}`).sort();
-    await store.write([open('a', base), open('b', base + 2 * HOUR)], clockNow);
+    // 'slow' has a day of lateness: closed at the first pass, final only a day later. Written an
+    // hour ago: only the first (full) pass sees them as written since.
+    await store.write([open('a', base), open('b', base + 2 * HOUR), open('slow', base, 86_400_000)], clockNow - 3_600_000);
 
-    expect(await moved(base + HOUR + 10 * 60_000)).toEqual(['a:closed']); // the first pass reads everything
+    expect(await moved(base + HOUR + 10 * 60_000)).toEqual(['a:closed', 'slow:closed']); // the first pass reads everything
     clockNow += 1_000;
     expect(await moved(base + HOUR + 40 * 60_000)).toEqual(['a:final']); // past a's end + lateness
+    // slow is closed and its deadline is far: not read again (its state change kept its stamp).
+    expect(read).toEqual(['a']);
     clockNow += 1_000;
     expect(await moved(base + 3 * HOUR + 5 * 60_000)).toEqual(['b:closed']); // a is final: not read again
     // A replay writes an old window open (its own watermark knew nothing): long final-eligible,

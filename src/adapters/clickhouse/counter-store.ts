@@ -14,15 +14,24 @@ export interface SettleCursor {
   readonly updatedAt: number;
 }
 
+/** A counter as stored, with when it was last written. */
+export interface StoredCounter extends CounterRow {
+  readonly updatedAt: number;
+}
+
 export interface CounterStore {
   aggregate(keys: readonly WindowKey[]): Promise<WindowAggregates[]>;
-  write(rows: readonly CounterRow[], now: number): Promise<void>;
+  /**
+   * Stamps each row `now`, or keeps the stamp of a stored row written back (a state change moves
+   * no total: neither the pusher nor the next settle pass has anything to look at again).
+   */
+  write(rows: readonly (CounterRow | StoredCounter)[], now: number): Promise<void>;
   /**
    * Counters not yet final whose window ended at or before `watermark`. With `since`, only those
-   * a pass at `since.watermark` could not have made final (final deadline after it) or written
-   * at or after `since.updatedAt`: everything older was settled by that pass.
+   * whose state the move from `since.watermark` to `watermark` changes, or written at or after
+   * `since.updatedAt`: everything else was settled by the pass at `since`.
    */
-  unsettled(watermark: number, since?: SettleCursor): Promise<CounterRow[]>;
+  unsettled(watermark: number, since?: SettleCursor): Promise<StoredCounter[]>;
   loadWatermarks(topic: string): Promise<Map<number, number>>;
   saveWatermarks(topic: string, maxByPartition: ReadonlyMap<number, number>, now: number): Promise<void>;
 }
@@ -95,7 +104,7 @@ export function createCounterStore(client: ClickHouseClient, database: string): 
           version: counterVersion(r.events, r.state),
           state: r.state,
           last_ingested_at: dateTime64Micro(r.lastIngestedAt),
-          updated_at: dateTime64Micro(now),
+          updated_at: dateTime64Micro('updatedAt' in r ? r.updatedAt : now),
         })),
         format: 'JSONEachRow',
       });
@@ -105,14 +114,19 @@ export function createCounterStore(client: ClickHouseClient, database: string): 
       // Two steps: the candidate windows from a plain scan of the (small) state columns, then
       // their current rows with FINAL, read through the primary key. FINAL over the whole table
       // every second would grow with every window ever counted.
+      // A row the previous pass read was left in the state its watermark gives it, so it needs
+      // a change now only if its window's end or its final deadline (end + lateness) lies in
+      // (since.watermark, watermark]; rows written since that pass read may need any change.
       const recent = since
-        ? `AND (toUnixTimestamp64Milli(window_end) + allowed_lateness_ms > {sinceWm:Int64} OR updated_at >= fromUnixTimestamp64Milli({sinceAt:Int64}))`
+        ? `AND ((toUnixTimestamp64Milli(window_end) > {sinceWm:Int64} AND state = 'open')
+                 OR toUnixTimestamp64Milli(window_end) + allowed_lateness_ms BETWEEN {sinceWm:Int64} + 1 AND {wm:Int64}
+                 OR updated_at >= fromUnixTimestamp64Milli({sinceAt:Int64}))`
         : '';
       const rs = await client.query({
         query: `
           SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws, toString(toUnixTimestamp64Milli(window_end)) AS we,
                  aggregation, toString(value) AS value, events, state, toString(allowed_lateness_ms) AS lateness,
-                 toString(last_ingested_at) AS last_ingested_at
+                 toString(last_ingested_at) AS last_ingested_at, toString(updated_at) AS updated_at
           FROM ${t('usage_counters')} FINAL
           WHERE (tenant, customer, meter, window_start) IN (
                   SELECT tenant, customer, meter, window_start FROM ${t('usage_counters')}
@@ -134,6 +148,7 @@ export function createCounterStore(client: ClickHouseClient, database: string): 
         state: r.state as CounterState,
         allowedLatenessMs: Number(r.lateness),
         lastIngestedAt: micros(String(r.last_ingested_at)),
+        updatedAt: micros(String(r.updated_at)),
       }));
     },
 
