@@ -193,10 +193,14 @@ export function createPusher(deps: PusherDeps) {
       const known = deferred.get(key);
       if (!known || c.oldestWindowStart < known.oldestWindowStart) deferred.set(key, c);
     };
+    // With more deferred streams than pushes it may start, a cycle serves those and does not
+    // read changes: its cursor then stays put, so later changes are seen later, never missed.
+    const readChanges = full || recheck.size < maxInFlight - inFlight.size;
     if (!full) {
       // Streams deferred last time first: they have waited longest.
       const due = new Map(recheck);
-      for (const c of await deps.streams.changedStreams(lastRead - CHANGE_OVERLAP_MS)) {
+      const changed = readChanges ? await deps.streams.changedStreams(lastRead - CHANGE_OVERLAP_MS) : [];
+      for (const c of changed) {
         const key = streamKeyString(c);
         const known = due.get(key);
         if (!known || c.oldestWindowStart < known.oldestWindowStart) due.set(key, c);
@@ -208,7 +212,7 @@ export function createPusher(deps: PusherDeps) {
       }
       if (scope.length === 0) {
         recheck = deferred;
-        lastRead = readStart;
+        if (readChanges) lastRead = readStart;
         return { ...noCycle };
       }
     }
@@ -218,11 +222,11 @@ export function createPusher(deps: PusherDeps) {
     const [deltas, absolutes, newMappings] = await Promise.all([
       deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope),
       deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, fromTime),
-      deps.streams.customerMappings(full ? undefined : lastRead - CHANGE_OVERLAP_MS),
+      readChanges ? deps.streams.customerMappings(full ? undefined : lastRead - CHANGE_OVERLAP_MS) : undefined,
       full ? readPushLedger() : undefined,
     ]);
-    if (full) mappings = newMappings;
-    else for (const [k, v] of newMappings) mappings.set(k, v);
+    if (full) mappings = newMappings!;
+    else for (const [k, v] of newMappings ?? []) mappings.set(k, v);
     const now = deps.clock();
     const summary: CycleSummary = { ...noCycle };
     const plans: [string, PlanResult, ChangedStream][] = [];
@@ -312,7 +316,7 @@ export function createPusher(deps: PusherDeps) {
     // The next cycle starts from this one's read (a cycle cut short plans everything again).
     recheck = deferred;
     if (completed) {
-      lastRead = readStart;
+      if (readChanges) lastRead = readStart;
       if (full) lastFullScan = readStart;
     } else {
       rescan = true;

@@ -208,8 +208,10 @@ describe('push: delta pusher to Stripe', () => {
 
   it('keeps at most maxInFlight pushes in flight; streams due beyond it go out in later cycles, from their newer totals', async () => {
     const limiter = createRateLimiter(1000);
+    const real = createStreamStore(ch.client, ch.database);
+    let changeReads = 0;
     const pusher = createPusher({
-      streams: createStreamStore(ch.client, ch.database),
+      streams: { ...real, changedStreams: (since) => ((changeReads += 1), real.changedStreams(since)) },
       pushes: createPushStore(ch.client, ch.database),
       sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
       meters: () => meters,
@@ -226,8 +228,15 @@ describe('push: delta pusher to Stripe', () => {
     // More usage for every stream: the two pushed already need a second push; the three that
     // waited go out once, with both amounts.
     await store(customers.map((c) => ev('cap', c, 'tokens', '10')));
-    for (let i = 0; i < 4; i += 1) started.push((await cycleAndDrain(pusher)).started);
+    const readChanges: boolean[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const before = changeReads;
+      started.push((await cycleAndDrain(pusher)).started);
+      readChanges.push(changeReads > before);
+    }
     expect(started).toEqual([2, 2, 2, 1, 0]);
+    // A cycle with more deferred streams than room serves them and leaves changes for later.
+    expect(readChanges).toEqual([false, true, false, true]);
     expect(customers.map((c) => fake.totalFor(`cus_cap_${c}`, 'tokens'))).toEqual([11n, 12n, 13n, 14n, 15n]);
     expect(fake.acceptedEvents().filter((e) => e.customer.startsWith('cus_cap_'))).toHaveLength(7);
   });
