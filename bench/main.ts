@@ -122,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       pushDrainSeconds: round1(throughput.pushDrainSeconds),
       peakRssMiB: { pipelineWorker: latency.peakRssMiB, baselineConsumer: Math.round(baseline.peakRssMiB) },
       rssAtProgressMiB: throughput.rssAtProgressMiB,
+      heapUsedAtProgressMiB: throughput.heapUsedAtProgressMiB,
       pipelineEventsPerSecondByQuarter: throughput.eventsPerSecondByQuarter,
       totals: throughput.totals,
       accountingOk: throughput.accountingOk,

@@ -65,6 +65,7 @@ export interface ThroughputResult {
   readonly activeParts: number;
   /** RSS (MiB) when 25 / 50 / 75 / 100 % of the events were processed: flat means no growth with history. */
   readonly rssAtProgressMiB: number[];
+  readonly heapUsedAtProgressMiB: number[];
   readonly eventsPerSecondByQuarter: number[];
   readonly pushDrainSeconds: number;
   readonly stripeCalls: number;
@@ -165,6 +166,8 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
 
   // Phase 1: throughput over the backlog.
   const rssAtProgress: number[] = [];
+  // The JavaScript heap at the same marks: the rest of the RSS is mostly the embedded engine.
+  const heapAtProgress: number[] = [];
   // Events/s within each quarter of the backlog: flat means the cost per event does not grow
   // with the events already stored.
   const rateByQuarter: number[] = [];
@@ -177,7 +180,9 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     worker.onUnit(() => {
       const consumed = worker.totals.consumed;
       while (consumed >= nextMark * p.events && nextMark <= 1) {
-        rssAtProgress.push(Math.round(process.memoryUsage().rss / 1048576));
+        const mem = process.memoryUsage();
+        rssAtProgress.push(Math.round(mem.rss / 1048576));
+        heapAtProgress.push(Math.round(mem.heapUsed / 1048576));
         const now = performance.now();
         rateByQuarter.push(Math.round((consumed - quarterStart.consumed) / ((now - quarterStart.at) / 1000)));
         quarterStart = { at: now, consumed };
@@ -225,6 +230,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     ledgerRows,
     activeParts,
     rssAtProgressMiB: rssAtProgress,
+    heapUsedAtProgressMiB: heapAtProgress,
     eventsPerSecondByQuarter: rateByQuarter,
     pushDrainSeconds,
     stripeCalls,

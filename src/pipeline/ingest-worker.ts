@@ -115,6 +115,12 @@ export interface IngestWorkerOptions {
    * offsets are not processed, and a partition that reached its end is paused.
    */
   readonly replay?: ReplayMode;
+  /**
+   * How often windows the watermark passed are moved to closed / final (default 5 s). States are
+   * for people and queries: no total and no push depends on them, and a pass holds ingest back
+   * while it runs (it writes counters too).
+   */
+  readonly settleIntervalMs?: number;
 }
 
 /**
@@ -259,7 +265,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       }
     }
     if (saved.size > 0) await opts.counters!.saveWatermarks(opts.topic, saved, clock());
-    // Windows the watermark passed become closed / final on the 1 s settle timer below:
+    // Windows the watermark passed become closed / final on the settle timer below:
     // scanning the unsettled counters after every unit would cost more than it brings.
     const updatedAt = clock();
     for (const c of outcome.counters) opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, updatedAt - c.lastIngestedAt) / 1000);
@@ -335,7 +341,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   // Idle topics still move windows to closed / final as partitions go idle.
   const settleTimer = setInterval(() => {
     serially(settle).catch((err) => log.warn({ err }, 'could not settle counters'));
-  }, 1000);
+  }, opts.settleIntervalMs ?? 5_000);
   return {
     totals,
     watermark,

@@ -1,0 +1,44 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../helpers/cli';
+import { BROKER_BUILD_TIMEOUT_MS } from '../helpers/kafka';
+
+/**
+ * `npm run bench` at a tiny size: the harness keeps working and its JSON keeps every figure the
+ * issue asks for. No timing is asserted (figures live in BENCHMARKS.md, measured on purpose).
+ */
+describe('bench harness (tiny run)', () => {
+  it('prints one JSON object with every figure, and its accounting holds: each published event in the ledger once', async () => {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [path.join(PROJECT_ROOT, 'bin', 'meterline-bench'), '--events', '2000', '--customers', '50', '--rate', '1000', '--latency-seconds', '2'],
+        { cwd: PROJECT_ROOT, timeout: BROKER_BUILD_TIMEOUT_MS, maxBuffer: 10 * 1024 * 1024 },
+        (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut.slice(-2000)}`)) : resolve(out)),
+      );
+    });
+    const r = JSON.parse(stdout) as Record<string, unknown> & {
+      latency: Record<string, number | null>;
+      peakRssMiB: Record<string, number>;
+      totals: { consumed: number; accepted: number; duplicates: number };
+      pipelineEventsPerSecondByQuarter: number[];
+      rssAtProgressMiB: number[];
+    };
+    for (const field of ['events', 'customers', 'meters', 'partitions', 'duplicates', 'late', 'pipelineEventsPerSecond', 'baselineEventsPerSecond', 'ratio', 'stripeCallsPerMillionEvents', 'loadAverageAtStart', 'commit', 'breakdownSeconds']) {
+      expect(r).toHaveProperty(field);
+    }
+    expect(r.events).toBe(2000);
+    expect(r.accountingOk).toBe(true);
+    expect(r.totals.consumed).toBe(2000);
+    expect(r.totals.accepted + r.totals.duplicates).toBe(2000);
+    expect(r.pipelineEventsPerSecond).toBeGreaterThan(0);
+    expect(r.baselineEventsPerSecond).toBeGreaterThan(0);
+    expect(r.pipelineEventsPerSecondByQuarter).toHaveLength(4);
+    expect(r.rssAtProgressMiB).toHaveLength(4);
+    expect(r.latency.published).toBe(2000);
+    expect(r.latency.p50Ms).not.toBeNull();
+    expect(r.latency.p99Ms!).toBeGreaterThanOrEqual(r.latency.p50Ms!);
+    expect(r.peakRssMiB.pipelineWorker).toBeGreaterThan(0);
+    expect(r.stripeCalls as number).toBeGreaterThan(0);
+  }, BROKER_BUILD_TIMEOUT_MS);
+});
