@@ -152,6 +152,16 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     return run;
   };
   const settleCounters = opts.counters ? createSettler(opts.counters, clock) : null;
+  // Partitions whose highest event time moved since the watermarks were last saved.
+  const unsavedWatermarks = new Set<number>();
+  let lastWatermarkSave = -Infinity;
+  const saveWatermarks = async () => {
+    if (unsavedWatermarks.size === 0) return;
+    const saving = new Map([...unsavedWatermarks].map((p) => [p, restored.get(p)!]));
+    unsavedWatermarks.clear();
+    lastWatermarkSave = clock();
+    await opts.counters!.saveWatermarks(opts.topic, saving, lastWatermarkSave);
+  };
   const settle = async () => {
     if (!settleCounters) return;
     const wm = watermark();
@@ -255,16 +265,17 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       }
     }
     // 3. Advance each partition's watermark (in memory, and as a restart hint for the live worker).
-    const saved = new Map<number, number>();
     for (const b of batches) {
       const max = outcome.maxEventTimeByPartition.get(b.partition) ?? null;
       clocks = observe(clocks, b.partition, max, clock());
       if (opts.counters && !opts.replay && max !== null) {
         restored = new Map(restored).set(b.partition, Math.max(max, restored.get(b.partition) ?? -Infinity));
-        saved.set(b.partition, restored.get(b.partition)!);
+        unsavedWatermarks.add(b.partition);
       }
     }
-    if (saved.size > 0) await opts.counters!.saveWatermarks(opts.topic, saved, clock());
+    // A restart hint only (a restarted worker's watermark may lag, never lead): at most once a
+    // second, and when the worker stops.
+    if (clock() - lastWatermarkSave >= 1_000) await saveWatermarks();
     // Windows the watermark passed become closed / final on the settle timer below:
     // scanning the unsettled counters after every unit would cost more than it brings.
     const updatedAt = clock();
@@ -355,8 +366,9 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
       await consumer.disconnect();
       await exclusive;
-      // Leave window states as the last batch's watermark puts them.
+      // Leave window states as the last batch's watermark puts them, and the watermarks saved.
       await serially(settle).catch((err) => log.warn({ err }, 'could not settle counters'));
+      await serially(saveWatermarks).catch((err) => log.warn({ err }, 'could not save watermarks'));
       log.info(totals, 'ingest consumer stopped');
     },
   };

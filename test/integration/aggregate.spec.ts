@@ -148,6 +148,16 @@ describe('aggregate: watermark-aware windowed counters', () => {
 
     // An event exactly at a window's end belongs to the next window.
     expect(await counter('tl', 'm', T('2026-11-20T11:00:00Z'))).toMatchObject({ value: '168', events: 3 });
+
+    // A restarted worker resumes from the watermark saved when the last one stopped: window 10
+    // is still final for it, so another event for it is too late, not counted.
+    await worker.stop();
+    const restarted = await startWorker('late.events');
+    n += 1;
+    await publisher.publish([{ id: `late-${n}`, tenant: 'tl', customer: 'c1', meter: 'm', value: '512', timestamp: T('2026-11-20T10:55:00Z'), properties: {}, source: null }]);
+    await waitFor('event after the restart processed', () => restarted.totals.consumed >= 1);
+    expect(restarted.totals).toMatchObject({ consumed: 1, accepted: 1, tooLate: 1, lateCounted: 0 });
+    expect(await counter('tl', 'm', w10)).toMatchObject({ value: '87', events: 5, state: 'final' });
   });
 
   it('computes sum, count, max, last and unique_count exactly like an independent reference', async () => {
