@@ -79,7 +79,13 @@ describe('security through the CLI and the worker process', () => {
 
     worker = startWorkerProcess(env, (d) => (workerLog += d.toString()));
     await waitForGroupCaughtUp(kafka, 'security-test', TOPIC, 60_000);
-    await waitFor('pushes for both tenants', () => fake.totalFor('cus_A', 'tokens') === 10n && fake.totalFor('cus_B', 'tokens') === 107n, 30_000, 100);
+    // Every stream's push (each one its own concurrent call): tokens and api_calls of both tenants.
+    await waitFor(
+      'pushes for both tenants',
+      () => fake.totalFor('cus_A', 'tokens') === 10n && fake.totalFor('cus_B', 'tokens') === 107n && fake.totalFor('cus_A', 'api_calls') === 1n && fake.totalFor('cus_B', 'api_calls') === 1n,
+      30_000,
+      100,
+    );
   }, BROKER_BUILD_TIMEOUT_MS);
 
   afterAll(async () => {
