@@ -15,7 +15,7 @@ import type { UsageEvent } from '../../src/domain/usage-event';
 import { windowOf } from '../../src/domain/windows';
 import { refreshCounters } from '../../src/pipeline/counters';
 import { errorReportRoute } from '../../src/pipeline/error-reports';
-import { createPusher, type Pusher } from '../../src/pipeline/pusher';
+import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
 import { startHttpServer } from '../../src/runtime/http-server';
 import { silentLogger } from '../../src/runtime/logger';
@@ -64,7 +64,7 @@ describe('push: delta pusher to Stripe', () => {
     await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, stamp);
   }
 
-  function pusherWith(sink: BillingSink): Pusher {
+  function pusherWith(sink: BillingSink, extra: Partial<PusherDeps> = {}): Pusher {
     const limiter = createRateLimiter(1000);
     return createPusher({
       streams: createStreamStore(ch.client, ch.database),
@@ -75,6 +75,7 @@ describe('push: delta pusher to Stripe', () => {
       logger: silentLogger(),
       rateLimit: () => limiter.take(),
       sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
+      ...extra,
     });
   }
   const cycleAndDrain = async (p: Pusher) => {
@@ -124,20 +125,11 @@ describe('push: delta pusher to Stripe', () => {
     // One clock for the pusher and for the counter stamps it looks for.
     let clockNow = Date.now();
     const clock = () => clockNow;
-    const limiter = createRateLimiter(1000);
     const sink = createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }));
     let gate: Promise<void> | null = null;
-    const pusher = createPusher({
-      streams,
-      pushes: createPushStore(ch.client, ch.database),
-      // Holds deliveries for customer b while a gate is set (a slow Stripe call).
-      sink: { ...sink, send: async (push) => ((push.customer === 'b' && gate ? await gate : undefined), sink.send(push)) },
-      meters: () => meters,
-      clock,
-      logger: silentLogger(),
-      rateLimit: () => limiter.take(),
-      fullScanEveryMs: 600_000,
-    });
+    // Holds deliveries for customer b while a gate is set (a slow Stripe call).
+    const gated: BillingSink = { ...sink, send: async (push) => ((push.customer === 'b' && gate ? await gate : undefined), sink.send(push)) };
+    const pusher = pusherWith(gated, { streams, clock, fullScanEveryMs: 600_000 });
     const total = (stripeCustomer: string) => fake.totalFor(stripeCustomer, 'tokens');
     // Usage of the previous hour: its pushes are timestamped inside that window, in the past
     // whatever this test does to the pusher's clock (Stripe refuses timestamps in the future).
@@ -207,17 +199,10 @@ describe('push: delta pusher to Stripe', () => {
   });
 
   it('keeps at most maxInFlight pushes in flight; streams due beyond it go out in later cycles, from their newer totals', async () => {
-    const limiter = createRateLimiter(1000);
     const real = createStreamStore(ch.client, ch.database);
     let changeReads = 0;
-    const pusher = createPusher({
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), {
       streams: { ...real, changedStreams: (since) => ((changeReads += 1), real.changedStreams(since)) },
-      pushes: createPushStore(ch.client, ch.database),
-      sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
-      meters: () => meters,
-      clock: Date.now,
-      logger: silentLogger(),
-      rateLimit: () => limiter.take(),
       maxInFlight: 2,
     });
     const customers = ['k0', 'k1', 'k2', 'k3', 'k4'];

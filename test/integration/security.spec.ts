@@ -233,7 +233,7 @@ describe('security (in process)', () => {
     it('every value reaches SQL as a query parameter: no user input is interpolated into query text', () => {
       // Interpolations allowed inside SQL text: checked identifiers and whitelisted SQL fragments
       // (constant SQL whose values are {parameters}: a stream scope, a settle bound, a WHERE of those).
-      const allowed = /^\$\{(database|db|table|t\('[a-z_]+'\)|bucket|period|filter|recent|where|streams\.sql)\}$/;
+      const allowed = /^\$\{(database|db|table|t\('[a-z_]+'\)|bucket|period|filter|recent|where|streams\.sql|WINDOW_AGGREGATES)\}$/;
       const dir = path.join(__dirname, '..', '..', 'src', 'adapters', 'clickhouse');
       const found: string[] = [];
       for (const file of fs.readdirSync(dir)) {

@@ -7,6 +7,11 @@ import type { ClickHouseClient } from '@clickhouse/client';
  * Every statement names its database explicitly (`{db}.table`): the embedded engine ignores
  * the client's default database, and explicit names keep the two modes identical.
  */
+/** The exact per-window aggregates both ledger projections keep (counters and pushes read them). */
+const WINDOW_AGGREGATES = `count(), sum(value), max(value), argMax(value, (event_time, id)),
+               uniqExact(properties[meter_unique_property]), max(ingested_at), argMax(meter_aggregation, ingested_at),
+               argMax(meter_window, ingested_at), argMax(meter_allowed_lateness_ms, ingested_at)`;
+
 export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[] = [
   { name: 'database', sql: (db) => `CREATE DATABASE IF NOT EXISTS ${db}` },
   {
@@ -66,9 +71,7 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window (
         SELECT tenant, customer, meter, window_start, disposition,
-               count(), sum(value), max(value), argMax(value, (event_time, id)),
-               uniqExact(properties[meter_unique_property]), max(ingested_at), argMax(meter_aggregation, ingested_at),
-               argMax(meter_window, ingested_at), argMax(meter_allowed_lateness_ms, ingested_at)
+               ${WINDOW_AGGREGATES}
         GROUP BY tenant, customer, meter, window_start, disposition
       )`,
   },
@@ -83,9 +86,7 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window_time (
         SELECT tenant, window_start, customer, meter, disposition,
-               count(), sum(value), max(value), argMax(value, (event_time, id)),
-               uniqExact(properties[meter_unique_property]), max(ingested_at), argMax(meter_aggregation, ingested_at),
-               argMax(meter_window, ingested_at), argMax(meter_allowed_lateness_ms, ingested_at)
+               ${WINDOW_AGGREGATES}
         GROUP BY tenant, window_start, customer, meter, disposition
       )`,
   },
