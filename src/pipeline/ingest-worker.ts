@@ -6,6 +6,7 @@ import { errorMessage } from '../runtime/errors';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { createSettler } from './counters';
+import { splitUnits, UNIT_MAX_EVENTS } from './ingest-units';
 import { addTallies, ingestBatch, type BatchOutcome, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
 
 export interface IngestTotals {
@@ -28,29 +29,8 @@ export function emptyTotals(): IngestTotals {
   return { consumed: 0, accepted: 0, duplicates: 0, conflicts: 0, redelivered: 0, rejected: 0, skipped: 0, tooLate: 0, lateCounted: 0, units: 0, byMeter: {} };
 }
 
-/** At most this many events per ingest unit (whole batches; a bigger single batch is one unit). */
-export const UNIT_MAX_EVENTS = 10_000;
 /** Batches of at most this many partitions are handed over at once by kafkajs (and so form one unit). */
 const UNIT_MAX_PARTITIONS = 64;
-
-/** Splits items into consecutive groups of at most `max` weight (an item heavier than `max` is a group alone). */
-export function splitUnits<T>(items: readonly T[], weight: (item: T) => number, max: number): T[][] {
-  const units: T[][] = [];
-  let current: T[] = [];
-  let total = 0;
-  for (const item of items) {
-    const w = weight(item);
-    if (current.length > 0 && total + w > max) {
-      units.push(current);
-      current = [];
-      total = 0;
-    }
-    current.push(item);
-    total += w;
-  }
-  if (current.length > 0) units.push(current);
-  return units;
-}
 
 export interface IngestWorker {
   /** Drains the in-flight batch (stored and committed), leaves the group, resolves. */

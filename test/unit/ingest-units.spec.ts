@@ -1,4 +1,4 @@
-import { splitUnits, UNIT_MAX_EVENTS } from '../../src/pipeline/ingest-worker';
+import { splitUnits, UNIT_MAX_EVENTS } from '../../src/pipeline/ingest-units';
 
 describe('ingest units: the batches of one fetch, split so no unit outlasts the group session', () => {
   const size = (n: number) => n;

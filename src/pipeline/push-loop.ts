@@ -1,0 +1,74 @@
+import type { Logger } from '../runtime/logger';
+import type { Pusher } from './pusher';
+
+/**
+ * Which process pushes, when several workers share a consumer group: the one that owns the
+ * topic's partition 0. Pushes are planned from shared tables (totals and the push ledger), so
+ * two pushers planning one stream at the same moment could send two different deltas under two
+ * different identifiers — billing twice. One pusher at a time rules that out, and keeps the
+ * global Stripe rate limit one process's to spend.
+ *
+ * A process becoming the pusher waits `graceMs` first: its predecessor (which gave the role up
+ * when the rebalance began, before this process could be assigned the partition) may still be
+ * recording a push it had planned; after the grace that push is in the ledger as pending, and
+ * the new pusher resends every pending push (same identifier, so at most one delivery) before
+ * planning anything new — including those a killed predecessor left behind.
+ */
+export interface PushLeadership {
+  isLeader(): boolean;
+  readonly graceMs: number;
+  readonly clock?: () => number;
+}
+
+/** Runs the pusher: pending pushes first, then a cycle every `intervalMs` until stopped. */
+export async function startPushLoop(pusher: Pusher, logger: Logger, intervalMs = 1000, leadership?: PushLeadership): Promise<{ stop(): Promise<void> }> {
+  const log = logger.child({ module: 'pusher' });
+  const clock = leadership?.clock ?? Date.now;
+  const resendPending = async () => {
+    const resent = await pusher.resendPending();
+    if (resent.resent + resent.held > 0) log.info(resent, 'pending pushes left by a previous pusher handled');
+  };
+  if (!leadership) await resendPending();
+  let leaderSince: number | null = null;
+  let resentThisTerm = false;
+  /** Whether this process may push now (always, without leadership). */
+  const mayPush = async () => {
+    if (!leadership) return true;
+    if (!leadership.isLeader()) {
+      if (leaderSince !== null) log.info('no longer the pusher (partition 0 moved to another worker)');
+      leaderSince = null;
+      resentThisTerm = false;
+      return false;
+    }
+    if (leaderSince === null) {
+      leaderSince = clock();
+      log.info({ graceMs: leadership.graceMs }, 'this worker owns partition 0: it becomes the pusher after a grace period');
+    }
+    if (clock() - leaderSince < leadership.graceMs) return false;
+    if (!resentThisTerm) {
+      await resendPending();
+      resentThisTerm = true;
+    }
+    return true;
+  };
+  let running = true;
+  let current: Promise<unknown> = Promise.resolve();
+  const loop = async () => {
+    while (running) {
+      current = mayPush()
+        .then((may) => (may ? pusher.cycle() : undefined))
+        .catch((err) => log.error({ err }, 'push cycle failed; retrying next cycle'));
+      await current;
+      if (running) await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  };
+  const done = loop();
+  return {
+    async stop() {
+      running = false;
+      await current;
+      await pusher.stop();
+      await done;
+    },
+  };
+}
