@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Kafka } from 'kafkajs';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from './kafka';
 import type { FakeStripe } from '../fakes/stripe';
 import { spawnCli } from './cli';
 import { waitFor } from './wait';
@@ -10,7 +10,7 @@ import { waitFor } from './wait';
  * short session timeout (a killed worker's partitions move within ~3 s), an ephemeral metrics
  * port, quiet logs. `extra` adds or overrides variables.
  */
-export function workerEnv(broker: DevBroker, groupId: string, dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+export function workerEnv(broker: { bootstrapServers: string[] }, groupId: string, dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
     KAFKA_BROKERS: broker.bootstrapServers.join(','),
     KAFKA_GROUP_ID: groupId,

@@ -3,7 +3,7 @@ import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avr
 import { createCounterStore, type SettleCursor } from '../../src/adapters/clickhouse/counter-store';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { queryUsage } from '../../src/adapters/clickhouse/usage-query';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { bodyHash } from '../../src/domain/ingest-decision';
@@ -47,7 +47,7 @@ interface CounterView {
 }
 
 describe('aggregate: watermark-aware windowed counters', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let ch: TestClickHouse;
   let publisher: Publisher;

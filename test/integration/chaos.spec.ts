@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Kafka, Producer } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { floorUnits, formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { seededRandom } from '../../src/domain/sample';
@@ -61,7 +61,7 @@ interface Truth {
 }
 
 describe('chaos: exactly-once under kills, protocol errors, store faults and Stripe faults', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let fake: FakeStripe;
   let publisher: Publisher;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Kafka, Producer } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { generateEvents, seededRandom } from '../../src/domain/sample';
 import { partitionKey, type UsageEvent } from '../../src/domain/usage-event';
@@ -24,7 +24,7 @@ const TOPIC = 'usage.events';
 const GROUP = 'crash-test';
 
 describe('ingest under SIGKILL', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let producer: Producer;
   let dataDir: string;

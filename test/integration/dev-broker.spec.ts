@@ -6,11 +6,12 @@ import {
   DEV_BROKER_WARNING,
   readBrokerState,
   startDetachedDevBroker,
+  startDevBroker,
   stopDetachedDevBroker,
   writeBrokerState,
   type DevBroker,
 } from '../../src/adapters/kafka/dev-broker';
-import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker, TEST_CONSUMER_TIMINGS } from '../helpers/kafka';
+import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, TEST_CONSUMER_TIMINGS } from '../helpers/kafka';
 
 interface Received {
   partition: number;
@@ -55,11 +56,11 @@ describe('dev broker (librdkafka mock cluster)', () => {
   let kafka: Kafka;
 
   beforeAll(async () => {
-    broker = await startTestBroker([
+    broker = await startDevBroker({ topics: [
       { name: 'events', partitions: 4 },
       { name: 'resume', partitions: 2 },
       { name: 'retries', partitions: 1 },
-    ]);
+    ] });
     kafka = kafkaFor(broker);
   }, BROKER_BUILD_TIMEOUT_MS);
 

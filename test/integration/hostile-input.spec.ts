@@ -12,7 +12,7 @@ import { createDecoder } from '../../src/adapters/avro/codec';
 import { avroTypeOptions, usageEventSchemas } from '../../src/adapters/avro/schemas';
 import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createDeadLetterSink, DLQ_HEADERS, type DeadLetterSink } from '../../src/adapters/kafka/dlq';
 import { formatDecimal } from '../../src/domain/decimal';
 import { parseMeterCatalog } from '../../src/domain/meters';
@@ -56,7 +56,7 @@ interface Planned {
 }
 
 describe('hostile input through the real ingest worker', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let ch: TestClickHouse;
   let registryFake: FakeSchemaRegistry;

@@ -1,7 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { createSingleObjectEncoder, createDecoder } from '../../src/adapters/avro/codec';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createDeadLetterSink, DLQ_HEADERS, type DeadLetterSink } from '../../src/adapters/kafka/dlq';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
@@ -31,7 +31,7 @@ function ev(tenant: string, over: Partial<UsageEvent> = {}): UsageEvent {
 }
 
 describe('ingest: the dedupe-and-enrich consumer', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let ch: TestClickHouse;
   let publisher: Publisher;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Kafka, Producer } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { generateEvents } from '../../src/domain/sample';
 import { partitionKey } from '../../src/domain/usage-event';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker } from '../helpers/kafka';
@@ -23,7 +23,7 @@ const PARTITIONS = 4;
 const describeIf = hasPromtool('the Prometheus observability test') ? describe : describe.skip;
 
 describeIf('observability: Prometheus scraping a worker while events flow', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let producer: Producer;
   let dataDir: string;

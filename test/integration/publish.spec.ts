@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { KafkaMessage } from 'kafkajs';
 import { createDecoder } from '../../src/adapters/avro/codec';
 import { avroTypeOptions } from '../../src/adapters/avro/schemas';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { generateEvents, toNdjsonLine } from '../../src/domain/sample';
 import { partitionKey, validateEvent, type UsageEvent } from '../../src/domain/usage-event';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
@@ -16,7 +16,7 @@ const COUNT = 10_000;
 const PARTITIONS = 4;
 
 /** Reads every message of `topic` from the beginning with a plain kafkajs consumer. */
-async function consumeAll(broker: DevBroker, topic: string, expected: number): Promise<{ partition: number; message: KafkaMessage }[]> {
+async function consumeAll(broker: TestBroker, topic: string, expected: number): Promise<{ partition: number; message: KafkaMessage }[]> {
   const consumer = kafkaFor(broker).consumer({ groupId: `verify-${topic}-${Date.now()}`, ...TEST_CONSUMER_TIMINGS });
   const got: { partition: number; message: KafkaMessage }[] = [];
   await consumer.connect();
@@ -38,7 +38,7 @@ async function consumeAll(broker: DevBroker, topic: string, expected: number): P
 }
 
 describe('meterline publish', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let registry: Awaited<ReturnType<typeof startRegistry>>;
   let dir: string;
   let file: string;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { floorUnits, formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { seededRandom } from '../../src/domain/sample';
@@ -25,7 +25,7 @@ const CUSTOMERS = 12;
 const CYCLES = 11;
 
 describe('pusher under SIGKILL and Stripe faults', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let fake: FakeStripe;
   let publisher: Publisher;

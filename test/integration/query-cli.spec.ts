@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createPublisher } from '../../src/adapters/kafka/publisher';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { runCli } from '../helpers/cli';
@@ -14,7 +14,7 @@ const T = (iso: string) => Date.parse(iso);
 const TOPIC = 'usage.events';
 
 describe('meterline query', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let dataDir: string;
   let env: NodeJS.ProcessEnv;

@@ -1,7 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import { createLedgerStore, type LedgerStore } from '../../src/adapters/clickhouse/ledger-store';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createGroupOffsetReader } from '../../src/adapters/kafka/group-lag';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import { generateEvents } from '../../src/domain/sample';
@@ -28,7 +28,7 @@ const parsed = parseMeterCatalog({ meters: ['api_calls', 'tokens', 'gpu_seconds'
 if (!parsed.ok) throw new Error(parsed.problems.join('; '));
 
 describe('readiness: a worker whose consumption stalls turns not ready', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let producer: Producer;
   let ch: TestClickHouse;

@@ -10,7 +10,7 @@ import { migrate } from '../../src/adapters/clickhouse/migrations';
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
 import { createReplayStore } from '../../src/adapters/clickhouse/replay-store';
 import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { BACKFILL_HEADER, createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
 import { parseMeterCatalog } from '../../src/domain/meters';
@@ -75,7 +75,7 @@ interface CounterRowView {
 }
 
 describe('replay and backfill: rebuild any projection from the log', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let ch: TestClickHouse;
   let fake: FakeStripe;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Kafka, Producer } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import { createClickHouse } from '../../src/adapters/clickhouse/client';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { loadConfig } from '../../src/config/config';
 import { floorUnits, formatDecimal, parseDecimal } from '../../src/domain/decimal';
 import { generateEvents, seededRandom } from '../../src/domain/sample';
@@ -40,7 +40,7 @@ interface Worker {
 }
 
 describe('scale-out: three workers, one killed', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let producer: Producer;
   let fake: FakeStripe;

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import { generateEvents } from '../../src/domain/sample';
 import { partitionKey } from '../../src/domain/usage-event';
@@ -32,7 +32,7 @@ function expectNoSecret(where: string, text: string) {
 }
 
 describe('secrets stay out of logs, metrics and errors', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let fake: FakeStripe;
   let dir: string;
 

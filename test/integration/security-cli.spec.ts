@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Kafka } from 'kafkajs';
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { createPublisher } from '../../src/adapters/kafka/publisher';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
@@ -31,7 +31,7 @@ const TO = new Date(THIS_HOUR + HOUR).toISOString();
 const MARK = 'S3CRETx9';
 
 describe('security through the CLI and the worker process', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let kafka: Kafka;
   let fake: FakeStripe;
   let dataDir: string;

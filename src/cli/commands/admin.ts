@@ -4,6 +4,7 @@ import { migrate } from '../../adapters/clickhouse/migrations';
 import { runSchemasCheck } from '../../adapters/avro/compatibility';
 import { redactConfig } from '../../config/config';
 import { generateEvents, toNdjsonLine } from '../../domain/sample';
+import { writeLines } from '../write-output';
 import { createContext } from '../context';
 
 export function registerAdmin(program: Command): void {
@@ -47,8 +48,10 @@ export function registerAdmin(program: Command): void {
     .option('-n, --count <n>', 'number of events', '1000')
     .option('--seed <n>', 'random seed', '1')
     .option('--duplicates <rate>', 'fraction of exact copies', '0')
-    .action((opts: { count: string; seed: string; duplicates: string }) => {
+    .action(async (opts: { count: string; seed: string; duplicates: string }) => {
       const events = generateEvents({ count: Number(opts.count), seed: Number(opts.seed), duplicateRate: Number(opts.duplicates) });
-      process.stdout.write(events.map(toNdjsonLine).join('\n') + '\n');
+      await writeLines(process.stdout, (function* lines() {
+        for (const e of events) yield toNdjsonLine(e);
+      })());
     });
 }
