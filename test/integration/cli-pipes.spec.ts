@@ -14,7 +14,12 @@ import { exited, startWorkerProcess, waitForGroupCaughtUp, workerEnv } from '../
 // and a command whose reader went away must not claim success.
 
 const TOPIC = 'usage.events';
-const SLOW_READER = '(sleep 2; cat)';
+/**
+ * A reader that takes the first byte, then pauses 3 s before reading on: by then the command has
+ * written everything it will write, and most of it still waits in the pipe and in Node's queue.
+ * (`dd bs=1 count=1` reads exactly one byte; `head -c 1` would swallow a whole buffer.)
+ */
+const SLOW_READER = '(dd bs=1 count=1 2>/dev/null; sleep 3; cat)';
 
 interface Piped {
   /** Exit status of each command of the pipeline, as bash's PIPESTATUS reports it. */
