@@ -70,10 +70,13 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
   let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
-    broker = await startTestBroker([
-      { name: TOPIC, partitions: 8 },
-      { name: `${TOPIC}.dlq`, partitions: 2 },
-    ]);
+    broker = await startTestBroker(
+      [
+        { name: TOPIC, partitions: 8 },
+        { name: `${TOPIC}.dlq`, partitions: 2 },
+      ],
+      { kind: 'kafka' },
+    );
     kafka = kafkaFor(broker);
     fake = await startFakeStripe();
     fake.addMeter({ event_name: 'tokens', formula: 'sum' });
@@ -178,7 +181,7 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
     };
 
     // Faults, all through the run.
-    const faults = { broker: 0, brokerByApi: {} as Record<string, number>, stripe: 0, kills: 0, selfExits: 0 };
+    const faults = { broker: 0, brokerByApi: {} as Record<string, number>, brokerCrashes: 0, stripe: 0, kills: 0, selfExits: 0 };
     const stripeFaults = [
       () => fake.inject({ kind: 'status', status: 429 }),
       () => fake.inject({ kind: 'status', status: 500 }),
@@ -190,9 +193,11 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
       pick(stripeFaults)();
       faults.stripe += 1;
     }, 200);
-    // One protocol error every 2.5 s: group coordination errors make kafkajs restart the whole
-    // consumer (rejoin, fetch offsets), so a denser storm would only measure kafkajs' back-off.
+    // On the dev broker, one protocol error every 2.5 s: group coordination errors make kafkajs
+    // restart the whole consumer (rejoin, fetch offsets), so a denser storm would only measure
+    // kafkajs' back-off. Apache Kafka cannot inject them; it crashes instead (below).
     const brokerTimer = setInterval(() => {
+      if (broker.kind !== 'dev') return;
       const [api, name, codes] = pick(BROKER_FAULTS);
       const count = 1;
       broker
@@ -230,6 +235,14 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
         debugLog?.write(`--- cycle ${cycle}\n`);
         let worker: ChildProcess = start(workerEnv(cycle));
         await publishPhase(cycle);
+        if (broker.apache && cycle % 4 === 2) {
+          // Apache Kafka itself is SIGKILLed under the running worker and comes back on the same
+          // log directory a second later: the worker must ride it out by itself.
+          await broker.apache.kill();
+          await new Promise((r) => setTimeout(r, 1_000));
+          await broker.apache.restart();
+          faults.brokerCrashes += 1;
+        }
         const callsBefore = meterEventCalls();
         // Kill once this worker is pushing (it has ingested and aggregated something new), at a
         // random moment within the next 800 ms. A worker that exits by itself (a fault at
@@ -269,7 +282,8 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
     expect(storeFaults.fail + storeFaults.fail_after).toBeGreaterThan(0);
 
     // Recovery: faults off, one clean worker settles everything.
-    await broker.command('clear_errors');
+    if (broker.kind === 'dev') await broker.command('clear_errors');
+    else expect(faults.brokerCrashes).toBeGreaterThanOrEqual(2);
     fake.clearFaults();
     const settle = start(env);
     await waitForGroupCaughtUp(kafka, GROUP, TOPIC, 240_000);
@@ -341,6 +355,7 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
       kills: faults.kills,
       selfExits: faults.selfExits,
       brokerProtocolErrors: faults.broker,
+      brokerCrashes: faults.brokerCrashes,
       brokerErrorsByApi: faults.brokerByApi,
       clickhouseStoreFaults: storeFaults,
       stripeFaults: faults.stripe,

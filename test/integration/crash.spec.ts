@@ -34,7 +34,7 @@ describe('ingest under SIGKILL', () => {
     broker = await startTestBroker([
       { name: TOPIC, partitions: 4 },
       { name: `${TOPIC}.dlq`, partitions: 4 },
-    ]);
+    ], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

@@ -55,7 +55,7 @@ describe('ingest: the dedupe-and-enrich consumer', () => {
     broker = await startTestBroker([
       { name: TOPIC, partitions: 4 },
       { name: DLQ, partitions: 4 },
-    ]);
+    ], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     ch = await testClickHouse('ingest');
     publisher = await createPublisher({ kafka, topic: TOPIC, encoder });

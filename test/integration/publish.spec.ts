@@ -50,7 +50,7 @@ describe('meterline publish', () => {
       { name: 'so.events', partitions: PARTITIONS },
       { name: 'cf.events', partitions: PARTITIONS },
       { name: 'bad.events', partitions: PARTITIONS },
-    ]);
+    ], { kind: 'kafka' });
     registry = await startRegistry();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-publish-'));
     // 10,000 events: some v2 (with `source`), some exact copies (which must share a partition).

@@ -36,7 +36,7 @@ describe('pusher under SIGKILL and Stripe faults', () => {
     broker = await startTestBroker([
       { name: TOPIC, partitions: 4 },
       { name: `${TOPIC}.dlq`, partitions: 4 },
-    ]);
+    ], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     fake = await startFakeStripe();
     fake.addMeter({ event_name: 'tokens', formula: 'sum' });

@@ -160,7 +160,7 @@ describe('replay and backfill: rebuild any projection from the log', () => {
       { name: TOPIC, partitions: 4 },
       { name: 'backfill.events', partitions: 1 },
       { name: 'cli.events', partitions: 2 },
-    ]);
+    ], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     ch = await testClickHouse('replay');
     fake = await startFakeStripe();

@@ -53,7 +53,7 @@ describe('scale-out: three workers, one killed', () => {
     broker = await startTestBroker([
       { name: TOPIC, partitions: PARTITIONS },
       { name: `${TOPIC}.dlq`, partitions: PARTITIONS },
-    ]);
+    ], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

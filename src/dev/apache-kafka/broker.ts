@@ -159,6 +159,8 @@ function serverProperties(p: { port: number; controllerPort: number; logDir: str
     'transaction.state.log.replication.factor=1',
     'transaction.state.log.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
+    // Tests use 3 s sessions so a killed worker's partitions move quickly (the broker's default minimum is 6 s).
+    'group.min.session.timeout.ms=1000',
     'auto.create.topics.enable=true',
     '',
   ].join('\n');
