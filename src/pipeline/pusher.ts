@@ -4,13 +4,13 @@ import type { ChangedStream, StreamStore } from '../adapters/clickhouse/stream-s
 import type { BillingSink, SendOutcome } from '../adapters/stripe/billing-sink';
 import type { MeterCatalog } from '../domain/meters';
 import { billingPeriodOf } from '../domain/windows';
-import { planAbsolute, planDelta, type PlannedPush, type PlanResult } from '../domain/push-plan';
+import { planAbsolute, planDelta, RESEND_HORIZON_MS, type PlannedPush, type PlanResult } from '../domain/push-plan';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
 import { backoffDelay } from '../runtime/rate-limiter';
 
 /** Stripe keeps identifiers unique for at least 24 h: past that, a resend could double-bill. */
-export const IDENTIFIER_GUARANTEE_MS = 24 * 3_600_000;
+export const IDENTIFIER_GUARANTEE_MS = RESEND_HORIZON_MS;
 
 /**
  * A cycle looks for counters written since this long before the previous cycle began reading:
