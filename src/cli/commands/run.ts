@@ -27,6 +27,7 @@ import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../ru
 import { createMetrics } from '../../runtime/metrics';
 import { MeterlineError, errorMessage } from '../../runtime/errors';
 import { createContext, waitForShutdownSignal } from '../context';
+import { configWarnings, describeStripeRateLimit } from '../../config/warnings';
 import { startEmbeddedBroker } from './dev-broker';
 
 const DAY_MS = 86_400_000;
@@ -69,6 +70,8 @@ export function registerRun(program: Command): void {
         }
         if (config.chaos.clickhouseFaults) logger.warn({ faults: config.chaos.clickhouseFaults }, 'CHAOS: injecting ClickHouse faults (CHAOS_CLICKHOUSE_FAULTS; testing only)');
         if (!config.stripe.apiKey) logger.info('no STRIPE_API_KEY: Stripe shadow mode (the push ledger is written, nothing is sent)');
+        else logger.info({ rateLimits: config.stripe.rateLimits }, describeStripeRateLimit(config));
+        for (const w of configWarnings(config)) logger.warn(w);
 
         let brokers = resolveBrokers(config);
         let embedded = false;
