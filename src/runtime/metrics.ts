@@ -84,6 +84,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registers: r,
     }),
     pushBacklog: new Gauge({ name: 'meterline_stripe_push_backlog', help: 'Pushes in flight (sent or waiting to be sent)', registers: r }),
+    stripeMeterProblems: new Gauge({
+      name: 'meterline_stripe_meter_problems',
+      help: 'Meters of meters.yaml held because their Stripe meter is missing, inactive or of the wrong formula (or the meters could not be listed)',
+      registers: r,
+    }),
     awaitingMapping: new Gauge({
       name: 'meterline_usage_awaiting_mapping',
       help: 'Streams with usage to push whose customer has no Stripe mapping yet',

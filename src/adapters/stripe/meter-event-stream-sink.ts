@@ -3,7 +3,8 @@ import type { PlannedPush } from '../../domain/push-plan';
 import type { Metrics } from '../../runtime/metrics';
 import type { BillingSink, SendOutcome } from './billing-sink';
 import { classifyStripeError } from './errors';
-import { CUSTOMER_PAYLOAD_KEY, VALUE_PAYLOAD_KEY } from './meter-events-sink';
+import { DEFAULT_PAYLOAD_KEYS } from '../../domain/meter-config-check';
+import { meterEventPayload, type PayloadKeysFor } from './meter-events-sink';
 
 /** Stripe's limit per stream request. */
 export const STREAM_BATCH_MAX = 100;
@@ -17,7 +18,8 @@ export const SESSION_RENEW_BEFORE_MS = 60_000;
  * webhooks, which mark their pushes failed. The session is renewed before it expires, and an
  * expired one is replaced and the batch resent (same identifiers: no double count).
  */
-export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () => number; lingerMs?: number; metrics?: Metrics } = {}): BillingSink {
+export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () => number; lingerMs?: number; metrics?: Metrics; payloadKeys?: PayloadKeysFor } = {}): BillingSink {
+  const payloadKeys = opts.payloadKeys ?? (() => DEFAULT_PAYLOAD_KEYS);
   const clock = opts.clock ?? Date.now;
   const linger = opts.lingerMs ?? 20;
   let session: { token: string; expiresAt: number } | null = null;
@@ -37,7 +39,7 @@ export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () =>
       event_name: p.eventName,
       identifier: p.identifier,
       timestamp: new Date(p.timestamp * 1000).toISOString(),
-      payload: { [CUSTOMER_PAYLOAD_KEY]: p.stripeCustomerId, [VALUE_PAYLOAD_KEY]: p.value.toString() },
+      payload: meterEventPayload(p, payloadKeys(p.eventName)),
     }));
     for (let attempt = 0; ; attempt += 1) {
       try {

@@ -10,6 +10,8 @@ import { ledgerSize } from '../../adapters/clickhouse/ledger-size';
 import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { errorReportRoute } from '../../pipeline/error-reports';
+import { listStripeMeters } from '../../adapters/stripe/meters';
+import { startMeterGate } from '../../pipeline/stripe-meter-gate';
 import { reconcile } from '../../pipeline/reconcile';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
@@ -144,7 +146,12 @@ export function registerRun(program: Command): void {
         stack.push(() => worker.stop());
         health.attach(worker);
 
-        const sink = createBillingSink(config, metrics);
+        // Stripe's meters, checked against meters.yaml: a mismatched meter is held (not pushed), and
+        // events carry each Stripe meter's own payload keys.
+        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
+        const gate = reader ? await startMeterGate({ catalog: meters, listMeters: () => listStripeMeters(reader), logger, metrics }) : null;
+        if (gate) stack.push(async () => gate.stop());
+        const sink = createBillingSink(config, metrics, gate?.payloadKeys);
         stack.push(() => sink.close());
         const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
         // One pusher per consumer group: the worker that owns partition 0 (see PushLeadership).
@@ -154,7 +161,7 @@ export function registerRun(program: Command): void {
             streams: createStreamStore(ch, config.clickhouse.database),
             pushes: createPushStore(ch, config.clickhouse.database),
             sink,
-            meters: () => meters,
+            meters: () => gate?.billable() ?? meters,
             clock: Date.now,
             logger,
             metrics,
@@ -171,7 +178,6 @@ export function registerRun(program: Command): void {
         stack.push(() => pushLoop.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
-        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
         if (reader) {
           const timer = setInterval(() => {
             const to = Date.now();
