@@ -20,6 +20,7 @@ import { refreshCounters } from '../../src/pipeline/counters';
 import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
 import { startMeterGate } from '../../src/pipeline/stripe-meter-gate';
 import { silentLogger } from '../../src/runtime/logger';
+import { createMetrics } from '../../src/runtime/metrics';
 import { createRateLimiter } from '../../src/runtime/rate-limiter';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
@@ -105,5 +106,42 @@ describe('Stripe meter configuration', () => {
     expect(fake.totalFor('cus_keys_c', 'tokens')).toBe(3n);
     expect(fake.acceptedEvents({ customer: 'cus_keys_c', eventName: 'credits' })[0]!.payload).toEqual({ account: 'cus_keys_c', qty: '12' });
     gate.stop();
+  });
+});
+
+describe('stuck pushes', () => {
+  it('keeps resending a push left pending after its retries (same identifier, with backoff) and exports how many are pending and the oldest age', async () => {
+    let clockNow = Date.now();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const gauge = async (g: typeof metrics.pendingPushes) => (await g.get()).values[0]?.value ?? 0;
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), { maxAttempts: 2, clock: () => clockNow, metrics });
+    await map('stuck');
+    // Usage of the previous hour: its timestamp stays in the past whatever the pusher's clock does.
+    const at = thisHour - HOUR + 60_000;
+    await store([{ tenant: 'stuck', customer: 'c', meter: 'tokens', value: '9', timestamp: at }]);
+    const outage = fake.inject({ kind: 'status', status: 503, customer: 'cus_stuck_c', times: 5 });
+    await cycleAndDrain(pusher); // 2 attempts, both 503: pending
+    expect(fake.totalFor('cus_stuck_c', 'tokens')).toBe(0n);
+    expect(await gauge(metrics.pendingPushes)).toBe(1);
+    clockNow += 5_000;
+    await cycleAndDrain(pusher); // backoff not over yet: nothing sent
+    expect(outage.remaining()).toBe(3);
+    expect(await gauge(metrics.oldestPendingAge)).toBeGreaterThanOrEqual(5);
+    // Usage keeps arriving for the stream meanwhile.
+    await store([{ tenant: 'stuck', customer: 'c', meter: 'tokens', value: '1', timestamp: at }]);
+    for (let i = 0; i < 6 && fake.totalFor('cus_stuck_c', 'tokens') < 10n; i += 1) {
+      clockNow += 60_000;
+      await cycleAndDrain(pusher);
+    }
+    expect(outage.remaining()).toBe(0);
+    expect(fake.totalFor('cus_stuck_c', 'tokens')).toBe(10n);
+    // Every resend carried the first push's identifier; nothing was ever sent under two values.
+    const sent = fake.identifierLog().filter((a) => a.customer === 'cus_stuck_c');
+    expect(new Set(sent.filter((a) => a.value === '9').map((a) => a.identifier)).size).toBe(1);
+    expect(fake.identifierConflicts()).toEqual([]);
+    expect(await gauge(metrics.pendingPushes)).toBe(0);
+    expect(await gauge(metrics.oldestPendingAge)).toBe(0);
+    const pending = await createPushStore(ch.client, ch.database).list({ status: 'pending', tenant: 'stuck' });
+    expect(pending).toEqual([]);
   });
 });
