@@ -17,8 +17,12 @@ import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { windowOf } from '../../src/domain/windows';
 import { refreshCounters } from '../../src/pipeline/counters';
+import { errorReportRoute, type UnexplainedFailures } from '../../src/pipeline/error-reports';
 import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
+import { reconcile } from '../../src/pipeline/reconcile';
+import { createReconcileRunner } from '../../src/pipeline/reconcile-runner';
 import { startMeterGate } from '../../src/pipeline/stripe-meter-gate';
+import { startHttpServer } from '../../src/runtime/http-server';
 import { silentLogger } from '../../src/runtime/logger';
 import { createMetrics } from '../../src/runtime/metrics';
 import { createRateLimiter } from '../../src/runtime/rate-limiter';
@@ -144,4 +148,161 @@ describe('stuck pushes', () => {
     const pending = await createPushStore(ch.client, ch.database).list({ status: 'pending', tenant: 'stuck' });
     expect(pending).toEqual([]);
   });
+});
+
+describe('error reports name samples, not all failures', () => {
+  let server: { url: string; close(): Promise<void> };
+  const unexplained: UnexplainedFailures[] = [];
+  const metrics = createMetrics({ defaultMetrics: false });
+  beforeAll(async () => {
+    const pushes = createPushStore(ch.client, ch.database);
+    server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      routes: {
+        '/webhooks/stripe': errorReportRoute({ stripe: fake.client(), webhookSecret: fake.webhookSecret, pushes, clock: Date.now, logger: silentLogger(), metrics, onUnexplained: (u) => unexplained.push(u) }),
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const statuses = async (tenant: string) => new Map((await createPushStore(ch.client, ch.database).list({ tenant })).map((p) => [p.customer, p.status]));
+
+  it.each(['event_identifier', 'idempotency_key'] as const)(
+    'marks the sampled pushes failed (Stripe naming the request by its %s), counts the unsampled failures and hands their window to reconcile',
+    async (sampleRequest) => {
+      const tenant = `rep_${sampleRequest}`;
+      const customers = ['k', 'u1', 'u2', 'u3', 'u4', 'u5'];
+      await importCustomers(ch.client, ch.database, customers.map((c) => ({ tenant, customer: c, stripeCustomerId: `cus_${tenant}_${c}` })), Date.now());
+      // Only k exists in Stripe: the others are accepted now and reported later.
+      fake.addCustomers(`cus_${tenant}_k`);
+      const since = fake.clock.now();
+      await store(customers.map((c) => ({ tenant, customer: c, meter: 'tokens', value: '4' })));
+      await cycleAndDrain(pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }))));
+      expect([...(await statuses(tenant)).values()].every((s) => s === 'reported')).toBe(true);
+      const [delivery] = fake.webhooks.fromAsyncErrors({ maxSamples: 3, sampleRequest, since });
+      const before = unexplained.length;
+      const answer = await fake.webhooks.deliver(`${server.url}/webhooks/stripe`, delivery!);
+      expect(answer.status).toBe(200);
+      const after = await statuses(tenant);
+      expect([...after.values()].filter((s) => s === 'failed')).toHaveLength(3);
+      expect(after.get('k')).toBe('reported');
+      // Five failures, three sampled: two unexplained, exported and handed on with Stripe's window.
+      expect(unexplained.slice(before)).toEqual([{ count: 2, validationStart: expect.any(Number), validationEnd: expect.any(Number) }]);
+      const w = unexplained[unexplained.length - 1]!;
+      expect(w.validationStart).toBeLessThanOrEqual(Date.now());
+      expect(w.validationEnd).toBeGreaterThanOrEqual(Date.now() - 60_000);
+      // The reconcile of the report's window finds the two failures no sample named.
+      fake.settings.summaryLagMs = 0;
+      const runner = createReconcileRunner({ ch: ch.client, database: ch.database, meters, stripe: fake.client({ maxNetworkRetries: 0 }), pacing: {}, logger: silentLogger() });
+      const report = await runner.afterErrorReport(w);
+      const short = report.drift.filter((d) => d.tenant === tenant && !d.ok);
+      const failed = [...after].filter(([, s]) => s === 'failed').map(([c]) => c);
+      expect(short.map((d) => d.customer).sort()).toEqual(customers.filter((c) => c !== 'k' && !failed.includes(c)).sort());
+      expect(short.map((d) => d.drift)).toEqual(['4', '4']);
+      fake.settings.summaryLagMs = 1_000;
+      fake.settings.knownCustomers = null;
+    },
+  );
+
+  it('a push marked failed by a report stays failed when a later resend is answered "already exists"', async () => {
+    const tenant = 'sticky';
+    await map(tenant);
+    fake.addCustomers('cus_someone_else');
+    let gate: Promise<void> | null = null;
+    let open!: () => void;
+    let sends = 0;
+    const sink = createMeterEventsSink(fake.client({ maxNetworkRetries: 0, timeout: 500 }));
+    // The second attempt waits at a gate: the report arrives between the two.
+    const gated: BillingSink = { ...sink, send: async (push) => ((sends += 1), sends === 2 && gate ? await gate : undefined, sink.send(push)) };
+    gate = new Promise((r) => (open = r));
+    // Stripe accepts the event, the answer is lost (a truncated body: stripe-node does not retry it).
+    fake.inject({ kind: 'timeout-after-accept', mode: 'truncate', customer: `cus_${tenant}_c` });
+    const since = fake.clock.now();
+    await store([{ tenant, customer: 'c', meter: 'tokens', value: '5' }]);
+    const pusher = pusherWith(gated);
+    await pusher.cycle();
+    for (let i = 0; i < 100 && sends < 2; i += 1) await new Promise((r) => setTimeout(r, 10));
+    const [delivery] = fake.webhooks.fromAsyncErrors({ since });
+    expect((await fake.webhooks.deliver(`${server.url}/webhooks/stripe`, delivery!)).status).toBe(200);
+    expect((await statuses(tenant)).get('c')).toBe('failed');
+    open();
+    await pusher.drain();
+    expect(fake.identifierLog().filter((a) => a.customer === `cus_${tenant}_c`).map((a) => a.outcome)).toEqual(['dropped_async', 'duplicate']);
+    expect((await statuses(tenant)).get('c')).toBe('failed');
+    fake.settings.knownCustomers = null;
+  });
+});
+
+describe('reconcile that can be trusted', () => {
+  const at = (hoursAgo: number) => thisHour - hoursAgo * HOUR + 60_000;
+  const rowOf = (r: Awaited<ReturnType<typeof reconcile>>, tenant: string) => r.drift.filter((d) => d.tenant === tenant);
+
+  it("reports usage Stripe has not processed yet as unsettled, not as drift, and compares it once Stripe's summaries catch up", async () => {
+    await map('lag');
+    fake.settings.summaryLagMs = 60_000;
+    try {
+      await store([{ tenant: 'lag', customer: 'c', meter: 'tokens', value: '10' }]);
+      await cycleAndDrain(pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }))));
+      const range = { from: thisHour - HOUR, to: thisHour + HOUR, epsilon: 0.005 };
+      const fresh = await reconcile(ch.client, ch.database, meters, fake.client(), range);
+      expect(rowOf(fresh, 'lag')).toEqual([expect.objectContaining({ reported: '10', stripe: '0', unsettled: '10', drift: '0', ok: true })]);
+      fake.clock.advance(61_000);
+      const settled = await reconcile(ch.client, ch.database, meters, fake.client(), range);
+      expect(rowOf(settled, 'lag')).toEqual([expect.objectContaining({ reported: '10', stripe: '10', unsettled: '0', drift: '0', ok: true })]);
+      // Long after, a shortfall is drift again (here: the event cancelled at Stripe).
+      const [ev] = fake.acceptedEvents({ customer: 'cus_lag_c' });
+      await fake.client().billing.meterEventAdjustments.create({ event_name: 'tokens', type: 'cancel', cancel: { identifier: ev!.identifier } });
+      const later = await reconcile(ch.client, ch.database, meters, fake.client(), { ...range, clock: () => Date.now() + 16 * 60_000 });
+      expect(rowOf(later, 'lag')).toEqual([expect.objectContaining({ stripe: '0', drift: '10', ok: false })]);
+    } finally {
+      fake.clock.advance(-61_000);
+      fake.settings.summaryLagMs = 1_000;
+    }
+  });
+
+  it('compares windows as they were pushed: a delta timestamped in the latest window carries usage of earlier windows', async () => {
+    await map('align');
+    fake.settings.summaryLagMs = 0;
+    try {
+      // Usage three hours ago and one hour ago, pushed together: one delta of 80, timestamped an hour ago.
+      await store([{ tenant: 'align', customer: 'c', meter: 'tokens', value: '50', timestamp: at(3) }, { tenant: 'align', customer: 'c', meter: 'tokens', value: '30', timestamp: at(1) }]);
+      await cycleAndDrain(pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }))));
+      expect(fake.acceptedEvents({ customer: 'cus_align_c' }).map((e) => e.value)).toEqual([80n]);
+      const recent = await reconcile(ch.client, ch.database, meters, fake.client(), { from: thisHour - 2 * HOUR, to: thisHour, epsilon: 0.005 });
+      expect(rowOf(recent, 'align')).toEqual([expect.objectContaining({ local: '30', reported: '80', stripe: '80', drift: '0', ok: true })]);
+      const earlier = await reconcile(ch.client, ch.database, meters, fake.client(), { from: thisHour - 4 * HOUR, to: thisHour - 2 * HOUR, epsilon: 0.005 });
+      expect(rowOf(earlier, 'align')).toEqual([expect.objectContaining({ local: '50', reported: '0', stripe: '0', drift: '0', ok: true })]);
+    } finally {
+      fake.settings.summaryLagMs = 1_000;
+    }
+  });
+
+  it("stays under the rate limit it is given, and a 429 retries the read instead of aborting the run", async () => {
+    const customers = ['a', 'b', 'c', 'd', 'e', 'f'];
+    await importCustomers(ch.client, ch.database, customers.map((c) => ({ tenant: 'rl', customer: c, stripeCustomerId: `cus_rl_${c}` })), Date.now());
+    // Six hours ago: a range no other test of this file has usage in.
+    await store(customers.map((c) => ({ tenant: 'rl', customer: c, meter: 'tokens', value: '2', timestamp: at(6) })));
+    await cycleAndDrain(pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }))));
+    const range = { from: thisHour - 6 * HOUR, to: thisHour - 5 * HOUR, epsilon: 0.005 };
+    fake.settings.rateLimitPerSecond = 2;
+    try {
+      const rateLimited = () => fake.calls().filter((c) => c.status === 429).length;
+      // Paced at under 2 calls/s: Stripe never says 429.
+      const limiter = createRateLimiter(1.8);
+      let before = rateLimited();
+      const paced = await reconcile(ch.client, ch.database, meters, fake.client({ maxNetworkRetries: 0 }), { ...range, pacing: { rateLimit: () => limiter.take() } });
+      expect(rowOf(paced, 'rl')).toHaveLength(6);
+      expect(rateLimited()).toBe(before);
+      // Unpaced: Stripe answers 429s, and the run still completes.
+      await new Promise((r) => setTimeout(r, 1_100));
+      before = rateLimited();
+      const unpaced = await reconcile(ch.client, ch.database, meters, fake.client({ maxNetworkRetries: 0 }), range);
+      expect(rateLimited()).toBeGreaterThan(before);
+      expect(rowOf(unpaced, 'rl').map((d) => d.ok)).toEqual(customers.map(() => true));
+    } finally {
+      fake.settings.rateLimitPerSecond = 25;
+    }
+  }, 60_000);
 });

@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { idempotencyKeyFor } from '../../domain/error-report-match';
 import { DEFAULT_PAYLOAD_KEYS, type PayloadKeys } from '../../domain/meter-config-check';
 import type { PlannedPush } from '../../domain/push-plan';
 import type { Metrics } from '../../runtime/metrics';
@@ -44,15 +45,15 @@ export function createMeterEventsSink(stripe: Stripe, metrics?: Metrics, payload
     shadow: false,
     async send(push: PlannedPush) {
       try {
-        // No Idempotency-Key of ours: Stripe stores a 500 under a key, so re-using one after a
+        // No Idempotency-Key is re-used: Stripe stores a 500 under a key, so re-using one after a
         // 500-after-accept would get that 500 forever. The meter event identifier is the dedupe
         // key: a resend of an accepted event answers "already exists", which counts as delivered.
-        await stripe.billing.meterEvents.create({
-          event_name: push.eventName,
-          identifier: push.identifier,
-          timestamp: push.timestamp,
-          payload: meterEventPayload(push, payloadKeys(push.eventName)),
-        });
+        await stripe.billing.meterEvents.create(
+          { event_name: push.eventName, identifier: push.identifier, timestamp: push.timestamp, payload: meterEventPayload(push, payloadKeys(push.eventName)) },
+          // A fresh key per attempt that starts with the push identifier: an error report that
+          // samples the request by its idempotency key still names the push.
+          { idempotencyKey: idempotencyKeyFor(push.identifier) },
+        );
         metrics?.stripeCalls.inc({ status: '2xx' });
         return { kind: 'reported' };
       } catch (err) {

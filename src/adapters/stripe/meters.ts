@@ -1,13 +1,13 @@
 import type Stripe from 'stripe';
 import type { StripeMeterInfo } from '../../domain/meter-config-check';
+import { pacedRead, type ReadPacing } from './read-retry';
 
 /** Every meter of the account (active and inactive), reduced to what pushing depends on. */
-export async function listStripeMeters(stripe: Stripe, beforeCall: () => Promise<unknown> = async () => undefined): Promise<StripeMeterInfo[]> {
+export async function listStripeMeters(stripe: Stripe, pacing: ReadPacing = {}): Promise<StripeMeterInfo[]> {
   const out: StripeMeterInfo[] = [];
   let startingAfter: string | undefined;
   for (;;) {
-    await beforeCall();
-    const page = await stripe.billing.meters.list({ limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) });
+    const page = await pacedRead(() => stripe.billing.meters.list({ limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) }), pacing);
     for (const m of page.data) {
       out.push({
         id: m.id,

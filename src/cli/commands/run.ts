@@ -12,7 +12,7 @@ import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe
 import { errorReportRoute } from '../../pipeline/error-reports';
 import { listStripeMeters } from '../../adapters/stripe/meters';
 import { startMeterGate } from '../../pipeline/stripe-meter-gate';
-import { reconcile } from '../../pipeline/reconcile';
+import { createReconcileRunner } from '../../pipeline/reconcile-runner';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
 import { createGroupOffsetReader } from '../../adapters/kafka/group-lag';
@@ -105,6 +105,12 @@ export function registerRun(program: Command): void {
           '/health/live': healthRoute(() => health.liveness()),
           '/health/ready': healthRoute(() => health.readiness()),
         };
+        // Reads (meter lists, event summaries) with their own share of the rate limit, retried when rate-limited.
+        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
+        const readLimiter = createRateLimiter(config.stripe.rateLimits.reconcilePerSecond);
+        const reconciler = reader
+          ? createReconcileRunner({ ch, database: config.clickhouse.database, meters, stripe: reader, pacing: { rateLimit: () => readLimiter.take() }, metrics, logger })
+          : null;
         const webhookClient = stripeClientFromConfig(config);
         if (webhookClient && config.stripe.webhookSecret) {
           routes['/webhooks/stripe'] = errorReportRoute({
@@ -113,6 +119,8 @@ export function registerRun(program: Command): void {
             pushes: createPushStore(ch, config.clickhouse.database),
             clock: Date.now,
             logger,
+            metrics,
+            onUnexplained: (u) => void reconciler?.afterErrorReport(u).catch((err) => logger.warn({ err }, 'reconcile after an error report failed')),
           });
         }
         const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes });
@@ -148,8 +156,7 @@ export function registerRun(program: Command): void {
 
         // Stripe's meters, checked against meters.yaml: a mismatched meter is held (not pushed), and
         // events carry each Stripe meter's own payload keys.
-        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
-        const gate = reader ? await startMeterGate({ catalog: meters, listMeters: () => listStripeMeters(reader), logger, metrics }) : null;
+        const gate = reader ? await startMeterGate({ catalog: meters, listMeters: () => listStripeMeters(reader, { rateLimit: () => readLimiter.take() }), logger, metrics }) : null;
         if (gate) stack.push(async () => gate.stop());
         const sink = createBillingSink(config, metrics, gate?.payloadKeys);
         stack.push(() => sink.close());
@@ -178,13 +185,8 @@ export function registerRun(program: Command): void {
         stack.push(() => pushLoop.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
-        if (reader) {
-          const timer = setInterval(() => {
-            const to = Date.now();
-            reconcile(ch, config.clickhouse.database, meters, reader, { from: to - 48 * 3_600_000, to, epsilon: 0.005, metrics }).catch((err) =>
-              logger.warn({ err }, 'periodic reconcile failed'),
-            );
-          }, 5 * 60_000);
+        if (reconciler) {
+          const timer = setInterval(() => void reconciler.periodic().catch((err) => logger.warn({ err }, 'periodic reconcile failed')), 5 * 60_000);
           stack.push(async () => clearInterval(timer));
         }
 
