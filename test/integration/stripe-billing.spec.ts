@@ -8,6 +8,7 @@ import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
 import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
 import type { BillingSink } from '../../src/adapters/stripe/billing-sink';
+import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
 import { listStripeMeters } from '../../src/adapters/stripe/meters';
 import { windowKeyString, type WindowKey } from '../../src/domain/counters';
@@ -305,4 +306,30 @@ describe('reconcile that can be trusted', () => {
       fake.settings.rateLimitPerSecond = 25;
     }
   }, 60_000);
+});
+
+describe('v2 meter event stream', () => {
+  it('a batch refused with a 400 does not fail all its events: the invalid one is found by splitting, the rest are delivered', async () => {
+    const customers = Array.from({ length: 10 }, (_, i) => `s${i}`);
+    await importCustomers(ch.client, ch.database, customers.map((c) => ({ tenant: 'split', customer: c, stripeCustomerId: `cus_split_${c}` })), Date.now());
+    // Any stream request carrying s3's event is refused as a whole.
+    fake.inject({ kind: 'status', status: 400, path: '/v2/billing/meter_event_stream', customer: 'cus_split_s3', times: 50 });
+    // A long linger: the ten pushes of the cycle go out as one batch.
+    const sink = createMeterEventStreamSink(fake.client({ maxNetworkRetries: 0 }), { lingerMs: 1_500 });
+    const limiter = createRateLimiter(1000);
+    await store(customers.map((c) => ({ tenant: 'split', customer: c, meter: 'tokens', value: '3' })));
+    await cycleAndDrain(pusherWith(sink, { rateLimit: () => limiter.take() }));
+    await sink.close();
+    const byCustomer = new Map((await createPushStore(ch.client, ch.database).list({ tenant: 'split' })).map((p) => [p.customer, p]));
+    expect(byCustomer.get('s3')).toMatchObject({ status: 'failed', lastError: expect.stringMatching(/400/) });
+    for (const c of customers.filter((x) => x !== 's3')) {
+      expect(byCustomer.get(c)!.status).toBe('reported');
+      expect(fake.totalFor(`cus_split_${c}`, 'tokens')).toBe(3n);
+    }
+    // One batch of ten was refused, then halves of it, down to s3 alone.
+    const streamCalls = fake.calls().filter((c) => c.path === '/v2/billing/meter_event_stream');
+    expect(streamCalls.filter((c) => c.status === 400).length).toBeGreaterThanOrEqual(4);
+    expect(fake.identifierLog().filter((a) => a.via === 'stream' && a.customer?.startsWith('cus_split_') && a.outcome === 'accepted')).toHaveLength(9);
+    fake.clearFaults();
+  });
 });
