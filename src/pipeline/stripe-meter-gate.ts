@@ -10,7 +10,7 @@ import type { Metrics } from '../runtime/metrics';
  * counted and kept, nothing is sent (sending would be rejected, or worse, billed wrongly), the
  * problem is logged with what to change, exported as meterline_stripe_meter_problems, and listed
  * by reconcile. Until a check has succeeded (Stripe unreachable at start-up) every meter is held,
- * and the check is retried.
+ * and the check is retried (after 1 s, doubling, at most every `retryMs`).
  */
 export interface MeterGate {
   /** The catalog with held meters made non-billing (their `stripe` is null). */
@@ -53,9 +53,13 @@ export async function startMeterGate(deps: {
       return false;
     }
   };
+  let failures = 0;
   const retry = async () => {
     timer = null;
-    if (!stopped && !(await check()) && !stopped) timer = setTimeout(() => void retry(), deps.retryMs ?? 60_000);
+    if (stopped || (await check()) || stopped) return;
+    // From a second, doubling, to at most retryMs: a blip at start-up holds nothing for long.
+    failures += 1;
+    timer = setTimeout(() => void retry(), Math.min(deps.retryMs ?? 60_000, 1_000 * 2 ** (failures - 1)));
   };
   await retry();
   return {

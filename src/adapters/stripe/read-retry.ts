@@ -6,6 +6,12 @@ export function isRateLimited(err: unknown): boolean {
   return e.type === 'StripeRateLimitError' || e.statusCode === 429 || e.code === 'rate_limit' || e.code === 'lock_timeout';
 }
 
+/** Worth another try for a read (reads change nothing): rate-limited, a lock conflict, 5xx, or no answer. */
+export function isTransient(err: unknown): boolean {
+  const e = (err ?? {}) as { type?: string; statusCode?: number };
+  return isRateLimited(err) || e.type === 'StripeConnectionError' || e.statusCode === undefined || e.statusCode === 409 || e.statusCode >= 500;
+}
+
 export interface ReadPacing {
   /** Grants one call (the reader's share of the account's rate limit). */
   readonly rateLimit?: () => Promise<unknown>;
@@ -15,8 +21,9 @@ export interface ReadPacing {
 }
 
 /**
- * One Stripe read, paced by the rate limit and retried with backoff while Stripe answers
- * "rate limited" (stripe-node retries 409 and 5xx itself, never 429). Any other error is thrown.
+ * One Stripe read, paced by the rate limit and retried with backoff while Stripe answers "rate
+ * limited" (stripe-node never retries a 429) or fails transiently (5xx, a lost connection: a read
+ * is safe to repeat). Any other error is thrown.
  */
 export async function pacedRead<T>(call: () => Promise<T>, pacing: ReadPacing = {}): Promise<T> {
   const sleep = pacing.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -26,7 +33,7 @@ export async function pacedRead<T>(call: () => Promise<T>, pacing: ReadPacing = 
     try {
       return await call();
     } catch (err) {
-      if (!isRateLimited(err) || attempt >= attempts) throw err;
+      if (!isTransient(err) || attempt >= attempts) throw err;
       await sleep(Math.max(100, backoffDelay(attempt, { baseMs: 500 })));
     }
   }
