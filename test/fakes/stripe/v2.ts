@@ -69,15 +69,15 @@ export function meterEventStream(ctx: HandlerCtx): HandlerResult {
       ctx.state.asyncErrors.push({ code: checked.reportCode, message: checked.message, identifier, eventName: e.event_name, meterId: meter?.id ?? null, at: ctx.clock.now() });
       return;
     }
-    if (ctx.settings.knownCustomers && !ctx.settings.knownCustomers.has(checked.customer) && !ctx.state.identifierTaken(identifier, ctx.clock.now(), ctx.settings.identifierRetentionMs)) {
-      attempt.outcome = 'dropped_async';
-      attempt.rule = 'customer_not_found';
-      ctx.state.dropAsync({ code: 'meter_event_customer_not_found', message: `No customer with id '${checked.customer}' exists.`, identifier, eventName: e.event_name, meterId: checked.meter.id, at: ctx.clock.now() });
-      return;
-    }
     if (ctx.state.identifierTaken(identifier, ctx.clock.now(), ctx.settings.identifierRetentionMs)) {
       attempt.outcome = 'duplicate';
       attempt.rule = 'duplicate_identifier';
+      return;
+    }
+    if (ctx.settings.knownCustomers && !ctx.settings.knownCustomers.has(checked.customer)) {
+      attempt.outcome = 'dropped_async';
+      attempt.rule = 'customer_not_found';
+      ctx.state.dropAsync({ code: 'meter_event_customer_not_found', message: `No customer with id '${checked.customer}' exists.`, identifier, eventName: e.event_name, meterId: checked.meter.id, at: ctx.clock.now() });
       return;
     }
     record(ctx, e, identifier, checked.meter.id, checked.customer, checked.value, checked.rawValue, timestamp, 'stream');
