@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseFaultSpec, type FaultSpec } from '../runtime/fault-spec';
+import { stripeRateLimits, type StripeRateLimits } from './stripe-rate-limits';
 
 /**
  * The one place the environment is read. `loadConfig` validates everything at once and
@@ -42,7 +43,9 @@ export interface Config {
     readonly apiKey: string | undefined;
     readonly webhookSecret: string | undefined;
     readonly mode: 'meter_events' | 'meter_event_stream';
+    /** Pushes per second: STRIPE_RATE_LIMIT, or the default for the key's mode (see rateLimits.source). */
     readonly rateLimitPerSecond: number;
+    readonly rateLimits: StripeRateLimits;
     /** For tests and proxies: point the client at another host (e.g. a local fake). */
     readonly host: string | undefined;
     readonly port: number | undefined;
@@ -134,7 +137,11 @@ const EnvSchema = z.object({
     message: 'must start with whsec_',
   }),
   STRIPE_MODE: z.enum(['meter_events', 'meter_event_stream']).default('meter_events'),
-  STRIPE_RATE_LIMIT: int(1000, 1, 10000),
+  // Unset: derived from the key's mode (test 20/s, live 900/s; see stripe-rate-limits.ts).
+  STRIPE_RATE_LIMIT: z.preprocess(
+    (v) => (v === undefined || v === '' ? undefined : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+    z.number({ message: 'must be a whole number' }).int().min(1).max(10000).optional(),
+  ),
   STRIPE_HOST: optionalString,
   STRIPE_PORT: z.preprocess((v) => (v === undefined || v === '' ? undefined : Number(v)), z.number().int().min(1).max(65535).optional()),
   STRIPE_PROTOCOL: z.enum(['http', 'https']).default('https'),
@@ -164,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   }
   const e = parsed.data;
   const dataDir = path.resolve(cwd, e.METERLINE_DATA_DIR);
+  const rateLimits = stripeRateLimits(e.STRIPE_API_KEY, e.STRIPE_RATE_LIMIT);
   return {
     dataDir,
     logLevel: e.LOG_LEVEL,
@@ -195,7 +203,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       apiKey: e.STRIPE_API_KEY,
       webhookSecret: e.STRIPE_WEBHOOK_SECRET,
       mode: e.STRIPE_MODE,
-      rateLimitPerSecond: e.STRIPE_RATE_LIMIT,
+      rateLimitPerSecond: rateLimits.pushPerSecond,
+      rateLimits,
       host: e.STRIPE_HOST,
       port: e.STRIPE_PORT,
       protocol: e.STRIPE_PROTOCOL,

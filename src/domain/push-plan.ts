@@ -12,8 +12,18 @@ import { floorUnits, parseDecimal } from './decimal';
  * whenever it changes.
  */
 export const STRIPE_MAX_AGE_MS = 35 * 86_400_000;
-/** Margin under Stripe's 35 days: Stripe checks on receipt, and our clock and queue may lag. */
-export const STRIPE_AGE_MARGIN_MS = 3_600_000;
+/**
+ * How long a push may stay pending and still be resent (Stripe keeps identifiers unique for at
+ * least 24 h; past that a pending push is held, never resent blindly).
+ */
+export const RESEND_HORIZON_MS = 24 * 3_600_000;
+/**
+ * Margin under Stripe's 35 days. Stripe checks the timestamp on receipt, and a push planned now
+ * may be resent (same identifier, same timestamp) until RESEND_HORIZON_MS later: the margin
+ * covers that horizon, plus an hour for clock skew and queueing, so a resend is never refused
+ * as too old.
+ */
+export const STRIPE_AGE_MARGIN_MS = RESEND_HORIZON_MS + 3_600_000;
 export const STRIPE_MAX_FUTURE_MS = 5 * 60_000;
 
 export interface StreamKey {

@@ -3,34 +3,41 @@ import type Stripe from 'stripe';
 import type { PushStore } from '../adapters/clickhouse/push-store';
 import type { Logger } from '../runtime/logger';
 import type { Route } from '../runtime/http-server';
+import type { Metrics } from '../runtime/metrics';
+import { candidateIdentifiers, parseErrorReport } from '../domain/error-report-match';
 
 export const ERROR_REPORT_TYPES = new Set(['v1.billing.meter.error_report_triggered', 'v1.billing.meter.no_meter_found']);
 const MAX_BODY_BYTES = 1024 * 1024;
 /** An oversized body is drained up to this much (then the connection is cut). */
 const MAX_DRAIN_BYTES = 16 * 1024 * 1024;
 
-interface ErrorReportData {
-  reason?: { error_types?: { code?: string; sample_errors?: { error_message?: string; request?: { identifier?: string } }[] }[] };
-}
-
-/** (identifier → error code) named by an error report's samples. */
-export function identifiersInReport(data: unknown): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const t of (data as ErrorReportData | undefined)?.reason?.error_types ?? []) {
-    for (const s of t.sample_errors ?? []) {
-      const id = s.request?.identifier;
-      if (id) found.set(id, `${t.code ?? 'unknown_error'}${s.error_message ? `: ${s.error_message}` : ''}`);
-    }
-  }
-  return found;
+/** Failures a report counted that no sample named: where to look for them. */
+export interface UnexplainedFailures {
+  readonly count: number;
+  /** Stripe's validation window (ms), or the hour before the report when it gives none. */
+  readonly validationStart: number;
+  readonly validationEnd: number;
 }
 
 /**
  * POST /webhooks/stripe: Stripe's meter error reports (thin events). The signature is checked
  * on the raw body before anything else (a bad one gets 400 and changes nothing); the full event
- * is then fetched from Stripe, and the pushes it names are marked failed with the error code.
+ * is then fetched from Stripe, and the pushes its samples name (by meter event identifier or by
+ * our Idempotency-Key, see error-report-match.ts) are marked failed — for good: a later resend
+ * answered "already exists" does not make them reported again. Samples that name no push are
+ * logged. A report counts more failures than it samples: the rest are counted in
+ * meterline_stripe_error_report_unmatched_total and handed to `onUnexplained` (run: a reconcile
+ * of the report's window).
  */
-export function errorReportRoute(deps: { stripe: Stripe; webhookSecret: string; pushes: PushStore; clock: () => number; logger: Logger }): Route {
+export function errorReportRoute(deps: {
+  stripe: Stripe;
+  webhookSecret: string;
+  pushes: PushStore;
+  clock: () => number;
+  logger: Logger;
+  metrics?: Metrics;
+  onUnexplained?: (u: UnexplainedFailures) => void;
+}): Route {
   const log = deps.logger.child({ module: 'webhooks' });
   return async (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.method !== 'POST') {
@@ -57,13 +64,30 @@ export function errorReportRoute(deps: { stripe: Stripe; webhookSecret: string; 
       return;
     }
     const event = (await notification.fetchEvent()) as unknown as { data?: unknown };
-    const named = identifiersInReport(event.data);
-    const records = named.size > 0 ? await deps.pushes.list({ identifiers: [...named.keys()] }) : [];
-    for (const r of records) {
-      await deps.pushes.record(r, 'failed', { attempts: r.attempts, createdAt: r.createdAt, now: deps.clock(), lastError: `stripe error report: ${named.get(r.identifier)}` });
+    const report = parseErrorReport(event.data);
+    const candidates = report.samples.map((s) => candidateIdentifiers(s.requestIdentifier));
+    const records = candidates.length > 0 ? await deps.pushes.list({ identifiers: [...new Set(candidates.flat())] }) : [];
+    const byIdentifier = new Map(records.map((r) => [r.identifier, r]));
+    const marked = new Set<string>();
+    for (const [i, sample] of report.samples.entries()) {
+      const push = candidates[i]!.map((id) => byIdentifier.get(id)).find((r) => r !== undefined);
+      if (!push) {
+        log.warn({ code: sample.code, requestIdentifier: sample.requestIdentifier, message: sample.message }, 'Stripe error report sample names no push of this ledger');
+        continue;
+      }
+      if (marked.has(push.identifier)) continue;
+      marked.add(push.identifier);
+      const lastError = `stripe error report: ${sample.code}${sample.message ? `: ${sample.message}` : ''}`;
+      await deps.pushes.record(push, 'failed', { attempts: push.attempts, createdAt: push.createdAt, now: deps.clock(), lastError, final: true });
     }
-    log.warn({ type: notification.type, marked: records.length, named: named.size }, 'Stripe meter error report: pushes marked failed');
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ marked_failed: records.length }));
+    const unexplained = Math.max(0, report.errorCount - marked.size);
+    log.warn({ type: notification.type, errorCount: report.errorCount, samples: report.samples.length, marked: marked.size, unexplained }, 'Stripe meter error report: sampled pushes marked failed');
+    if (unexplained > 0) {
+      deps.metrics?.errorReportUnmatched.inc(unexplained);
+      const end = report.validationEnd ?? deps.clock();
+      deps.onUnexplained?.({ count: unexplained, validationStart: report.validationStart ?? end - 3_600_000, validationEnd: end });
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ marked_failed: marked.size, unexplained }));
   };
 }
 

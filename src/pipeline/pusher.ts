@@ -4,13 +4,18 @@ import type { ChangedStream, StreamStore } from '../adapters/clickhouse/stream-s
 import type { BillingSink, SendOutcome } from '../adapters/stripe/billing-sink';
 import type { MeterCatalog } from '../domain/meters';
 import { billingPeriodOf } from '../domain/windows';
-import { planAbsolute, planDelta, type PlannedPush, type PlanResult } from '../domain/push-plan';
+import { planAbsolute, planDelta, RESEND_HORIZON_MS, type PlannedPush, type PlanResult } from '../domain/push-plan';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
 import { backoffDelay } from '../runtime/rate-limiter';
+import { pendingDecision, pendingStats, type PendingPush } from '../domain/pending-resend';
+
+interface PendingEntry extends PendingPush {
+  readonly push: PlannedPush;
+}
 
 /** Stripe keeps identifiers unique for at least 24 h: past that, a resend could double-bill. */
-export const IDENTIFIER_GUARANTEE_MS = 24 * 3_600_000;
+export const IDENTIFIER_GUARANTEE_MS = RESEND_HORIZON_MS;
 
 /**
  * A cycle looks for counters written since this long before the previous cycle began reading:
@@ -98,8 +103,11 @@ export function createPusher(deps: PusherDeps) {
   // failure, reads the ledger again.
   let pushedDeltas = new Map<string, bigint>();
   let lastAbsolutes = new Map<string, bigint>();
-  /** Streams with a pending push not being delivered by this process (left for the next resend). */
-  let pendingStreams = new Set<string>();
+  /**
+   * Pushes left pending (by this process's retries, or found in the ledger), by stream: each cycle
+   * resends those that are due (see pending-resend.ts); their streams are skipped until then.
+   */
+  let pendingPushes = new Map<string, PendingEntry>();
   /** (tenant \0 customer) → Stripe customer id: all of them at a full scan, then what changed since. */
   let mappings = new Map<string, string>();
   const readPushLedger = async () => {
@@ -107,7 +115,7 @@ export function createPusher(deps: PusherDeps) {
     const [deltas, absolutes, pending] = await Promise.all([deps.pushes.pushedDeltas(statuses), deps.pushes.lastAbsolutes(statuses), deps.pushes.list({ status: 'pending' })]);
     pushedDeltas = deltas;
     lastAbsolutes = absolutes;
-    pendingStreams = new Set(pending.map(streamKeyString));
+    pendingPushes = new Map(pending.map((p) => [streamKeyString(p), { push: p, createdAt: p.createdAt, attempts: p.attempts, lastAttemptAt: p.updatedAt }]));
     // A push being delivered may not be in the ledger yet (shadow mode writes it once sent).
     for (const push of delivering.values()) recorded(push);
   };
@@ -152,8 +160,9 @@ export function createPusher(deps: PusherDeps) {
       const outcome = await deps.sink.send(push);
       if (outcome.kind !== 'retry' || attempts - previousAttempts >= maxAttempts || stopping) {
         await finish(push, createdAt, attempts, outcome);
-        if (outcome.kind === 'retry') pendingStreams.add(streamKeyString(push));
-        else pendingStreams.delete(streamKeyString(push));
+        if (outcome.kind === 'retry') pendingPushes.set(streamKeyString(push), { push, createdAt, attempts, lastAttemptAt: deps.clock() });
+        else pendingPushes.delete(streamKeyString(push));
+        exportPending();
         return;
       }
       await deps.pushes.record(push, 'pending', { attempts, createdAt, now: deps.clock(), lastError: outcome.reason });
@@ -175,6 +184,33 @@ export function createPusher(deps: PusherDeps) {
       });
     inFlight.set(key, task);
     delivering.set(key, push);
+  };
+
+  /** Resends the pending pushes that are due (same identifier and timestamp); holds those pending past the resend horizon. */
+  const resendDuePending = async () => {
+    const now = deps.clock();
+    for (const [key, p] of pendingPushes) {
+      if (inFlight.has(key) || !active()) continue;
+      const decision = pendingDecision(p, now, maxAttempts);
+      if (decision === 'hold') {
+        await hold(p.push, p.createdAt, p.attempts);
+        pendingPushes.delete(key);
+      } else if (decision === 'resend' && inFlight.size < maxInFlight) {
+        launch(p.push, p.createdAt, p.attempts);
+      }
+    }
+  };
+  const hold = (push: PlannedPush, createdAt: number, attempts: number) =>
+    deps.pushes.record(push, 'held', {
+      attempts,
+      createdAt,
+      now: deps.clock(),
+      lastError: 'pending for more than 24 h: Stripe may no longer recognise its identifier; verify with `meterline reconcile` before resending',
+    });
+  const exportPending = () => {
+    const stats = pendingStats(pendingPushes.values(), deps.clock());
+    deps.metrics?.pendingPushes.set(stats.count);
+    deps.metrics?.oldestPendingAge.set(stats.oldestAgeMs / 1000);
   };
 
   /** One pass: plan the streams that are due a look (see lastRead), record and launch the pushes that are due. */
@@ -207,12 +243,14 @@ export function createPusher(deps: PusherDeps) {
       }
       scope = [];
       for (const [key, c] of due) {
-        if (inFlight.has(key) || pendingStreams.has(key) || inFlight.size + scope.length >= maxInFlight) defer(key, c);
+        if (inFlight.has(key) || pendingPushes.has(key) || inFlight.size + scope.length >= maxInFlight) defer(key, c);
         else scope.push(c);
       }
       if (scope.length === 0) {
         recheck = deferred;
         if (readChanges) lastRead = readStart;
+        await resendDuePending();
+        exportPending();
         return { ...noCycle };
       }
     }
@@ -234,7 +272,7 @@ export function createPusher(deps: PusherDeps) {
       defer(key, { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: windowStart });
     for (const s of deltas) {
       const key = streamKeyString(s);
-      if (inFlight.has(key) || pendingStreams.has(key)) {
+      if (inFlight.has(key) || pendingPushes.has(key)) {
         skip(key, s, s.windowStart);
         continue;
       }
@@ -250,7 +288,7 @@ export function createPusher(deps: PusherDeps) {
     }
     for (const s of absolutes) {
       const key = streamKeyString(s);
-      if (inFlight.has(key) || pendingStreams.has(key)) {
+      if (inFlight.has(key) || pendingPushes.has(key)) {
         skip(key, s, s.periodStart);
         continue;
       }
@@ -321,6 +359,8 @@ export function createPusher(deps: PusherDeps) {
     } else {
       rescan = true;
     }
+    await resendDuePending();
+    exportPending();
     deps.metrics?.awaitingMapping.set(awaiting.size);
     deps.metrics?.pushBacklog.set(inFlight.size);
     return summary;
@@ -343,12 +383,8 @@ export function createPusher(deps: PusherDeps) {
         if (!active()) break;
         if (deps.clock() - p.createdAt > IDENTIFIER_GUARANTEE_MS) {
           held += 1;
-          await deps.pushes.record(p, 'held', {
-            attempts: p.attempts,
-            createdAt: p.createdAt,
-            now: deps.clock(),
-            lastError: 'pending for more than 24 h: Stripe may no longer recognise its identifier; verify with `meterline reconcile` before resending',
-          });
+          await hold(p, p.createdAt, p.attempts);
+          pendingPushes.delete(streamKeyString(p));
           continue;
         }
         launch(p, p.createdAt, p.attempts);

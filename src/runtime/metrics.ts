@@ -83,7 +83,27 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers: r,
     }),
+    pendingPushes: new Gauge({
+      name: 'meterline_stripe_pushes_pending',
+      help: 'Pushes left pending after a round of retries, resent by the push cycle with backoff (same identifier)',
+      registers: r,
+    }),
+    oldestPendingAge: new Gauge({
+      name: 'meterline_stripe_oldest_pending_push_age_seconds',
+      help: 'Age of the oldest pending push (0 when none): usage not yet confirmed billed',
+      registers: r,
+    }),
+    errorReportUnmatched: new Counter({
+      name: 'meterline_stripe_error_report_unmatched_total',
+      help: "Failures counted by Stripe meter error reports (error_count) beyond the sampled ones matched to a push: a reconcile of the report's window looks for them",
+      registers: r,
+    }),
     pushBacklog: new Gauge({ name: 'meterline_stripe_push_backlog', help: 'Pushes in flight (sent or waiting to be sent)', registers: r }),
+    stripeMeterProblems: new Gauge({
+      name: 'meterline_stripe_meter_problems',
+      help: 'Meters of meters.yaml held because their Stripe meter is missing, inactive or of the wrong formula (or the meters could not be listed)',
+      registers: r,
+    }),
     awaitingMapping: new Gauge({
       name: 'meterline_usage_awaiting_mapping',
       help: 'Streams with usage to push whose customer has no Stripe mapping yet',

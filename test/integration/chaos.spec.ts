@@ -27,6 +27,7 @@ import { waitFor } from '../helpers/wait';
  * Stripe holds exactly floor(total) per stream, every message is in exactly one place,
  * nothing is pending. CHAOS_SCALE=full (npm run chaos) runs the large size; CI runs the small one.
  */
+const METER_EVENTS = '/v1/billing/meter_events';
 const FULL = process.env.CHAOS_SCALE === 'full';
 const SIZE = FULL ? { phases: 21, eventsPerPhase: 10_000 } : { phases: 11, eventsPerPhase: 1_200 };
 const SEED = Number(process.env.CHAOS_SEED ?? 8);
@@ -183,11 +184,14 @@ describe('chaos: exactly-once under kills, protocol errors, store faults and Str
     // Faults, all through the run.
     const faults = { broker: 0, brokerByApi: {} as Record<string, number>, brokerCrashes: 0, stripe: 0, kills: 0, selfExits: 0 };
     const stripeFaults = [
-      () => fake.inject({ kind: 'status', status: 429 }),
-      () => fake.inject({ kind: 'status', status: 500 }),
-      () => fake.inject({ kind: 'status', status: 500, stage: 'after-accept' }),
-      () => fake.inject({ kind: 'timeout-after-accept', mode: 'reset' }),
-      () => fake.inject({ kind: 'timeout-after-accept', mode: 'truncate' }),
+      // On meter events only: the worker's start-up check of the Stripe meters (GET /v1/billing/meters)
+      // holds every meter until it succeeds, and faults queued faster than anything consumes them
+      // would keep it from ever succeeding.
+      () => fake.inject({ kind: 'status', status: 429, path: METER_EVENTS }),
+      () => fake.inject({ kind: 'status', status: 500, path: METER_EVENTS }),
+      () => fake.inject({ kind: 'status', status: 500, stage: 'after-accept', path: METER_EVENTS }),
+      () => fake.inject({ kind: 'timeout-after-accept', mode: 'reset', path: METER_EVENTS }),
+      () => fake.inject({ kind: 'timeout-after-accept', mode: 'truncate', path: METER_EVENTS }),
     ];
     const stripeTimer = setInterval(() => {
       pick(stripeFaults)();

@@ -305,6 +305,10 @@ describe('idempotency and faults', () => {
 });
 
 describe('event summaries and adjustments', () => {
+  // These tests freeze the fake's clock: summaries without processing lag (the lag has its own test).
+  beforeEach(() => {
+    fake.settings.summaryLagMs = 0;
+  });
   /** Sends one event per [timestamp, value]; returns their identifiers. */
   async function seed(meter: Stripe.Billing.Meter | Meter, values: Array<[number, string]>, customer = 'cus_A'): Promise<string[]> {
     const ids: string[] = [];
@@ -512,5 +516,73 @@ describe('webhooks (thin events)', () => {
     expect(parsed.type).toBe('v1.billing.meter.no_meter_found');
     const fetched = (await stripe.v2.core.events.retrieve(parsed.id)) as Stripe.Events.V1BillingMeterNoMeterFoundEvent;
     expect(fetched.data.reason.error_types[0]!.sample_errors[0]!.request.identifier).toBe('ev-12');
+  });
+});
+
+describe('as strict as the real Stripe (defaults)', () => {
+  it("applies Stripe's test-mode basic limit (25 operations/s, reads included) to a test key, and not to a live key", async () => {
+    const burst = async (client: Stripe) => (await Promise.allSettled(Array.from({ length: 40 }, () => client.billing.meters.list()))).filter((r) => r.status === 'rejected').length;
+    expect(await burst(stripe)).toBe(15);
+    const live = await startFakeStripe({ apiKey: 'sk_live_fake_meterline' });
+    try {
+      expect(await burst(live.client({ maxNetworkRetries: 0 }))).toBe(0);
+    } finally {
+      await live.close();
+    }
+  });
+
+  it('holds a meter event long enough that a concurrent call for the same customer and meter collides', async () => {
+    await apiMeter();
+    const results = await Promise.allSettled([stripe.billing.meterEvents.create(event('lat-1', '1')), stripe.billing.meterEvents.create(event('lat-2', '1'))]);
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+  });
+
+  it('keeps identifiers unique for 24 h: a reuse within is a duplicate, after it is a new event', async () => {
+    await apiMeter();
+    await stripe.billing.meterEvents.create(event('ret-1', '1'));
+    fake.clock.advance(23 * 3_600_000);
+    expect(header(await rejection(stripe.billing.meterEvents.create(event('ret-1', '1'))), 'x-fake-stripe-rule')).toBe('duplicate_identifier');
+    fake.clock.advance(2 * 3_600_000);
+    await stripe.billing.meterEvents.create(event('ret-1', '1'));
+    expect(fake.totalFor('cus_A', 'api_calls')).toBe(2n);
+  });
+
+  it('summaries lag behind accepted events until Stripe has processed them', async () => {
+    const m = await apiMeter();
+    fake.settings.summaryLagMs = 60_000;
+    await stripe.billing.meterEvents.create(event('lag-1', '7'));
+    const t = Math.ceil(fake.clock.nowSeconds() / 60) * 60 + 60;
+    const summed = async () => (await stripe.billing.meters.listEventSummaries(m.id, { customer: 'cus_A', start_time: t - 3600, end_time: t })).data[0]!.aggregated_value;
+    expect(await summed()).toBe(0);
+    fake.clock.advance(61_000);
+    expect(await summed()).toBe(7);
+  });
+
+  it('accepts an event for an unknown customer (200), never counts it, and reports it later with error_count and a sample', async () => {
+    await apiMeter();
+    fake.addCustomers('cus_A');
+    for (let i = 0; i < 5; i += 1) {
+      await stripe.billing.meterEvents.create({ event_name: 'api_calls', identifier: `ghost-${i}`, payload: { stripe_customer_id: 'cus_GHOST', value: '1' } }, { idempotencyKey: `key-ghost-${i}` });
+    }
+    await stripe.billing.meterEvents.create(event('known-1', '2'));
+    expect(fake.totalFor('cus_A', 'api_calls')).toBe(2n);
+    expect(fake.acceptedEvents({ customer: 'cus_GHOST' })).toEqual([]);
+    // The identifier is used: a resend answers "already exists".
+    expect(header(await rejection(stripe.billing.meterEvents.create({ event_name: 'api_calls', identifier: 'ghost-0', payload: { stripe_customer_id: 'cus_GHOST', value: '1' } })), 'x-fake-stripe-rule')).toBe(
+      'duplicate_identifier',
+    );
+    const [report] = fake.webhooks.fromAsyncErrors();
+    const reason = (report!.event.data as { reason: { error_count: number; error_types: { code: string; error_count: number; sample_errors: { request: { identifier: string } }[] }[] } }).reason;
+    expect(reason.error_count).toBe(5);
+    expect(reason.error_types).toEqual([expect.objectContaining({ code: 'meter_event_customer_not_found', error_count: 5 })]);
+    expect(reason.error_types[0]!.sample_errors.map((s) => s.request.identifier)).toEqual(['ghost-0', 'ghost-1', 'ghost-2']);
+    const [byKey] = fake.webhooks.fromAsyncErrors({ maxSamples: 1, sampleRequest: 'idempotency_key' });
+    expect(JSON.stringify(byKey!.event)).toContain('"identifier":"key-ghost-0"');
+  });
+
+  it('lists meters with their formula and payload keys', async () => {
+    fake.addMeter({ event_name: 'custom', formula: 'last', customerKey: 'account', valueKey: 'qty' });
+    const [m] = (await stripe.billing.meters.list({ status: 'active' })).data;
+    expect(m).toMatchObject({ event_name: 'custom', status: 'active', default_aggregation: { formula: 'last' }, customer_mapping: { event_payload_key: 'account' }, value_settings: { event_payload_key: 'qty' } });
   });
 });

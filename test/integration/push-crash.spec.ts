@@ -20,6 +20,7 @@ import { waitFor } from '../helpers/wait';
  * timeouts after accepting. At the end, per (customer, meter), Stripe holds exactly floor(local
  * total), and no identifier was ever sent with two different values.
  */
+const METER_EVENTS = '/v1/billing/meter_events';
 const TOPIC = 'usage.events';
 const CUSTOMERS = 12;
 const CYCLES = 11;
@@ -86,11 +87,14 @@ describe('pusher under SIGKILL and Stripe faults', () => {
 
     // Faults sprinkled over the whole run.
     const faultKinds = [
-      () => fake.inject({ kind: 'status', status: 429 }),
-      () => fake.inject({ kind: 'status', status: 500 }),
-      () => fake.inject({ kind: 'status', status: 500, stage: 'after-accept' }),
-      () => fake.inject({ kind: 'timeout-after-accept', mode: 'reset' }),
-      () => fake.inject({ kind: 'timeout-after-accept', mode: 'truncate' }),
+      // On meter events only: the worker's start-up check of the Stripe meters (GET /v1/billing/meters)
+      // holds every meter until it succeeds, and faults queued faster than anything consumes them
+      // would keep it from ever succeeding.
+      () => fake.inject({ kind: 'status', status: 429, path: METER_EVENTS }),
+      () => fake.inject({ kind: 'status', status: 500, path: METER_EVENTS }),
+      () => fake.inject({ kind: 'status', status: 500, stage: 'after-accept', path: METER_EVENTS }),
+      () => fake.inject({ kind: 'timeout-after-accept', mode: 'reset', path: METER_EVENTS }),
+      () => fake.inject({ kind: 'timeout-after-accept', mode: 'truncate', path: METER_EVENTS }),
     ];
     let injected = 0;
     const faults = setInterval(() => {

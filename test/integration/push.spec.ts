@@ -389,7 +389,8 @@ describe('reconcile against Stripe', () => {
   let fake: FakeStripe;
   beforeAll(async () => {
     ch = await testClickHouse('reconcile');
-    fake = await startFakeStripe();
+    // Summaries without processing lag: this test compares right after pushing (the lag has its own tests).
+    fake = await startFakeStripe({ summaryLagMs: 0 });
     fake.addMeter({ event_name: 'tokens', formula: 'sum' });
     await importCustomers(ch.client, ch.database, [{ tenant: 'r', customer: 'c', stripeCustomerId: 'cus_r' }], Date.now());
   });

@@ -163,7 +163,9 @@ describe('replay and backfill: rebuild any projection from the log', () => {
     ], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     ch = await testClickHouse('replay');
-    fake = await startFakeStripe();
+    // A live-mode key: this test's pusher sends at 1000/s, beyond the test-mode limit (25/s) the
+    // fake applies to test keys, and what it checks is what a replay sends, not rate limiting.
+    fake = await startFakeStripe({ apiKey: 'sk_live_fake_meterline' });
     fake.addMeter({ event_name: 'tokens', formula: 'sum' });
     fake.addMeter({ event_name: 'calls', formula: 'sum' });
     const customers = [];

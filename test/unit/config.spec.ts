@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig, redactConfig } from '../../src/config/config';
+import { configWarnings, describeStripeRateLimit } from '../../src/config/warnings';
 
 describe('configuration', () => {
   it('runs on embedded defaults with nothing set', () => {
@@ -38,5 +39,28 @@ describe('configuration', () => {
     const printed = JSON.stringify(redactConfig(c));
     for (const secret of ['sk_test_abc123SECRET', 'whsec_hook', 'pw-in-url', 'chpassword', 'regpass']) expect(printed).not.toContain(secret);
     expect(printed).toContain('[redacted]');
+  });
+
+  it('derives the Stripe rate limit from the key: under the 25/s test-mode limit with a test key, below 1000/s live; STRIPE_RATE_LIMIT overrides', () => {
+    const test = loadConfig({ STRIPE_API_KEY: 'sk_test_abc' }).stripe;
+    expect(test.rateLimitPerSecond + test.rateLimits.reconcilePerSecond).toBeLessThan(25);
+    expect(test.rateLimits).toMatchObject({ keyMode: 'test', source: 'test-mode default' });
+    expect(loadConfig({ STRIPE_API_KEY: 'rk_test_abc' }).stripe.rateLimitPerSecond).toBe(test.rateLimitPerSecond);
+    const live = loadConfig({ STRIPE_API_KEY: 'sk_live_abc' }).stripe;
+    expect(live.rateLimitPerSecond).toBeLessThan(1000);
+    expect(live.rateLimitPerSecond).toBeGreaterThanOrEqual(800);
+    expect(live.rateLimits).toMatchObject({ keyMode: 'live', source: 'live-mode default' });
+    const overridden = loadConfig({ STRIPE_API_KEY: 'sk_test_abc', STRIPE_RATE_LIMIT: '10' });
+    expect(overridden.stripe).toMatchObject({ rateLimitPerSecond: 10, rateLimits: { source: 'STRIPE_RATE_LIMIT' } });
+    expect(describeStripeRateLimit(overridden)).toMatch(/10 pushes\/s \(STRIPE_RATE_LIMIT\)/);
+    expect(describeStripeRateLimit(loadConfig({ STRIPE_API_KEY: 'sk_test_abc' }))).toMatch(/20 pushes\/s \(test-mode default; STRIPE_RATE_LIMIT overrides it\)/);
+    expect(configWarnings(loadConfig({ STRIPE_API_KEY: 'sk_test_abc', STRIPE_RATE_LIMIT: '1000' })).join('\n')).toMatch(/test-mode key.*25 operations\/s/);
+  });
+
+  it('warns when the v2 stream runs without error-report webhooks (failed events would count as reported)', () => {
+    const stream = { STRIPE_API_KEY: 'sk_live_abc', STRIPE_MODE: 'meter_event_stream' };
+    expect(configWarnings(loadConfig(stream)).join('\n')).toMatch(/meter_event_stream without STRIPE_WEBHOOK_SECRET/);
+    expect(configWarnings(loadConfig({ ...stream, STRIPE_WEBHOOK_SECRET: 'whsec_x' }))).toEqual([]);
+    expect(configWarnings(loadConfig({ STRIPE_API_KEY: 'sk_live_abc' }))).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { classifyStripeError } from '../../src/adapters/stripe/errors';
-import { planAbsolute, planDelta, pushIdentifier, pushTimestamp } from '../../src/domain/push-plan';
+import { planAbsolute, planDelta, pushIdentifier, pushTimestamp, RESEND_HORIZON_MS, STRIPE_MAX_AGE_MS } from '../../src/domain/push-plan';
 import { backoffDelay } from '../../src/runtime/rate-limiter';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
@@ -27,6 +27,25 @@ describe('delta pushes: floor(total) − pushed, remainder carried', () => {
     const r = planDelta({ ...stream, windowStart: old, windowEnd: old + 3_600_000, total: '5', pushed: 0n }, NOW);
     expect(r.kind).toBe('too_old');
     expect(r.kind === 'too_old' && r.reason).toMatch(/^timestamp_too_far_in_past/);
+  });
+});
+
+describe("Stripe's 35 days and the resend horizon", () => {
+  const DAY = 86_400_000;
+  const at = (age: number) => {
+    const ws = Math.floor((NOW - age) / 3_600_000) * 3_600_000;
+    return planDelta({ ...stream, windowStart: ws, windowEnd: ws + 3_600_000, total: '5', pushed: 0n }, NOW);
+  };
+  it('given a window 34.5 days old, then it is too old: a resend up to 24 h later would land past 35 days', () => {
+    expect(at(34.5 * DAY).kind).toBe('too_old');
+  });
+  it('given any push planned now, then its timestamp is still within 35 days at the end of the resend horizon', () => {
+    for (const days of [1, 10, 30, 33, 33.9, 34, 34.2, 34.9, 35.5]) {
+      const r = at(days * DAY);
+      if (r.kind !== 'push') continue;
+      expect(NOW + RESEND_HORIZON_MS - r.push.timestamp * 1000).toBeLessThan(STRIPE_MAX_AGE_MS);
+    }
+    expect(at(33 * DAY).kind).toBe('push');
   });
 });
 
@@ -64,6 +83,11 @@ describe('classifying Stripe errors', () => {
     expect(classifyStripeError({ type: 'StripeConnectionError', message: 'socket hang up' }).kind).toBe('retry');
     expect(classifyStripeError({ type: 'StripeAuthenticationError', statusCode: 401, message: 'bad key' }).kind).toBe('retry');
     expect(classifyStripeError({ type: 'StripeInvalidRequestError', statusCode: 400, code: 'parameter_invalid_integer', message: 'value' })).toMatchObject({ kind: 'failed', reason: expect.stringMatching(/parameter_invalid_integer/) });
+  });
+  it('retries a 400 that stripe-node raises as a rate-limit error (code rate_limit) and a 400 lock_timeout', () => {
+    expect(classifyStripeError({ type: 'StripeRateLimitError', statusCode: 400, code: 'rate_limit', message: 'Request rate limit exceeded.' }).kind).toBe('retry');
+    expect(classifyStripeError({ type: 'StripeInvalidRequestError', statusCode: 400, code: 'rate_limit', message: 'Request rate limit exceeded.' }).kind).toBe('retry');
+    expect(classifyStripeError({ type: 'StripeInvalidRequestError', statusCode: 400, code: 'lock_timeout', message: 'This object cannot be accessed right now' }).kind).toBe('retry');
   });
   it('backs off exponentially with jitter, capped', () => {
     expect(backoffDelay(1, { random: () => 0.999 })).toBeLessThan(250);

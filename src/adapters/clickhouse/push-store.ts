@@ -20,7 +20,12 @@ export function settledStatuses(shadow: boolean): PushStatus[] {
 }
 
 export interface PushStore {
-  record(push: PlannedPush, status: PushStatus, opts: { attempts: number; lastError?: string; createdAt: number; now: number }): Promise<void>;
+  /**
+   * A new state of a push; the latest write wins, except that a `final` one (a failure Stripe
+   * reported) outranks every later non-final write: a resend answered "already exists" must not
+   * turn a push Stripe rejected back into reported.
+   */
+  record(push: PlannedPush, status: PushStatus, opts: RecordOptions): Promise<void>;
   list(filter?: { status?: PushStatus; tenant?: string; identifiers?: readonly string[] }): Promise<PushRecord[]>;
   /** Whole units pushed per delta stream (tenant \0 customer \0 meter). */
   pushedDeltas(statuses: readonly PushStatus[]): Promise<Map<string, bigint>>;
@@ -28,7 +33,18 @@ export interface PushStore {
   lastAbsolutes(statuses: readonly PushStatus[]): Promise<Map<string, bigint>>;
 }
 
-function pushRow(push: PlannedPush, status: PushStatus, opts: { attempts: number; lastError?: string; createdAt: number; now: number }): Record<string, unknown> {
+export interface RecordOptions {
+  attempts: number;
+  lastError?: string;
+  createdAt: number;
+  now: number;
+  final?: boolean;
+}
+
+/** Added to a final write's version: far above any time-based version for millennia, well under 2^53. */
+const FINAL_VERSION_OFFSET = 2 ** 50;
+
+function pushRow(push: PlannedPush, status: PushStatus, opts: RecordOptions): Record<string, unknown> {
   return {
     identifier: push.identifier,
     tenant: push.tenant,
@@ -48,7 +64,7 @@ function pushRow(push: PlannedPush, status: PushStatus, opts: { attempts: number
     created_at: dateTime64Micro(opts.createdAt),
     updated_at: dateTime64Micro(opts.now),
     // Later state changes win; the +rank breaks ties within one millisecond.
-    version: opts.now * 8 + (status === 'pending' ? 0 : 1),
+    version: opts.now * 8 + (status === 'pending' ? 0 : 1) + (opts.final ? FINAL_VERSION_OFFSET : 0),
   };
 }
 

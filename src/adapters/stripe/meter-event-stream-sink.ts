@@ -3,7 +3,9 @@ import type { PlannedPush } from '../../domain/push-plan';
 import type { Metrics } from '../../runtime/metrics';
 import type { BillingSink, SendOutcome } from './billing-sink';
 import { classifyStripeError } from './errors';
-import { CUSTOMER_PAYLOAD_KEY, VALUE_PAYLOAD_KEY } from './meter-events-sink';
+import { sendSplittingOnReject } from './stream-batch-split';
+import { DEFAULT_PAYLOAD_KEYS } from '../../domain/meter-config-check';
+import { meterEventPayload, type PayloadKeysFor } from './meter-events-sink';
 
 /** Stripe's limit per stream request. */
 export const STREAM_BATCH_MAX = 100;
@@ -15,9 +17,11 @@ export const SESSION_RENEW_BEFORE_MS = 60_000;
  * `meterEventStream.create` call with a session token. Validation is asynchronous at Stripe:
  * an accepted batch means "received"; rejected events come back as meter error-report
  * webhooks, which mark their pushes failed. The session is renewed before it expires, and an
- * expired one is replaced and the batch resent (same identifiers: no double count).
+ * expired one is replaced and the batch resent (same identifiers: no double count). A batch
+ * refused with a 400 is split to find the invalid events; the others are delivered.
  */
-export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () => number; lingerMs?: number; metrics?: Metrics } = {}): BillingSink {
+export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () => number; lingerMs?: number; metrics?: Metrics; payloadKeys?: PayloadKeysFor } = {}): BillingSink {
+  const payloadKeys = opts.payloadKeys ?? (() => DEFAULT_PAYLOAD_KEYS);
   const clock = opts.clock ?? Date.now;
   const linger = opts.lingerMs ?? 20;
   let session: { token: string; expiresAt: number } | null = null;
@@ -32,12 +36,12 @@ export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () =>
     return session.token;
   };
 
-  const sendBatch = async (batch: PlannedPush[]): Promise<SendOutcome> => {
+  const sendBatch = async (batch: readonly PlannedPush[]): Promise<SendOutcome> => {
     const events = batch.map((p) => ({
       event_name: p.eventName,
       identifier: p.identifier,
       timestamp: new Date(p.timestamp * 1000).toISOString(),
-      payload: { [CUSTOMER_PAYLOAD_KEY]: p.stripeCustomerId, [VALUE_PAYLOAD_KEY]: p.value.toString() },
+      payload: meterEventPayload(p, payloadKeys(p.eventName)),
     }));
     for (let attempt = 0; ; attempt += 1) {
       try {
@@ -60,8 +64,11 @@ export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () =>
     timer = null;
     while (queue.length > 0) {
       const batch = queue.splice(0, STREAM_BATCH_MAX);
-      const outcome = await sendBatch(batch.map((b) => b.push));
-      for (const b of batch) b.resolve(outcome);
+      const outcomes = await sendSplittingOnReject(
+        batch.map((b) => b.push),
+        sendBatch,
+      );
+      batch.forEach((b, i) => b.resolve(outcomes[i]!));
     }
   };
 

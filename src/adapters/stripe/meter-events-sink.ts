@@ -1,4 +1,6 @@
 import Stripe from 'stripe';
+import { idempotencyKeyFor } from '../../domain/error-report-match';
+import { DEFAULT_PAYLOAD_KEYS, type PayloadKeys } from '../../domain/meter-config-check';
 import type { PlannedPush } from '../../domain/push-plan';
 import type { Metrics } from '../../runtime/metrics';
 import type { BillingSink } from './billing-sink';
@@ -29,25 +31,29 @@ export function createStripeClient(opts: StripeClientOptions): Stripe {
   });
 }
 
-/** Payload keys of the Stripe meter (its customer_mapping and value_settings). */
-export const CUSTOMER_PAYLOAD_KEY = 'stripe_customer_id';
-export const VALUE_PAYLOAD_KEY = 'value';
+/** A meter event's payload, under the keys of its Stripe meter (customer_mapping and value_settings). */
+export function meterEventPayload(push: PlannedPush, keys: PayloadKeys): Record<string, string> {
+  return { [keys.customer]: push.stripeCustomerId, [keys.value]: push.value.toString() };
+}
+
+/** Per event name: the payload keys its Stripe meter expects (see stripe-meter-gate.ts). */
+export type PayloadKeysFor = (eventName: string) => PayloadKeys;
 
 /** v1 Billing Meters API: `POST /v1/billing/meter_events`, one event per call. */
-export function createMeterEventsSink(stripe: Stripe, metrics?: Metrics): BillingSink {
+export function createMeterEventsSink(stripe: Stripe, metrics?: Metrics, payloadKeys: PayloadKeysFor = () => DEFAULT_PAYLOAD_KEYS): BillingSink {
   return {
     shadow: false,
     async send(push: PlannedPush) {
       try {
-        // No Idempotency-Key of ours: Stripe stores a 500 under a key, so re-using one after a
+        // No Idempotency-Key is re-used: Stripe stores a 500 under a key, so re-using one after a
         // 500-after-accept would get that 500 forever. The meter event identifier is the dedupe
         // key: a resend of an accepted event answers "already exists", which counts as delivered.
-        await stripe.billing.meterEvents.create({
-          event_name: push.eventName,
-          identifier: push.identifier,
-          timestamp: push.timestamp,
-          payload: { [CUSTOMER_PAYLOAD_KEY]: push.stripeCustomerId, [VALUE_PAYLOAD_KEY]: push.value.toString() },
-        });
+        await stripe.billing.meterEvents.create(
+          { event_name: push.eventName, identifier: push.identifier, timestamp: push.timestamp, payload: meterEventPayload(push, payloadKeys(push.eventName)) },
+          // A fresh key per attempt that starts with the push identifier: an error report that
+          // samples the request by its idempotency key still names the push.
+          { idempotencyKey: idempotencyKeyFor(push.identifier) },
+        );
         metrics?.stripeCalls.inc({ status: '2xx' });
         return { kind: 'reported' };
       } catch (err) {

@@ -3,6 +3,7 @@ import { createClickHouse } from '../../adapters/clickhouse/client';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { runSchemasCheck } from '../../adapters/avro/compatibility';
 import { redactConfig } from '../../config/config';
+import { configWarnings, describeStripeRateLimit } from '../../config/warnings';
 import { generateEvents, toNdjsonLine } from '../../domain/sample';
 import { writeLines } from '../write-output';
 import { createContext } from '../context';
@@ -40,6 +41,8 @@ export function registerAdmin(program: Command): void {
     .action(() => {
       const { config } = createContext();
       process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
+      if (config.stripe.apiKey) process.stderr.write(`${describeStripeRateLimit(config)}\n`);
+      for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
     });
 
   program

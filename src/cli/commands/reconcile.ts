@@ -4,6 +4,7 @@ import { migrate } from '../../adapters/clickhouse/migrations';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { reconcile } from '../../pipeline/reconcile';
+import { createRateLimiter } from '../../runtime/rate-limiter';
 import { MeterlineError } from '../../runtime/errors';
 import { createContext } from '../context';
 import { renderRows } from '../format';
@@ -28,12 +29,14 @@ export function registerReconcile(program: Command): void {
       try {
         await migrate(ch, config.clickhouse.database);
         const stripe = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
-        const report = await reconcile(ch, config.clickhouse.database, loadMeterCatalog(config.ingest.metersFile), stripe, { from, to, epsilon });
+        const limiter = createRateLimiter(config.stripe.rateLimits.reconcilePerSecond);
+        const report = await reconcile(ch, config.clickhouse.database, loadMeterCatalog(config.ingest.metersFile), stripe, { from, to, epsilon, pacing: { rateLimit: () => limiter.take() } });
         if (opts.format === 'json') {
           process.stdout.write(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
         } else {
           const out: string[] = [report.shadow ? 'shadow mode: comparing with the push ledger (no Stripe key)' : 'compared with Stripe meter event summaries'];
-          out.push(renderRows(report.drift as unknown as Record<string, unknown>[], ['tenant', 'customer', 'meter', 'local', 'reported', 'stripe', 'drift', 'ok'], 'table'));
+          out.push(renderRows(report.drift as unknown as Record<string, unknown>[], ['tenant', 'customer', 'meter', 'local', 'reported', 'stripe', 'unsettled', 'unpushed', 'drift', 'ok'], 'table'));
+          if (report.heldMeters.length) out.push(`meters held (their Stripe meter does not match meters.yaml; nothing is pushed for them):\n${renderRows(report.heldMeters as unknown as Record<string, unknown>[], ['meter', 'eventName', 'problem'], 'table')}`);
           if (report.awaitingMapping.length) out.push(`awaiting a Stripe mapping:\n${renderRows(report.awaitingMapping, ['tenant', 'customer', 'meter', 'total'], 'table')}`);
           for (const [title, rows] of [['failed pushes', report.failed], ['held pushes (pending > 24 h)', report.held]] as const) {
             if (rows.length) out.push(`${title}:\n${renderRows(rows.map((r) => ({ ...r, value: r.value.toString(), window: new Date(r.windowStart).toISOString() })), ['identifier', 'tenant', 'customer', 'meter', 'window', 'value', 'lastError'], 'table')}`);

@@ -10,7 +10,9 @@ import { ledgerSize } from '../../adapters/clickhouse/ledger-size';
 import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { errorReportRoute } from '../../pipeline/error-reports';
-import { reconcile } from '../../pipeline/reconcile';
+import { listStripeMeters } from '../../adapters/stripe/meters';
+import { startMeterGate } from '../../pipeline/stripe-meter-gate';
+import { createReconcileRunner } from '../../pipeline/reconcile-runner';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
 import { createGroupOffsetReader } from '../../adapters/kafka/group-lag';
@@ -27,6 +29,7 @@ import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../ru
 import { createMetrics } from '../../runtime/metrics';
 import { MeterlineError, errorMessage } from '../../runtime/errors';
 import { createContext, waitForShutdownSignal } from '../context';
+import { configWarnings, describeStripeRateLimit } from '../../config/warnings';
 import { startEmbeddedBroker } from './dev-broker';
 
 const DAY_MS = 86_400_000;
@@ -69,6 +72,8 @@ export function registerRun(program: Command): void {
         }
         if (config.chaos.clickhouseFaults) logger.warn({ faults: config.chaos.clickhouseFaults }, 'CHAOS: injecting ClickHouse faults (CHAOS_CLICKHOUSE_FAULTS; testing only)');
         if (!config.stripe.apiKey) logger.info('no STRIPE_API_KEY: Stripe shadow mode (the push ledger is written, nothing is sent)');
+        else logger.info({ rateLimits: config.stripe.rateLimits }, describeStripeRateLimit(config));
+        for (const w of configWarnings(config)) logger.warn(w);
 
         let brokers = resolveBrokers(config);
         let embedded = false;
@@ -100,6 +105,12 @@ export function registerRun(program: Command): void {
           '/health/live': healthRoute(() => health.liveness()),
           '/health/ready': healthRoute(() => health.readiness()),
         };
+        // Reads (meter lists, event summaries) with their own share of the rate limit, retried when rate-limited.
+        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
+        const readLimiter = createRateLimiter(config.stripe.rateLimits.reconcilePerSecond);
+        const reconciler = reader
+          ? createReconcileRunner({ ch, database: config.clickhouse.database, meters, stripe: reader, pacing: { rateLimit: () => readLimiter.take() }, metrics, logger })
+          : null;
         const webhookClient = stripeClientFromConfig(config);
         if (webhookClient && config.stripe.webhookSecret) {
           routes['/webhooks/stripe'] = errorReportRoute({
@@ -108,6 +119,8 @@ export function registerRun(program: Command): void {
             pushes: createPushStore(ch, config.clickhouse.database),
             clock: Date.now,
             logger,
+            metrics,
+            onUnexplained: (u) => void reconciler?.afterErrorReport(u).catch((err) => logger.warn({ err }, 'reconcile after an error report failed')),
           });
         }
         const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes });
@@ -141,7 +154,11 @@ export function registerRun(program: Command): void {
         stack.push(() => worker.stop());
         health.attach(worker);
 
-        const sink = createBillingSink(config, metrics);
+        // Stripe's meters, checked against meters.yaml: a mismatched meter is held (not pushed), and
+        // events carry each Stripe meter's own payload keys.
+        const gate = reader ? await startMeterGate({ catalog: meters, listMeters: () => listStripeMeters(reader, { rateLimit: () => readLimiter.take() }), logger, metrics }) : null;
+        if (gate) stack.push(async () => gate.stop());
+        const sink = createBillingSink(config, metrics, gate?.payloadKeys);
         stack.push(() => sink.close());
         const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
         // One pusher per consumer group: the worker that owns partition 0 (see PushLeadership).
@@ -151,7 +168,7 @@ export function registerRun(program: Command): void {
             streams: createStreamStore(ch, config.clickhouse.database),
             pushes: createPushStore(ch, config.clickhouse.database),
             sink,
-            meters: () => meters,
+            meters: () => gate?.billable() ?? meters,
             clock: Date.now,
             logger,
             metrics,
@@ -168,14 +185,8 @@ export function registerRun(program: Command): void {
         stack.push(() => pushLoop.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
-        const reader = stripeClientFromConfig(config, { maxNetworkRetries: 3 });
-        if (reader) {
-          const timer = setInterval(() => {
-            const to = Date.now();
-            reconcile(ch, config.clickhouse.database, meters, reader, { from: to - 48 * 3_600_000, to, epsilon: 0.005, metrics }).catch((err) =>
-              logger.warn({ err }, 'periodic reconcile failed'),
-            );
-          }, 5 * 60_000);
+        if (reconciler) {
+          const timer = setInterval(() => void reconciler.periodic().catch((err) => logger.warn({ err }, 'periodic reconcile failed')), 5 * 60_000);
           stack.push(async () => clearInterval(timer));
         }
 

@@ -14,8 +14,14 @@ export interface FakeStripeOptions {
   sessionTtlMs?: number;
   latencyMs?: number;
   concurrency?: { status: 429 | 409; code?: string };
+  /** Default: 25/s for a test key (Stripe's basic test-mode limit), 1000/s for a live key. */
   rateLimitPerSecond?: number | null;
+  /** Default 24 h. */
   identifierRetentionMs?: number | null;
+  /** Default 1 s (see FakeStripeSettings.summaryLagMs). */
+  summaryLagMs?: number;
+  /** Default null: every customer exists. */
+  knownCustomers?: string[] | null;
   webhookSecret?: string;
 }
 
@@ -41,6 +47,8 @@ export interface FakeStripe {
   readonly state: FakeStripeState;
   /** A stripe-node client pointed at the fake (v1, v2 and the meter-events host). */
   client(opts?: ClientOptions): Stripe;
+  /** Customers that exist from now on (turns on knownCustomers). */
+  addCustomers(...ids: string[]): void;
   /** Seeds a meter without an HTTP call. */
   addMeter(p: { event_name: string; formula?: 'sum' | 'count' | 'last'; display_name?: string; customerKey?: string; valueKey?: string; event_time_window?: 'hour' | 'day' }): Meter;
   acceptedEvents(filter?: { customer?: string; eventName?: string; includeCancelled?: boolean }): AcceptedEvent[];
@@ -62,8 +70,14 @@ export interface FakeStripe {
   webhooks: {
     errorReportTriggered(input: MeterErrorReportInput & { meterId: string }): WebhookDelivery;
     noMeterFound(input: Omit<MeterErrorReportInput, 'meterId'>): WebhookDelivery;
-    /** One delivery per meter (and one no_meter_found) from the fake's asynchronous errors. */
-    fromAsyncErrors(): WebhookDelivery[];
+    /**
+     * One delivery per meter (and one no_meter_found) from the fake's asynchronous errors, as Stripe
+     * reports them: `error_count` counts every failure, `sample_errors` lists at most `maxSamples`
+     * per error type (default 3). `sampleRequest` picks what a sample's `request.identifier` holds:
+     * the meter event identifier (default) or the request's Idempotency-Key (stripe-node documents
+     * the field as "the request idempotency key").
+     */
+    fromAsyncErrors(opts?: { maxSamples?: number; sampleRequest?: 'event_identifier' | 'idempotency_key'; since?: number }): WebhookDelivery[];
     sign(payload: string, opts?: { timestamp?: number; secret?: string }): string;
     /** POSTs a delivery to a receiver, as Stripe would. */
     deliver(url: string, d: WebhookDelivery): Promise<{ status: number; body: string }>;

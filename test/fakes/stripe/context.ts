@@ -18,10 +18,23 @@ export interface FakeStripeSettings {
    * Default 429 with code `lock_timeout` and Stripe's documented object-lock message.
    */
   concurrency: { status: 429 | 409; code: string };
-  /** Global limit on calls per second (all endpoints), answered 429 `rate_limit`; null = none. */
+  /**
+   * Global limit on calls per second (all endpoints), answered 429 `rate_limit`; null = none.
+   * Default: Stripe's basic test-mode limit (25/s, reads included) for a test key, 1000/s live.
+   */
   rateLimitPerSecond: number | null;
-  /** How long an identifier stays unique, ms; null = forever (Stripe: a rolling 24 h at least). */
+  /** How long an identifier stays unique, ms; null = forever. Default 24 h (Stripe: "a rolling 24 h" at least). */
   identifierRetentionMs: number | null;
+  /**
+   * Stripe processes meter events asynchronously: an event shows in event summaries only this
+   * long after it was accepted (fake clock). Default 1 s.
+   */
+  summaryLagMs: number;
+  /**
+   * The customers that exist; null = every customer does. A meter event for any other customer is
+   * accepted (200) and dropped asynchronously, reported later as `meter_event_customer_not_found`.
+   */
+  knownCustomers: Set<string> | null;
   webhookSecret: string;
 }
 

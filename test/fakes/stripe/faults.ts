@@ -21,7 +21,7 @@ export type FaultAction =
    * from Stripe's edge. stage 'after-accept': the request is executed (events recorded) and the
    * error is what Stripe stores for the Idempotency-Key, so same-key retries get it replayed.
    */
-  | { kind: 'status'; status: 409 | 429 | 500 | 502 | 503; stage?: 'before' | 'after-accept'; code?: string; message?: string; shouldRetry?: boolean }
+  | { kind: 'status'; status: 400 | 409 | 429 | 500 | 502 | 503; stage?: 'before' | 'after-accept'; code?: string; message?: string; shouldRetry?: boolean }
   /**
    * Execute and store the result, then: 'reset' destroys the connection (the client sees
    * ECONNRESET), 'hang' never answers (the client times out), 'truncate' sends the headers and
@@ -79,14 +79,15 @@ export function faultLabel(f: FaultSpec): string {
 }
 
 /**
- * The body of an injected status: 429 `rate_limit` (Stripe's rate-limiter wording); 409
+ * The body of an injected status: 400 `invalid_request_error`; 429 `rate_limit` (Stripe's rate-limiter wording); 409
  * `lock_timeout` (Stripe's object-lock wording) with `stripe-should-retry: true` unless told
  * otherwise; 5xx `api_error`.
  */
 export function statusFaultError(f: Extract<FaultAction, { kind: 'status' }>): { body: StripeErrorBody; headers: Record<string, string> } {
   const headers: Record<string, string> = {};
   let body: StripeErrorBody;
-  if (f.status === 429) body = { type: 'invalid_request_error', code: f.code ?? 'rate_limit', message: f.message ?? RATE_LIMIT_MESSAGE };
+  if (f.status === 400) body = { type: 'invalid_request_error', code: f.code ?? 'parameter_invalid', message: f.message ?? 'Invalid request (fake: injected 400).' };
+  else if (f.status === 429) body = { type: 'invalid_request_error', code: f.code ?? 'rate_limit', message: f.message ?? RATE_LIMIT_MESSAGE };
   else if (f.status === 409) {
     body = { type: 'invalid_request_error', code: f.code ?? 'lock_timeout', message: f.message ?? LOCK_TIMEOUT_MESSAGE };
     if (f.shouldRetry === undefined) headers['stripe-should-retry'] = 'true';

@@ -13,6 +13,8 @@ export const RULES = {
   maxFutureSeconds: 5 * 60,
   /** "more than 15 significant digits -> 400" */
   maxSignificantDigits: 15,
+  /** Identifiers: unique "within a rolling 24 hour period" (at least) */
+  identifierUniqueMs: 24 * 3_600_000,
   /** Adjustments: "only within 24 h of Stripe receiving the event" */
   cancelWindowMs: 24 * 3_600_000,
   /** v2 stream: "up to 100 events per request" */

@@ -26,11 +26,20 @@ import {
   type MeterEventSession,
   type Via,
 } from './state';
+import { RULES } from './rules';
 import * as v1 from './v1';
 import * as v2 from './v2';
 import { buildMeterErrorEvent, reportsFromAsyncErrors, signPayload, type MeterErrorEventType, type MeterErrorReportInput, type WebhookDelivery } from './webhooks';
 
 export type { ClientOptions, FakeStripe, FakeStripeOptions };
+
+/** Stripe's basic rate limit in test mode and sandboxes: 25 operations/s, reads included. */
+export const TEST_MODE_BASIC_LIMIT = 25;
+/** Live mode: meter events, 1000 calls/s. */
+export const LIVE_METER_EVENT_LIMIT = 1000;
+/** Time a meter event holds its customer+meter lock: long enough for concurrent calls to collide. */
+export const DEFAULT_LATENCY_MS = 25;
+export const DEFAULT_SUMMARY_LAG_MS = 1_000;
 
 interface Route {
   method: string;
@@ -99,14 +108,18 @@ export async function startFakeStripe(opts: FakeStripeOptions = {}): Promise<Fak
   const settings: FakeStripeSettings = {
     apiKeys: new Set([apiKey]),
     sessionTtlMs: opts.sessionTtlMs ?? 15 * 60_000,
-    latencyMs: opts.latencyMs ?? 0,
+    latencyMs: opts.latencyMs ?? DEFAULT_LATENCY_MS,
     concurrency: { status: opts.concurrency?.status ?? 429, code: opts.concurrency?.code ?? 'lock_timeout' },
-    rateLimitPerSecond: opts.rateLimitPerSecond ?? null,
-    identifierRetentionMs: opts.identifierRetentionMs ?? null,
+    rateLimitPerSecond: opts.rateLimitPerSecond !== undefined ? opts.rateLimitPerSecond : /^(sk|rk)_live_/.test(apiKey) ? LIVE_METER_EVENT_LIMIT : TEST_MODE_BASIC_LIMIT,
+    identifierRetentionMs: opts.identifierRetentionMs !== undefined ? opts.identifierRetentionMs : RULES.identifierUniqueMs,
+    summaryLagMs: opts.summaryLagMs ?? DEFAULT_SUMMARY_LAG_MS,
+    knownCustomers: opts.knownCustomers ? new Set(opts.knownCustomers) : null,
     webhookSecret: opts.webhookSecret ?? 'whsec_fake_meterline_secret',
   };
   const faults = new FaultQueue();
   const recentCalls: number[] = [];
+  /** The limit recentCalls was counted under: a new limit starts a new window. */
+  let countedLimit: number | null = null;
   const sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   const hung = new Set<http.ServerResponse>();
   let closed = false;
@@ -195,6 +208,10 @@ export async function startFakeStripe(opts: FakeStripeOptions = {}): Promise<Fak
       }
       finalOutcome = 'unauthenticated';
       const session = authenticate(route, req);
+      if (settings.rateLimitPerSecond !== countedLimit) {
+        recentCalls.length = 0;
+        countedLimit = settings.rateLimitPerSecond;
+      }
       if (settings.rateLimitPerSecond !== null) {
         const t = performance.now();
         while (recentCalls.length && recentCalls[0]! <= t - 1000) recentCalls.shift();
@@ -352,6 +369,10 @@ export async function startFakeStripe(opts: FakeStripeOptions = {}): Promise<Fak
         ...(o.maxNetworkRetries !== undefined ? { maxNetworkRetries: o.maxNetworkRetries } : {}),
         ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
       }),
+    addCustomers: (...ids) => {
+      settings.knownCustomers ??= new Set();
+      for (const id of ids) settings.knownCustomers.add(id);
+    },
     addMeter: (p) =>
       v1.addMeter(
         state,
@@ -379,7 +400,7 @@ export async function startFakeStripe(opts: FakeStripeOptions = {}): Promise<Fak
     webhooks: {
       errorReportTriggered: (input) => deliveryOf('v1.billing.meter.error_report_triggered', input),
       noMeterFound: (input) => deliveryOf('v1.billing.meter.no_meter_found', input),
-      fromAsyncErrors: () => reportsFromAsyncErrors(state.asyncErrors).map((r) => deliveryOf(r.type, r.input)),
+      fromAsyncErrors: (o = {}) => reportsFromAsyncErrors(state.asyncErrors.filter((e) => e.at >= (o.since ?? -Infinity)), o).map((r) => deliveryOf(r.type, r.input)),
       sign: (payload, o = {}) => signPayload(payload, o.secret ?? settings.webhookSecret, o.timestamp ?? clock.nowSeconds()),
       async deliver(url, d) {
         const r = await fetch(url, { method: 'POST', headers: d.headers, body: d.payload });

@@ -119,6 +119,8 @@ export interface AsyncError {
   eventName: string;
   meterId: string | null;
   at: number;
+  /** The Idempotency-Key of the request that carried the event. */
+  idempotencyKey?: string;
 }
 
 export interface MeterEventSession {
@@ -158,6 +160,8 @@ export class FakeStripeState {
   readonly events: AcceptedEvent[] = [];
   /** identifier -> accepted event (uniqueness: kept forever unless retention is set). */
   readonly byIdentifier = new Map<string, AcceptedEvent>();
+  /** identifier -> when it was received, for events accepted and then dropped asynchronously (the identifier is used). */
+  readonly droppedIdentifiers = new Map<string, number>();
   /** identifiers claimed by requests still in flight. */
   readonly reserved = new Set<string>();
   readonly attempts: IdentifierAttempt[] = [];
@@ -188,8 +192,14 @@ export class FakeStripeState {
    */
   identifierTaken(identifier: string, nowMs: number, retentionMs: number | null): boolean {
     if (this.reserved.has(identifier)) return true;
-    const prior = this.byIdentifier.get(identifier);
-    return prior !== undefined && (retentionMs === null || nowMs - prior.receivedAt < retentionMs);
+    const receivedAt = this.byIdentifier.get(identifier)?.receivedAt ?? this.droppedIdentifiers.get(identifier);
+    return receivedAt !== undefined && (retentionMs === null || nowMs - receivedAt < retentionMs);
+  }
+
+  /** An accepted event that fails Stripe's asynchronous validation: reported later, never counted. */
+  dropAsync(e: AsyncError): void {
+    this.asyncErrors.push(e);
+    this.droppedIdentifiers.set(e.identifier, e.at);
   }
 
   recordEvent(e: Omit<AcceptedEvent, 'seq' | 'cancelledAt'>): AcceptedEvent {

@@ -151,6 +151,13 @@ export async function createMeterEvent(ctx: HandlerCtx): Promise<HandlerResult> 
   ctx.state.reserved.add(identifier);
   try {
     await ctx.sleep(ctx.settings.latencyMs);
+    if (ctx.settings.knownCustomers && !ctx.settings.knownCustomers.has(checked.customer)) {
+      // Stripe checks the customer asynchronously: 200 now, an error report later, never counted.
+      attempt.outcome = 'dropped_async';
+      attempt.rule = 'customer_not_found';
+      ctx.state.dropAsync({ code: 'meter_event_customer_not_found', message: `No customer with id '${checked.customer}' exists.`, identifier, eventName: p.event_name, meterId: checked.meter.id, at: ctx.clock.now(), ...(ctx.idempotencyKey ? { idempotencyKey: ctx.idempotencyKey } : {}) });
+      return ok({ object: 'billing.meter_event', created: ctx.clock.nowSeconds(), event_name: p.event_name, identifier, livemode: false, payload: p.payload, timestamp });
+    }
     const ev = ctx.state.recordEvent({
       identifier,
       eventName: p.event_name,
@@ -202,7 +209,9 @@ export function listEventSummaries(ctx: HandlerCtx): HandlerResult {
   const p = validateV1<ListParams & { customer: string; start_time: number; end_time: number; value_grouping_window?: 'hour' | 'day' }>(ctx.query, SCHEMAS.eventSummaries);
   const bad = alignmentError(p.start_time, p.end_time, p.value_grouping_window);
   if (bad) throw invalidRequest(bad.message, { param: bad.param, rule: 'summary_alignment' });
-  const windows = summarize(ctx.state.events, meter, p.customer, p.start_time, p.end_time, p.value_grouping_window);
+  // Processing is asynchronous: an event counts in summaries only summaryLagMs after it was accepted.
+  const processed = ctx.state.events.filter((e) => e.receivedAt <= ctx.clock.now() - ctx.settings.summaryLagMs);
+  const windows = summarize(processed, meter, p.customer, p.start_time, p.end_time, p.value_grouping_window);
   const data = windows.map((w) => ({
     id: `mtrusg_test_${Buffer.from(`${meter.id}:${p.customer}:${w.start}:${w.end}`).toString('base64url')}`,
     object: 'billing.meter_event_summary',

@@ -74,6 +74,12 @@ export function meterEventStream(ctx: HandlerCtx): HandlerResult {
       attempt.rule = 'duplicate_identifier';
       return;
     }
+    if (ctx.settings.knownCustomers && !ctx.settings.knownCustomers.has(checked.customer)) {
+      attempt.outcome = 'dropped_async';
+      attempt.rule = 'customer_not_found';
+      ctx.state.dropAsync({ code: 'meter_event_customer_not_found', message: `No customer with id '${checked.customer}' exists.`, identifier, eventName: e.event_name, meterId: checked.meter.id, at: ctx.clock.now() });
+      return;
+    }
     record(ctx, e, identifier, checked.meter.id, checked.customer, checked.value, checked.rawValue, timestamp, 'stream');
     attempt.outcome = 'accepted';
   });

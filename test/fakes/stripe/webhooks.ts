@@ -80,8 +80,16 @@ export function buildMeterErrorEvent(type: MeterErrorEventType, input: MeterErro
   return { event, notification };
 }
 
-/** Groups asynchronous failures the way Stripe's reports do: per meter (none -> no_meter_found), per code. */
-export function reportsFromAsyncErrors(errors: readonly AsyncError[]): Array<{ type: MeterErrorEventType; input: MeterErrorReportInput }> {
+/**
+ * Groups asynchronous failures the way Stripe's reports do: per meter (none -> no_meter_found),
+ * per code, with every failure counted in `error_count` and at most `maxSamples` of them listed.
+ */
+export function reportsFromAsyncErrors(
+  errors: readonly AsyncError[],
+  opts: { maxSamples?: number; sampleRequest?: 'event_identifier' | 'idempotency_key' } = {},
+): Array<{ type: MeterErrorEventType; input: MeterErrorReportInput }> {
+  const maxSamples = opts.maxSamples ?? 3;
+  const requestId = (e: AsyncError) => (opts.sampleRequest === 'idempotency_key' ? (e.idempotencyKey ?? e.identifier) : e.identifier);
   const byMeter = new Map<string | null, Map<ErrorReportCode, AsyncError[]>>();
   for (const e of errors) {
     const codes = byMeter.get(e.meterId) ?? new Map<ErrorReportCode, AsyncError[]>();
@@ -92,7 +100,7 @@ export function reportsFromAsyncErrors(errors: readonly AsyncError[]): Array<{ t
     type: meterId === null ? 'v1.billing.meter.no_meter_found' : 'v1.billing.meter.error_report_triggered',
     input: {
       ...(meterId === null ? {} : { meterId }),
-      errorTypes: [...codes.entries()].map(([code, list]) => ({ code, samples: list.map((e) => ({ identifier: e.identifier, message: e.message })) })),
+      errorTypes: [...codes.entries()].map(([code, list]) => ({ code, errorCount: list.length, samples: list.slice(0, maxSamples).map((e) => ({ identifier: requestId(e), message: e.message })) })),
     },
   }));
 }
