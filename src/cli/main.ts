@@ -14,10 +14,16 @@ import { registerRebuild } from './commands/rebuild';
 import { registerReplay } from './commands/replay';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
+import { markRequiredOptions } from './help';
+
+// The package's own version (dist/cli/main.js and src/cli/main.ts are both two levels below it).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('meterline')
     .description('usage metering: Kafka → dedupe/enrich → ClickHouse → windowed counters → Stripe, exactly once')
+    .version(version, '-V, --version', 'print the meterline version')
     .exitOverride();
   registerRun(program);
   registerPublish(program);
@@ -31,6 +37,8 @@ export function buildProgram(): Command {
   registerLedgerCommands(program);
   registerStats(program);
   registerAdmin(program);
+  markRequiredOptions(program);
+  program.addHelpText('after', '\nRun `meterline <command> --help` for a command\'s options and examples.\n');
   return program;
 }
 

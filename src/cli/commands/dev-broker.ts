@@ -4,9 +4,10 @@ import { DEV_BROKER_WARNING, clearBrokerState, readBrokerState, startDevBroker, 
 import type { Config } from '../../config/config';
 import type { Logger } from '../../runtime/logger';
 import { createContext, waitForShutdownSignal } from '../context';
+import { withExamples } from '../help';
 
 export function registerDevBroker(program: Command): void {
-  program
+  const command = program
     .command('dev-broker')
     .description('run the in-memory development Kafka broker (NOT for production) until interrupted')
     .action(async () => {
@@ -20,6 +21,10 @@ export function registerDevBroker(program: Command): void {
       await waitForShutdownSignal();
       await handle.stop();
     });
+  withExamples(command, [
+    ['terminal 1: a broker for local development (prints its address)', 'meterline dev-broker'],
+    ['terminal 2: commands in the same directory find it', 'meterline sample -n 100 | meterline publish'],
+  ]);
 }
 
 /**
