@@ -51,20 +51,27 @@ export function clickHouseAddress(config: Pick<Config, 'clickhouse' | 'dataDir'>
   return { kind: 'embedded', path: ch.embeddedPath };
 }
 
+const URL_SETTING_PREFIX = 'clickhouse_setting_';
+
 function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger | undefined, readOnly: boolean): ClickHouseClient {
   const ch = config.clickhouse;
   // readonly=2: the engine refuses every write and DDL, and still lets a query choose its own
   // settings (some do, e.g. join_use_nulls). A user whose profile has readonly=2 may set it again.
-  const clickhouse_settings = { date_time_output_format: 'iso', ...(readOnly ? { readonly: '2' } : {}) } as const;
+  const clickhouse_settings: Record<string, string> = { date_time_output_format: 'iso', ...(readOnly ? { readonly: '2' } : {}) };
   const address = clickHouseAddress(config);
   if (address.kind !== 'embedded') {
-    // Credentials in the URL win over CLICKHOUSE_USER/PASSWORD (as in the client), passed as
-    // options so the client has no reason to print a warning about them.
+    // Credentials and settings in the URL (`?clickhouse_setting_<name>=`) win, as in the client;
+    // passed as options so the client has no reason to print a warning about overriding them.
     const url = new URL(address.url);
     const username = url.username ? decodeURIComponent(url.username) : ch.username;
     const password = url.username || url.password ? decodeURIComponent(url.password) : (ch.password ?? '');
     url.username = '';
     url.password = '';
+    for (const [name, value] of [...url.searchParams]) {
+      if (!name.startsWith(URL_SETTING_PREFIX)) continue;
+      clickhouse_settings[name.slice(URL_SETTING_PREFIX.length)] = value;
+      url.searchParams.delete(name);
+    }
     return createClient({
       url: url.toString(),
       username,
