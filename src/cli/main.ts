@@ -14,7 +14,7 @@ import { registerRebuild } from './commands/rebuild';
 import { registerReplay } from './commands/replay';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
-import { markRequiredOptions } from './help';
+import { markRequiredOptions, withExamples } from './help';
 
 // The package's own version (dist/cli/main.js and src/cli/main.ts are both two levels below it).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -38,7 +38,11 @@ export function buildProgram(): Command {
   registerStats(program);
   registerAdmin(program);
   markRequiredOptions(program);
-  program.addHelpText('after', '\nRun `meterline <command> --help` for a command\'s options and examples.\n');
+  withExamples(program, [
+    ['the worker on embedded defaults (dev broker, embedded ClickHouse, Stripe shadow mode)', 'meterline run'],
+    ['in another terminal: publish sample events, then see where every message went', 'meterline sample -n 1000 --duplicates 0.1 | meterline publish\n  $ meterline stats --by-customer'],
+    ["a command's options and examples", 'meterline query --help'],
+  ]);
   return program;
 }
 

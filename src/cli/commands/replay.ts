@@ -88,6 +88,10 @@ export function registerReplay(program: Command): void {
       printSummary(summary, opts.json === true || !process.stdout.isTTY);
       if (!summary.complete) process.exitCode = REPLAY_INTERRUPTED_EXIT;
     });
+  withExamples(command, [
+    ['what a replay of the whole topic would change, writing nothing', 'meterline replay --dry-run'],
+    ['store and count whatever November\'s events are missing (resumes if interrupted)', 'meterline replay --from 2026-11-01 --to 2026-12-01'],
+  ]);
 }
 
 function printSummary(s: ReplaySummary, json: boolean): void {
