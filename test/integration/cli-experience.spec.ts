@@ -152,6 +152,18 @@ describe('the command line', () => {
         expect(await schema()).toEqual(before);
       }, 120_000);
 
+      it('on a terminal, dlq list and stats --by-customer print aligned tables', async () => {
+        const dlq = await runInTerminal(['dlq', 'list'], { env });
+        expect(dlq.code).toBe(0);
+        const lines = plain(dlq.screen).split('\n');
+        const header = lines.findIndex((l) => /^source\s+status\s+reason_code\s+tenant\s+event_id\s+rejected_at\s+reason$/.test(l));
+        expect(header).toBeGreaterThanOrEqual(0);
+        expect(lines[header + 2]).toMatch(/^usage\.events\/0@1\s+rejected\s+invalid_event\s+acme\s+e,"1"\s+\S+ \S+\s+customer "c,1" is not an identifier,\\nsee line 2$/);
+        const stats = await runInTerminal(['stats', '--by-customer'], { env });
+        expect(stats.code).toBe(0);
+        expect(plain(stats.screen)).toMatch(/\ntenant\s+customer\s+meter\s+events\s+value\s+counted_events\s+counted_value\s+counter_events\s+counter_value\n-+ +-+/);
+      }, 60_000);
+
       it('dlq list --format csv is real CSV: commas, quotes and line breaks survive a round trip; formulas are defused', async () => {
         const r = await runCli(['dlq', 'list', '--format', 'csv'], { env });
         expect(r.code).toBe(0);
