@@ -73,15 +73,15 @@ describe('the command line', () => {
       }
     });
 
-    it('Kafka unreachable: fails within a few seconds in one line naming the brokers and KAFKA_BROKERS', async () => {
+    it.each([['publish'], ['run', '--no-demo']])('Kafka unreachable: `%s` fails within a few seconds in one line naming the brokers and KAFKA_BROKERS', async (...args) => {
       const [a, b] = [await closedPort(), await closedPort()];
       const started = Date.now();
-      const r = await runCli(['publish'], { env: { METERLINE_DATA_DIR: tempDir(), KAFKA_BROKERS: `127.0.0.1:${a},127.0.0.1:${b}`, LOG_LEVEL: 'info' }, input: '' });
+      const r = await runCli(args, { env: { METERLINE_DATA_DIR: tempDir(), KAFKA_BROKERS: `127.0.0.1:${a},127.0.0.1:${b}`, METRICS_PORT: '0', LOG_LEVEL: 'warn' }, input: '' });
       const seconds = (Date.now() - started) / 1000;
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^meterline: cannot reach Kafka at 127\\.0\\.0\\.1:${a},127\\.0\\.0\\.1:${b} \\(.*ECONNREFUSED.*\\): check KAFKA_BROKERS$`))]);
       expect(seconds).toBeLessThan(10);
-    });
+    }, 60_000);
 
     it('a configuration value out of range names the range', async () => {
       const r = await runCli(['config'], { env: { DEDUPE_WINDOW_DAYS: '30', METRICS_PORT: '70000' } });

@@ -71,7 +71,7 @@ export function registerRun(program: Command): void {
         if (config.chaos.clickhouseFaults) logger.warn({ faults: config.chaos.clickhouseFaults }, 'CHAOS: injecting ClickHouse faults (CHAOS_CLICKHOUSE_FAULTS; testing only)');
         if (!config.stripe.apiKey) logger.info('no STRIPE_API_KEY: Stripe shadow mode (the push ledger is written, nothing is sent)');
 
-        let brokers = resolveBrokers(config) && (await requireReachableBrokers(config));
+        let brokers = resolveBrokers(config) ? await requireReachableBrokers(config) : undefined;
         let embedded = false;
         if (!brokers) {
           const broker = await startEmbeddedBroker(config, logger);
