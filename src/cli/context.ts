@@ -9,7 +9,7 @@ export interface CommandContext {
 
 export function createContext(env: NodeJS.ProcessEnv = process.env): CommandContext {
   const config = loadConfig(env);
-  return { config, logger: createLogger({ level: config.logLevel, secrets: secretValues(config) }) };
+  return { config, logger: createLogger({ level: config.logLevel, format: config.logFormat, secrets: secretValues(config) }) };
 }
 
 /** Ends a long-running command on SIGINT/SIGTERM; resolves with the signal's name. */

@@ -14,10 +14,16 @@ import { registerRebuild } from './commands/rebuild';
 import { registerReplay } from './commands/replay';
 import { registerRun } from './commands/run';
 import { registerStats } from './commands/stats';
+import { markRequiredOptions, withExamples } from './help';
+
+// The package's own version (dist/cli/main.js and src/cli/main.ts are both two levels below it).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('meterline')
     .description('usage metering: Kafka → dedupe/enrich → ClickHouse → windowed counters → Stripe, exactly once')
+    .version(version, '-V, --version', 'print the meterline version')
     .exitOverride();
   registerRun(program);
   registerPublish(program);
@@ -31,6 +37,12 @@ export function buildProgram(): Command {
   registerLedgerCommands(program);
   registerStats(program);
   registerAdmin(program);
+  markRequiredOptions(program);
+  withExamples(program, [
+    ['the worker on embedded defaults (dev broker, embedded ClickHouse, Stripe shadow mode)', 'meterline run'],
+    ['in another terminal: publish sample events, then see where every message went', 'meterline sample -n 1000 --duplicates 0.1 | meterline publish\n  $ meterline stats --by-customer'],
+    ["a command's options and examples", 'meterline query --help'],
+  ]);
   return program;
 }
 

@@ -10,6 +10,8 @@ import { stripeRateLimits, type StripeRateLimits } from './stripe-rate-limits';
 export interface Config {
   readonly dataDir: string;
   readonly logLevel: string;
+  /** `auto`: human-readable lines on a terminal, JSON lines otherwise. */
+  readonly logFormat: LogFormat;
   readonly kafka: {
     /** Empty: use (or start) the embedded dev broker. */
     readonly brokers: string[];
@@ -83,16 +85,32 @@ export class ConfigError extends Error {
 }
 
 export const MIN_DEDUPE_WINDOW_DAYS = 35;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
-const int = (def: number, min: number, max: number) =>
-  z.preprocess(
-    (v) => (v === undefined || v === '' ? def : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
-    z.number({ message: 'must be a whole number' }).int().min(min).max(max),
-  );
+/**
+ * A whole number within bounds. Every failure names the bounds (`must be 0–65535`), so the
+ * message says what to write instead. Numbers are echoed back: unlike strings, they are never secrets.
+ */
+const int = (def: number, min: number, max: number, bounds = `${min}–${max}`) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const text = raw?.trim();
+      if (text === undefined || text === '') return def;
+      const n = /^[+-]?\d+$/.test(text) ? Number(text) : NaN;
+      if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+      const got = /^[+-]?[\d.eE]{1,20}$/.test(text) ? `, got ${text}` : '';
+      ctx.addIssue({ code: 'custom', message: Number.isNaN(n) ? `must be a whole number (${bounds})${got}` : `must be ${bounds}${got}` });
+      return z.NEVER;
+    });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T, def: T[number]) =>
+  z.enum(values, { message: `must be one of ${values.join(', ')}` }).default(def as never);
 const url = (schemes: string[]) =>
   optionalString.refine(
     (v) => v === undefined || (URL.canParse(v) && schemes.includes(new URL(v).protocol)),
@@ -106,7 +124,8 @@ const topicName = (def: string) =>
 
 const EnvSchema = z.object({
   METERLINE_DATA_DIR: z.string().default('.meterline'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  LOG_FORMAT: oneOf(LOG_FORMATS, 'auto'),
   KAFKA_BROKERS: optionalString.refine(
     (v) => v === undefined || v.split(',').every((b) => /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(b.trim())),
     { message: 'must be a comma-separated list of host:port' },
@@ -136,18 +155,15 @@ const EnvSchema = z.object({
   STRIPE_WEBHOOK_SECRET: optionalString.refine((v) => v === undefined || v.startsWith('whsec_'), {
     message: 'must start with whsec_',
   }),
-  STRIPE_MODE: z.enum(['meter_events', 'meter_event_stream']).default('meter_events'),
+  STRIPE_MODE: oneOf(['meter_events', 'meter_event_stream'], 'meter_events'),
   // Unset: derived from the key's mode (test 20/s, live 900/s; see stripe-rate-limits.ts).
-  STRIPE_RATE_LIMIT: z.preprocess(
-    (v) => (v === undefined || v === '' ? undefined : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
-    z.number({ message: 'must be a whole number' }).int().min(1).max(10000).optional(),
-  ),
+  STRIPE_RATE_LIMIT: int(0, 1, 10000).transform((v) => (v === 0 ? undefined : v)),
   STRIPE_HOST: optionalString,
-  STRIPE_PORT: z.preprocess((v) => (v === undefined || v === '' ? undefined : Number(v)), z.number().int().min(1).max(65535).optional()),
-  STRIPE_PROTOCOL: z.enum(['http', 'https']).default('https'),
+  STRIPE_PORT: int(0, 1, 65535).transform((v) => (v === 0 ? undefined : v)),
+  STRIPE_PROTOCOL: oneOf(['http', 'https'], 'https'),
   BILLING_PERIOD_ANCHOR_DAY: int(1, 1, 28),
   METERS_FILE: z.string().default('meters.yaml'),
-  DEDUPE_WINDOW_DAYS: int(MIN_DEDUPE_WINDOW_DAYS, MIN_DEDUPE_WINDOW_DAYS, 3650),
+  DEDUPE_WINDOW_DAYS: int(MIN_DEDUPE_WINDOW_DAYS, MIN_DEDUPE_WINDOW_DAYS, 3650, `at least ${MIN_DEDUPE_WINDOW_DAYS} (Stripe accepts events up to ${MIN_DEDUPE_WINDOW_DAYS} days old) and at most 3650`),
   MAX_FUTURE_SKEW_SECONDS: int(300, 0, 7 * 86400),
   WATERMARK_OUT_OF_ORDERNESS_SECONDS: int(5, 0, 86400),
   PARTITION_IDLE_TIMEOUT_SECONDS: int(30, 1, 86400),
@@ -167,7 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     // Values are never echoed back: a mistyped secret must not end up in a terminal log.
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}${i.message.startsWith('must ') ? ' ' : ': '}${i.message}`));
   }
   const e = parsed.data;
   const dataDir = path.resolve(cwd, e.METERLINE_DATA_DIR);
@@ -175,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   return {
     dataDir,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     kafka: {
       brokers: e.KAFKA_BROKERS ? e.KAFKA_BROKERS.split(',').map((b) => b.trim()) : [],
       clientId: e.KAFKA_CLIENT_ID,

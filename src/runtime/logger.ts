@@ -1,13 +1,18 @@
 import pino from 'pino';
+import { prettyFactory } from 'pino-pretty';
 import { MIN_SECRET_LENGTH, replaceSecretValues } from './redact';
 
 export type Logger = pino.Logger;
+/** `auto`: readable lines when stderr is a terminal, JSON lines otherwise (pipes, files, collectors). */
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 /**
- * Structured JSON logs on stderr (stdout stays for command output such as query results).
+ * Structured logs on stderr (stdout stays for command output such as query results): JSON
+ * lines, or on a terminal one readable line per record (time, level, module, message, fields).
  * Two layers keep secrets out: any field named like a secret is censored wherever it appears in
  * a log record, and the configured secret values themselves (`secrets`) are replaced in every
  * line written — so a secret quoted inside an error message or a URL never reaches the log.
+ * Secrets are scrubbed from the JSON line before it is made readable, so both forms are clean.
  * Modules log through `logger.child({ module })`.
  */
 export const REDACT_PATHS = [
@@ -27,8 +32,14 @@ export const REDACT_PATHS = [
   '*.headers.Authorization',
 ];
 
-export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream; secrets?: readonly string[] } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; name?: string; format?: LogFormat; destination?: pino.DestinationStream; secrets?: readonly string[] } = {},
+): Logger {
   const destination = opts.destination ?? pino.destination(2);
+  const format = opts.format ?? 'auto';
+  // An explicit destination is a pipe or a test's buffer: `auto` means JSON there.
+  const pretty = format === 'pretty' || (format === 'auto' && opts.destination === undefined && process.stderr.isTTY === true);
+  const readable = pretty ? prettifying(destination, { colorize: opts.destination === undefined && process.stderr.isTTY === true }) : destination;
   return pino(
     {
       name: opts.name ?? 'meterline',
@@ -37,8 +48,23 @@ export function createLogger(opts: { level?: string; name?: string; destination?
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    opts.secrets && opts.secrets.length > 0 ? scrubbing(destination, opts.secrets) : destination,
+    opts.secrets && opts.secrets.length > 0 ? scrubbing(readable, opts.secrets) : readable,
   );
+}
+
+/**
+ * A destination that turns each JSON line into one readable line with pino-pretty, e.g.
+ * `07:31:02.114 INFO  ingest: ingest progress {"accepted":1000,"duplicates":98}`.
+ */
+export function prettifying(destination: pino.DestinationStream, opts: { colorize: boolean }): pino.DestinationStream {
+  const prettify = prettyFactory({
+    colorize: opts.colorize,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,name,module',
+    messageFormat: '{if module}{module}: {end}{msg}',
+  });
+  return { write: (line: string) => destination.write(prettify(line)) };
 }
 
 /** A destination that replaces each secret (raw, or as escaped inside a JSON string) before writing. */

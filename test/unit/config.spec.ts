@@ -27,6 +27,26 @@ describe('configuration', () => {
     expect((err as Error).message).not.toContain('pk_live_secretish');
   });
 
+  it('names the allowed range of a number that is out of range or not a number', () => {
+    const problems = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(env);
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ DEDUPE_WINDOW_DAYS: '30' })).toEqual([expect.stringContaining('DEDUPE_WINDOW_DAYS must be at least 35')]);
+    expect(problems({ DEDUPE_WINDOW_DAYS: '30' })[0]).toContain('got 30');
+    expect(problems({ METRICS_PORT: '-1' })).toEqual(['METRICS_PORT must be 0–65535, got -1']);
+    expect(problems({ METRICS_PORT: '70000' })).toEqual(['METRICS_PORT must be 0–65535, got 70000']);
+    expect(problems({ METRICS_PORT: '80.5' })).toEqual(['METRICS_PORT must be a whole number (0–65535), got 80.5']);
+    expect(problems({ METRICS_PORT: 'http' })).toEqual(['METRICS_PORT must be a whole number (0–65535)']);
+    expect(problems({ STRIPE_PORT: '0' })).toEqual(['STRIPE_PORT must be 1–65535, got 0']);
+    expect(problems({ LOG_FORMAT: 'xml' })).toEqual(['LOG_FORMAT must be one of auto, json, pretty']);
+    expect(loadConfig({ METRICS_PORT: ' 0 ', STRIPE_PORT: '12111', LOG_FORMAT: 'json' })).toMatchObject({ http: { metricsPort: 0 }, stripe: { port: 12111 }, logFormat: 'json' });
+  });
+
   it('redacts secrets wherever config is printed', () => {
     const c = loadConfig({
       STRIPE_API_KEY: 'sk_test_abc123SECRET',

@@ -32,3 +32,38 @@ describe('logger: secrets are redacted', () => {
     for (const line of out.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
   });
 });
+
+describe('logger: readable lines for people', () => {
+  const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc';
+
+  function pretty(secrets: string[]) {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', format: 'pretty', secrets, destination: { write: (l: string) => void lines.push(l) } });
+    return { logger, lines };
+  }
+
+  it('prints one line per record: time, level, module, message, then the fields', () => {
+    const { logger, lines } = pretty([]);
+    logger.child({ module: 'ingest' }).info({ accepted: 1000, duplicates: 98 }, 'ingest progress');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO: ingest: ingest progress \{"accepted":1000,"duplicates":98\}\n$/);
+    expect(() => JSON.parse(lines[0]!)).toThrow();
+  });
+
+  it('keeps secrets out of readable lines too', () => {
+    const { logger, lines } = pretty([KEY]);
+    logger.child({ module: 'pusher' }).error({ password: 'x1', err: new Error(`Invalid API Key provided: ${KEY}`) }, `push failed for ${KEY}`);
+    const out = lines.join('');
+    expect(out).toContain('ERROR: pusher: push failed for [redacted]');
+    expect(out).not.toContain(KEY);
+    expect(out).not.toContain('x1');
+  });
+
+  it('writes JSON lines when asked for JSON or when the destination is not the terminal', () => {
+    for (const format of ['json', 'auto'] as const) {
+      const lines: string[] = [];
+      createLogger({ format, destination: { write: (l: string) => void lines.push(l) } }).info({ n: 1 }, 'hello');
+      expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, msg: 'hello', n: 1 });
+    }
+  });
+});

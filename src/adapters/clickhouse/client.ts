@@ -4,7 +4,7 @@ import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as
 import type { Config } from '../../config/config';
 import { seededRandom } from '../../domain/sample';
 import type { Logger } from '../../runtime/logger';
-import { readDevClickHouseState } from './dev-server-state';
+import { DEV_CLICKHOUSE_STATE_FILE, readDevClickHouseState } from './dev-server-state';
 import { withClickHouseFaults } from './faulty-client';
 
 export type { ClickHouseClient };
@@ -18,28 +18,67 @@ export type { ClickHouseClient };
  * chdb allows one data directory per process: all embedded clients in a process share
  * `embeddedPath`, and tests separate themselves by database name, not by path.
  */
-export function createClickHouse(config: Pick<Config, 'clickhouse' | 'dataDir'> & Partial<Pick<Config, 'chaos'>>, logger?: Logger): ClickHouseClient {
-  const client = connect(config, logger);
+export function createClickHouse(
+  config: Pick<Config, 'clickhouse' | 'dataDir'> & Partial<Pick<Config, 'chaos'>>,
+  logger?: Logger,
+  opts: { readOnly?: boolean } = {},
+): ClickHouseClient {
+  const client = connect(config, logger, opts.readOnly === true);
   const faults = config.chaos?.clickhouseFaults;
   if (!faults) return client;
   const log = logger?.child({ module: 'chaos' });
   return withClickHouseFaults(client, faults, seededRandom(config.chaos!.seed + process.pid), (f) => log?.warn(f, 'CHAOS: injected ClickHouse fault'));
 }
 
-function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger | undefined): ClickHouseClient {
+/**
+ * Where ClickHouse is and which setting says so: CLICKHOUSE_URL; else the process serving this
+ * data directory's embedded engine (recorded in dev-clickhouse.json); else the engine in-process.
+ */
+export type ClickHouseAddress =
+  | { readonly kind: 'server'; readonly url: string; readonly setting: 'CLICKHOUSE_URL' }
+  | { readonly kind: 'served'; readonly url: string; readonly pid: number; readonly stateFile: string }
+  | { readonly kind: 'embedded'; readonly path: string };
+
+export function clickHouseAddress(config: Pick<Config, 'clickhouse' | 'dataDir'>): ClickHouseAddress {
   const ch = config.clickhouse;
-  // Two engines on one data directory corrupt it: without a URL, a running worker or dev server
-  // that owns the embedded directory is reached over HTTP (e.g. `meterline stats` while
-  // `meterline run` runs).
-  const served = ch.url ? null : readDevClickHouseState(config.dataDir);
-  const url = ch.url ?? (served && path.resolve(served.dataPath) === path.resolve(ch.embeddedPath) ? served.url : undefined);
-  if (url) {
+  if (ch.url) return { kind: 'server', url: ch.url, setting: 'CLICKHOUSE_URL' };
+  // Two engines on one data directory corrupt it: a running worker or dev server that owns the
+  // embedded directory is reached over HTTP (e.g. `meterline stats` while `meterline run` runs).
+  const served = readDevClickHouseState(config.dataDir);
+  if (served && path.resolve(served.dataPath) === path.resolve(ch.embeddedPath)) {
+    return { kind: 'served', url: served.url, pid: served.pid, stateFile: path.join(config.dataDir, DEV_CLICKHOUSE_STATE_FILE) };
+  }
+  return { kind: 'embedded', path: ch.embeddedPath };
+}
+
+const URL_SETTING_PREFIX = 'clickhouse_setting_';
+
+function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger | undefined, readOnly: boolean): ClickHouseClient {
+  const ch = config.clickhouse;
+  // readonly=2: the engine refuses every write and DDL, and still lets a query choose its own
+  // settings (some do, e.g. join_use_nulls). A user whose profile has readonly=2 may set it again.
+  const clickhouse_settings: Record<string, string> = { date_time_output_format: 'iso', ...(readOnly ? { readonly: '2' } : {}) };
+  const address = clickHouseAddress(config);
+  if (address.kind !== 'embedded') {
+    // Credentials and settings in the URL (`?clickhouse_setting_<name>=`) win, as in the client;
+    // passed as options so the client has no reason to print a warning about overriding them.
+    const url = new URL(address.url);
+    const username = url.username ? decodeURIComponent(url.username) : ch.username;
+    const password = url.username || url.password ? decodeURIComponent(url.password) : (ch.password ?? '');
+    url.username = '';
+    url.password = '';
+    for (const [name, value] of [...url.searchParams]) {
+      if (!name.startsWith(URL_SETTING_PREFIX)) continue;
+      clickhouse_settings[name.slice(URL_SETTING_PREFIX.length)] = value;
+      url.searchParams.delete(name);
+    }
     return createClient({
-      url,
-      username: ch.username,
-      password: ch.password ?? '',
-      clickhouse_settings: { date_time_output_format: 'iso' },
-      ...(logger ? { log: { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } } : {}),
+      url: url.toString(),
+      username,
+      password,
+      clickhouse_settings,
+      // Without a logger the client's own console output stays off: failures reach the caller as errors.
+      log: logger ? { LoggerClass: clientLogger(logger), level: ClickHouseLogLevel.WARN } : { level: ClickHouseLogLevel.OFF },
     });
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
@@ -48,7 +87,7 @@ function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger 
   const { createChdbConnection } = require('chdb/connection') as typeof import('chdb/connection');
   return createClient({
     connection: createChdbConnection({ path: ch.embeddedPath }),
-    clickhouse_settings: { date_time_output_format: 'iso' },
+    clickhouse_settings,
   } as Parameters<typeof createClient>[0]);
 }
 

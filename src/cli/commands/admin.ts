@@ -1,20 +1,21 @@
 import type { Command } from 'commander';
-import { createClickHouse } from '../../adapters/clickhouse/client';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { runSchemasCheck } from '../../adapters/avro/compatibility';
 import { redactConfig } from '../../config/config';
 import { configWarnings, describeStripeRateLimit } from '../../config/warnings';
 import { generateEvents, toNdjsonLine } from '../../domain/sample';
 import { writeLines } from '../write-output';
+import { openClickHouse } from '../clickhouse';
 import { createContext } from '../context';
+import { withExamples } from '../help';
 
 export function registerAdmin(program: Command): void {
-  program
+  const migrateCommand = program
     .command('migrate')
     .description('create every ClickHouse table (idempotent: safe to run any number of times)')
     .action(async () => {
       const { config, logger } = createContext();
-      const ch = createClickHouse(config);
+      const ch = await openClickHouse(config);
       try {
         const applied = await migrate(ch, config.clickhouse.database);
         logger.info({ database: config.clickhouse.database, statements: applied.length }, 'schema is up to date');
@@ -23,9 +24,13 @@ export function registerAdmin(program: Command): void {
         await ch.close();
       }
     });
+  withExamples(migrateCommand, [
+    ['create the tables in the embedded engine (under METERLINE_DATA_DIR)', 'meterline migrate'],
+    ['in a ClickHouse server, as a user allowed to create tables', 'CLICKHOUSE_URL=https://ch.internal:8443 CLICKHOUSE_USER=admin CLICKHOUSE_PASSWORD=… meterline migrate'],
+  ]);
 
   const schemas = program.command('schemas').description('Avro schema tools');
-  schemas
+  const check = schemas
     .command('check')
     .description('prove each schema version reads data written by every older one')
     .option('--dir <dir>', 'schema directory', 'schemas')
@@ -34,8 +39,9 @@ export function registerAdmin(program: Command): void {
       for (const line of result.lines) process.stdout.write(line + '\n');
       process.exitCode = result.ok ? 0 : 1;
     });
+  withExamples(check, [['prove the schemas in schemas/ compatible (exit code 1 otherwise)', 'meterline schemas check'], ['another directory', 'meterline schemas check --dir ./my-schemas']]);
 
-  program
+  const configCommand = program
     .command('config')
     .description('print the effective configuration (secrets redacted)')
     .action(() => {
@@ -44,8 +50,12 @@ export function registerAdmin(program: Command): void {
       if (config.stripe.apiKey) process.stderr.write(`${describeStripeRateLimit(config)}\n`);
       for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
     });
+  withExamples(configCommand, [
+    ['what the current environment configures', 'meterline config'],
+    ['check a configuration before deploying it (exit code 2 names every problem)', 'KAFKA_BROKERS=kafka-1:9092 DEDUPE_WINDOW_DAYS=40 meterline config'],
+  ]);
 
-  program
+  const sample = program
     .command('sample')
     .description('print sample usage events as NDJSON (for demos and tests)')
     .option('-n, --count <n>', 'number of events', '1000')
@@ -57,4 +67,8 @@ export function registerAdmin(program: Command): void {
         for (const e of events) yield toNdjsonLine(e);
       })());
     });
+  withExamples(sample, [
+    ['ten sample events on standard output', 'meterline sample -n 10'],
+    ['publish 1000 events, 10 % of them exact copies', 'meterline sample -n 1000 --duplicates 0.1 | meterline publish'],
+  ]);
 }

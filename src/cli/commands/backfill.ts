@@ -1,18 +1,19 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { createEncoderFromConfig } from '../../adapters/avro/from-config';
-import { createKafka, requireBrokers } from '../../adapters/kafka/kafka';
+import { createKafka, requireReachableBrokers } from '../../adapters/kafka/kafka';
 import { BACKFILL_HEADER, createPublisher, type Publisher } from '../../adapters/kafka/publisher';
 import { backfillWarnings, createBackfillAgeReport } from '../../domain/backfill-age';
 import { publishNdjson } from '../../pipeline/publish-ndjson';
 import { MeterlineError } from '../../runtime/errors';
 import { createContext } from '../context';
+import { withExamples } from '../help';
 import { fileProgressBar, rejectionLines } from './publish';
 
 const DAY_MS = 86_400_000;
 
 export function registerBackfill(program: Command): void {
-  program
+  const command = program
     .command('backfill')
     .description(
       'publish historical NDJSON usage events to the usage topic; they are counted even in windows already final, ' +
@@ -31,7 +32,7 @@ export function registerBackfill(program: Command): void {
       if (opts.check) {
         publisher = { publish: async () => undefined, close: async () => undefined };
       } else {
-        const kafka = createKafka(requireBrokers(config), { clientId: `${config.kafka.clientId}-backfill`, logger });
+        const kafka = createKafka(await requireReachableBrokers(config), { clientId: `${config.kafka.clientId}-backfill`, logger });
         publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config), headers: { [BACKFILL_HEADER]: '1' } });
       }
       const totalBytes = fs.statSync(file).size;
@@ -60,4 +61,8 @@ export function registerBackfill(program: Command): void {
       for (const w of warnings) process.stderr.write(w + '\n');
       process.exitCode = summary.rejected > 0 ? 1 : 0;
     });
+  withExamples(command, [
+    ['check a file first: validity and ages, nothing published', 'meterline backfill --check october.ndjson'],
+    ['then publish it', 'meterline backfill october.ndjson'],
+  ]);
 }

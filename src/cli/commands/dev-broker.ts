@@ -6,9 +6,10 @@ import type { Logger } from '../../runtime/logger';
 import { startApacheKafka } from '../../dev/apache-kafka/broker';
 import { DEFAULT_KAFKA_VERSION, TESTED_KAFKA_VERSIONS } from '../../dev/apache-kafka/versions';
 import { createContext, waitForShutdownSignal } from '../context';
+import { withExamples } from '../help';
 
 export function registerDevBroker(program: Command): void {
-  program
+  const command = program
     .command('dev-broker')
     .description('run a development Kafka broker (NOT for production) until interrupted: the in-memory mock, or with --kafka a real Apache Kafka')
     .option('--kafka', 'run Apache Kafka itself (KRaft, one node, fetched from Maven Central on first use; needs java and mvn)')
@@ -25,6 +26,10 @@ export function registerDevBroker(program: Command): void {
       await waitForShutdownSignal();
       await handle.stop();
     });
+  withExamples(command, [
+    ['terminal 1: a broker for local development (prints its address)', 'meterline dev-broker'],
+    ['terminal 2: commands in the same directory find it', 'meterline sample -n 100 | meterline publish'],
+  ]);
 }
 
 /**

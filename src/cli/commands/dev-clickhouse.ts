@@ -3,9 +3,10 @@ import { startDevClickHouse } from '../../adapters/clickhouse/dev-server';
 import { clearDevClickHouseState, readDevClickHouseState, writeDevClickHouseState } from '../../adapters/clickhouse/dev-server-state';
 import { MeterlineError } from '../../runtime/errors';
 import { createContext, waitForShutdownSignal } from '../context';
+import { withExamples } from '../help';
 
 export function registerDevClickHouse(program: Command): void {
-  program
+  const command = program
     .command('dev-clickhouse')
     .description('serve the embedded ClickHouse data over HTTP so several processes share it (NOT for production) until interrupted')
     .option('--port <n>', 'port to listen on (0: any free port)', '8123')
@@ -34,4 +35,8 @@ export function registerDevClickHouse(program: Command): void {
       await server.close();
       log.info({ served: server.served() }, 'dev ClickHouse server stopped');
     });
+  withExamples(command, [
+    ['share the embedded data with two workers', 'meterline dev-clickhouse --port 8123 &\n  $ CLICKHOUSE_URL=http://127.0.0.1:8123 meterline run --no-demo'],
+    ['any free port (the URL is the first line printed)', 'meterline dev-clickhouse --port 0'],
+  ]);
 }

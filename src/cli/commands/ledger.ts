@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import type { Command } from 'commander';
 import { createDecoderFromConfig } from '../../adapters/avro/from-config';
-import { createClickHouse } from '../../adapters/clickhouse/client';
 import { importCustomers } from '../../adapters/clickhouse/customer-store';
 import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
@@ -11,13 +10,18 @@ import { listRejected } from '../../adapters/clickhouse/rejected-store';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { parseCustomerRows } from '../../domain/customers';
 import { redriveDeadLetters } from '../../pipeline/redrive';
+import { MeterlineError } from '../../runtime/errors';
+import { openClickHouse } from '../clickhouse';
 import { createContext } from '../context';
+import { formatOption, type OutputFormat, renderRows } from '../format';
+import { withExamples } from '../help';
 
 const DAY_MS = 86_400_000;
+const DLQ_COLUMNS = ['source', 'status', 'reason_code', 'tenant', 'event_id', 'rejected_at', 'reason'];
 
 export function registerLedgerCommands(program: Command): void {
   const customers = program.command('customers').description('customer ↔ Stripe customer mappings');
-  customers
+  const importCommand = customers
     .command('import <file>')
     .description('import a CSV with header tenant,customer,stripe_customer_id (latest import wins)')
     .action(async (file: string) => {
@@ -29,7 +33,7 @@ export function registerLedgerCommands(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const ch = createClickHouse(config);
+      const ch = await openClickHouse(config);
       try {
         await migrate(ch, config.clickhouse.database);
         await importCustomers(ch, config.clickhouse.database, mappings, Date.now());
@@ -38,46 +42,56 @@ export function registerLedgerCommands(program: Command): void {
       }
       process.stdout.write(`imported ${mappings.length} customer mappings\n`);
     });
+  withExamples(importCommand, [['map customers to Stripe customers (CSV header: tenant,customer,stripe_customer_id)', 'meterline customers import customers.csv']]);
 
   const dlq = program.command('dlq').description('dead letters: messages that could not be accepted, with their reasons');
-  dlq
+  const list = dlq
     .command('list')
-    .description('list dead letters')
+    .description('list dead letters with their reasons')
     .option('--reason <code>', 'only this reason code (empty, bad_magic, unknown_schema, malformed_avro, invalid_event, unknown_meter)')
     .option('--all', 'include redriven ones')
     .option('--limit <n>', 'at most this many', '100')
-    .option('--format <format>', 'table | json', 'table')
-    .action(async (opts: { reason?: string; all?: boolean; limit: string; format: string }) => {
+    .addOption(formatOption())
+    .action(async (opts: { reason?: string; all?: boolean; limit: string; format: OutputFormat }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new MeterlineError('bad_argument', `--limit must be a whole number of at least 1, got ${JSON.stringify(opts.limit)}`);
       const { config } = createContext();
-      const ch = createClickHouse(config);
+      const ch = await openClickHouse(config, { readOnly: true });
       try {
-        await migrate(ch, config.clickhouse.database);
-        const rows = await listRejected(ch, config.clickhouse.database, {
-          reason: opts.reason,
-          status: opts.all ? undefined : 'rejected',
-          limit: Number(opts.limit),
-        });
+        const rows = await listRejected(ch, config.clickhouse.database, { reason: opts.reason, status: opts.all ? undefined : 'rejected', limit });
         if (opts.format === 'json') {
           process.stdout.write(
             JSON.stringify(rows.map((r) => ({ ...r.ref, reason_code: r.reasonCode, reason: r.reason, tenant: r.tenant, event_id: r.eventId, rejected_at: r.rejectedAt, status: r.status }))) + '\n',
           );
-        } else {
-          for (const r of rows) {
-            process.stdout.write(`${r.ref.topic}/${r.ref.partition}@${r.ref.offset}\t${r.status}\t${r.reasonCode}\t${r.reason}\n`);
-          }
-          process.stdout.write(`${rows.length} dead letter(s)\n`);
+          return;
         }
+        const table = rows.map((r) => ({
+          source: `${r.ref.topic}/${r.ref.partition}@${r.ref.offset}`,
+          status: r.status,
+          reason_code: r.reasonCode,
+          tenant: r.tenant,
+          event_id: r.eventId,
+          rejected_at: r.rejectedAt,
+          reason: r.reason,
+        }));
+        process.stdout.write(renderRows(table, DLQ_COLUMNS, opts.format));
+        if (opts.format === 'table') process.stdout.write(`${rows.length} dead letter(s)${rows.length === limit ? ` (the first ${limit}: --limit for more)` : ''}\n`);
       } finally {
         await ch.close();
       }
     });
-  dlq
+  withExamples(list, [
+    ['dead letters still to deal with', 'meterline dlq list'],
+    ['those of one reason, as JSON', 'meterline dlq list --reason unknown_meter --format json'],
+    ['all of them, redriven ones included, for a spreadsheet', 'meterline dlq list --all --limit 100000 --format csv > dead-letters.csv'],
+  ]);
+  const redrive = dlq
     .command('redrive')
     .description('re-process dead letters through the normal dedupe path (after fixing their cause, e.g. adding a meter)')
     .option('--reason <code>', 'only this reason code')
     .action(async (opts: { reason?: string }) => {
       const { config } = createContext();
-      const ch = createClickHouse(config);
+      const ch = await openClickHouse(config);
       try {
         await migrate(ch, config.clickhouse.database);
         const meters = loadMeterCatalog(config.ingest.metersFile);
@@ -101,4 +115,8 @@ export function registerLedgerCommands(program: Command): void {
         await ch.close();
       }
     });
+  withExamples(redrive, [
+    ['after adding the missing meter to meters.yaml', 'meterline dlq redrive --reason unknown_meter'],
+    ['every dead letter still rejected', 'meterline dlq redrive'],
+  ]);
 }

@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
-import { createKafka, requireBrokers } from '../../adapters/kafka/kafka';
+import { createKafka, requireReachableBrokers } from '../../adapters/kafka/kafka';
 import { createPublisher } from '../../adapters/kafka/publisher';
 import { createEncoderFromConfig } from '../../adapters/avro/from-config';
 import { publishNdjson, type PublishSummary } from '../../pipeline/publish-ndjson';
 import { createContext } from '../context';
+import { withExamples } from '../help';
 
 export function registerPublish(program: Command): void {
-  program
+  const command = program
     .command('publish')
     .description('validate NDJSON usage events and publish them to the usage topic (waits for acks)')
     .option('-f, --file <path>', 'NDJSON file (default: standard input)')
@@ -18,7 +19,7 @@ export function registerPublish(program: Command): void {
       const { config, logger } = createContext();
       const input = opts.file ? fs.createReadStream(opts.file) : process.stdin;
       const totalBytes = opts.file ? fs.statSync(opts.file).size : 0;
-      const kafka = createKafka(requireBrokers(config), { clientId: `${config.kafka.clientId}-publish`, logger });
+      const kafka = createKafka(await requireReachableBrokers(config), { clientId: `${config.kafka.clientId}-publish`, logger });
       const publisher = await createPublisher({ kafka, topic: config.kafka.topic, encoder: createEncoderFromConfig(config) });
       const bar = opts.file ? fileProgressBar(totalBytes) : undefined;
       let summary: PublishSummary;
@@ -34,6 +35,11 @@ export function registerPublish(program: Command): void {
       printSummary(summary, opts.json === true);
       process.exitCode = summary.rejected > 0 ? 1 : 0;
     });
+  withExamples(command, [
+    ['publish a file of events (one JSON object per line)', 'meterline publish -f events.ndjson'],
+    ['1000 sample events, 10 % of them copies, from standard input', 'meterline sample -n 1000 --duplicates 0.1 | meterline publish'],
+    ['events without a tenant field belong to acme; a summary for scripts', 'meterline publish -f events.ndjson -t acme --json'],
+  ]);
 }
 
 function printSummary(s: PublishSummary, json: boolean): void {

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
-import { createClickHouse } from '../../adapters/clickhouse/client';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { persistedWatermark, rebuildCounters } from '../../pipeline/rebuild';
 import { MeterlineError } from '../../runtime/errors';
+import { openClickHouse } from '../clickhouse';
 import { createContext } from '../context';
+import { withExamples } from '../help';
 import { isoTime } from './query';
 
 export function registerRebuild(program: Command): void {
-  program
+  const command = program
     .command('rebuild')
     .description('recompute counters from the ledger (all windows, or those starting in [--from, --to)); the pusher sends only the differences')
     .option('--from <iso>', 'windows starting at or after this time (default: the beginning)')
@@ -17,7 +18,7 @@ export function registerRebuild(program: Command): void {
       const to = opts.to ? isoTime('to', opts.to) : Date.now() + 86_400_000;
       if (from >= to) throw new MeterlineError('bad_argument', '--from must be before --to');
       const { config } = createContext();
-      const ch = createClickHouse(config);
+      const ch = await openClickHouse(config);
       try {
         await migrate(ch, config.clickhouse.database);
         const watermark = await persistedWatermark(ch, config.clickhouse.database, config.kafka.topic, config.aggregate.outOfOrdernessMs);
@@ -27,4 +28,8 @@ export function registerRebuild(program: Command): void {
         await ch.close();
       }
     });
+  withExamples(command, [
+    ['recompute every counter from the ledger', 'meterline rebuild'],
+    ['only the windows of November', 'meterline rebuild --from 2026-11-01 --to 2026-12-01'],
+  ]);
 }

@@ -1,16 +1,17 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { createDecoderFromConfig } from '../../adapters/avro/from-config';
-import { createClickHouse } from '../../adapters/clickhouse/client';
 import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createReplayStore } from '../../adapters/clickhouse/replay-store';
-import { createKafka, requireBrokers } from '../../adapters/kafka/kafka';
+import { createKafka, requireReachableBrokers } from '../../adapters/kafka/kafka';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { replayTopic, type ReplaySummary } from '../../pipeline/replay';
 import { MeterlineError } from '../../runtime/errors';
+import { openClickHouse } from '../clickhouse';
 import { createContext } from '../context';
+import { withExamples } from '../help';
 import { isoTime } from './query';
 
 const DAY_MS = 86_400_000;
@@ -19,7 +20,7 @@ const DAY_MS = 86_400_000;
 export const REPLAY_INTERRUPTED_EXIT = 3;
 
 export function registerReplay(program: Command): void {
-  program
+  const command = program
     .command('replay')
     .description(
       're-read the usage topic through the ingest path in a consumer group of its own: stored events are recognised, ' +
@@ -38,8 +39,8 @@ export function registerReplay(program: Command): void {
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 0) throw new MeterlineError('bad_argument', `--limit must be a whole number, got ${JSON.stringify(opts.limit)}`);
       const { config, logger } = createContext();
-      const kafka = createKafka(requireBrokers(config), { clientId: `${config.kafka.clientId}-replay`, logger });
-      const ch = createClickHouse(config);
+      const kafka = createKafka(await requireReachableBrokers(config), { clientId: `${config.kafka.clientId}-replay`, logger });
+      const ch = await openClickHouse(config);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
@@ -87,6 +88,10 @@ export function registerReplay(program: Command): void {
       printSummary(summary, opts.json === true || !process.stdout.isTTY);
       if (!summary.complete) process.exitCode = REPLAY_INTERRUPTED_EXIT;
     });
+  withExamples(command, [
+    ['what a replay of the whole topic would change, writing nothing', 'meterline replay --dry-run'],
+    ['store and count whatever November\'s events are missing (resumes if interrupted)', 'meterline replay --from 2026-11-01 --to 2026-12-01'],
+  ]);
 }
 
 function printSummary(s: ReplaySummary, json: boolean): void {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters/avro/from-config';
-import { createClickHouse } from '../../adapters/clickhouse/client';
 import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { startDevClickHouse } from '../../adapters/clickhouse/dev-server';
 import { clearDevClickHouseState, writeDevClickHouseState } from '../../adapters/clickhouse/dev-server-state';
@@ -16,7 +15,7 @@ import { createReconcileRunner } from '../../pipeline/reconcile-runner';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../../adapters/kafka/dlq';
 import { createGroupOffsetReader } from '../../adapters/kafka/group-lag';
-import { createKafka, resolveBrokers } from '../../adapters/kafka/kafka';
+import { createKafka, requireReachableBrokers, resolveBrokers } from '../../adapters/kafka/kafka';
 import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
@@ -28,8 +27,10 @@ import { createRateLimiter } from '../../runtime/rate-limiter';
 import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
 import { MeterlineError, errorMessage } from '../../runtime/errors';
+import { openClickHouse } from '../clickhouse';
 import { createContext, waitForShutdownSignal } from '../context';
 import { configWarnings, describeStripeRateLimit } from '../../config/warnings';
+import { withExamples } from '../help';
 import { startEmbeddedBroker } from './dev-broker';
 
 const DAY_MS = 86_400_000;
@@ -37,7 +38,7 @@ const DAY_MS = 86_400_000;
 const PUSHER_GRACE_MS = 5_000;
 
 export function registerRun(program: Command): void {
-  program
+  const command = program
     .command('run')
     .description('run the worker: consume usage events, dedupe, enrich and store them (embedded defaults when nothing is configured)')
     .option('--no-demo', 'with an embedded dev broker, do not publish demo events')
@@ -49,7 +50,7 @@ export function registerRun(program: Command): void {
       };
       try {
         const meters = loadMeterCatalog(config.ingest.metersFile);
-        const ch = createClickHouse(config, logger);
+        const ch = await openClickHouse(config, { logger });
         stack.push(() => ch.close());
         await migrate(ch, config.clickhouse.database);
         logger.info({ clickhouse: config.clickhouse.url ? 'server' : `embedded (${config.clickhouse.embeddedPath})` }, 'ClickHouse ready');
@@ -75,7 +76,7 @@ export function registerRun(program: Command): void {
         else logger.info({ rateLimits: config.stripe.rateLimits }, describeStripeRateLimit(config));
         for (const w of configWarnings(config)) logger.warn(w);
 
-        let brokers = resolveBrokers(config);
+        let brokers = resolveBrokers(config) ? await requireReachableBrokers(config) : undefined;
         let embedded = false;
         if (!brokers) {
           const broker = await startEmbeddedBroker(config, logger);
@@ -212,4 +213,9 @@ export function registerRun(program: Command): void {
         await shutdown();
       }
     });
+  withExamples(command, [
+    ['everything embedded: dev broker, embedded ClickHouse, Stripe shadow mode, demo events', 'meterline run'],
+    ['against real infrastructure', 'KAFKA_BROKERS=kafka-1:9092,kafka-2:9092 CLICKHOUSE_URL=https://ch.internal:8443 STRIPE_API_KEY=sk_live_… meterline run'],
+    ['logs as JSON lines even on a terminal', 'LOG_FORMAT=json meterline run --no-demo'],
+  ]);
 }
