@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { hasPromtool, promtool } from '../helpers/prometheus';
 
@@ -21,6 +22,18 @@ describeIf('ops/prometheus: promtool', () => {
   it('prometheus.yml passes `promtool check config`, alert rules included', () => {
     const r = promtool(['check', 'config', path.join(OPS, 'prometheus.yml')]);
     expect(r.output).toContain('SUCCESS: 1 rule files found');
+    expect(r.status).toBe(0);
+  });
+});
+
+/** Debian's prometheus-alertmanager package provides amtool; skipped (loudly) without it. */
+const hasAmtool = spawnSync('amtool', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!hasAmtool) process.stderr.write('\n*** SKIPPING ops/alertmanager check: amtool not installed (apt-get install -y prometheus-alertmanager) ***\n\n');
+
+(hasAmtool ? describe : describe.skip)('ops/alertmanager: amtool', () => {
+  it('alertmanager.yml passes `amtool check-config`', () => {
+    const r = spawnSync('amtool', ['check-config', path.resolve(OPS, '..', 'alertmanager', 'alertmanager.yml')], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS');
     expect(r.status).toBe(0);
   });
 });

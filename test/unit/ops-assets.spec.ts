@@ -85,6 +85,11 @@ describe('ops assets match the code', () => {
         'MeterlineWatermarkStuck',
         'MeterlineDeadLetterRate',
         'MeterlineStripeFailures',
+        'MeterlineStripeHeldPushes',
+        'MeterlineStripeErrorRate',
+        'MeterlineTooLateEvents',
+        'MeterlineAwaitingMapping',
+        'MeterlineDeadLetterTrickle',
         'MeterlinePushBacklog',
         'MeterlineReconcileDrift',
         'MeterlineNotReady',
@@ -96,6 +101,19 @@ describe('ops assets match the code', () => {
       expect(anchors).toContain(a.alert.toLowerCase());
       expect(tests).toContain(`alertname: ${a.alert}`);
     }
+  });
+
+  it('Prometheus sends alerts to the compose Alertmanager, which mounts its config from ops/alertmanager', () => {
+    const prom = YAML.parse(read('ops/prometheus/prometheus.yml')) as { alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] } };
+    const compose = YAML.parse(read('docker-compose.yml')) as Compose;
+    const am = compose.services.alertmanager!;
+    expect(am.image).toMatch(/^prom\/alertmanager:/);
+    expect(am.ports).toContain('9093:9093');
+    expect(am.volumes).toContain('./ops/alertmanager:/etc/alertmanager:ro');
+    expect(prom.alerting.alertmanagers[0]!.static_configs[0]!.targets).toEqual(['alertmanager:9093']);
+    const config = YAML.parse(read('ops/alertmanager/alertmanager.yml')) as { route: { receiver: string; routes?: { receiver: string }[] }; receivers: { name: string }[] };
+    const receivers = new Set(config.receivers.map((r) => r.name));
+    for (const r of [config.route.receiver, ...(config.route.routes ?? []).map((x) => x.receiver)]) expect(receivers).toContain(r);
   });
 
   it('Prometheus scrapes the worker on the port the compose worker listens on', () => {
