@@ -33,8 +33,15 @@ function metricNames(expr: string): string[] {
 interface Panel {
   type: string;
   title: string;
-  targets?: { expr: string }[];
+  datasource?: { uid?: string };
+  targets?: { expr: string; datasource?: { uid?: string } }[];
   panels?: Panel[];
+}
+
+interface Dashboard {
+  __requires: { type: string; id: string }[];
+  templating: { list: { name: string; type: string; query: unknown; definition?: string; includeAll?: boolean; multi?: boolean; datasource?: { uid?: string } }[] };
+  panels: Panel[];
 }
 
 describe('ops assets match the code', () => {
@@ -61,16 +68,42 @@ describe('ops assets match the code', () => {
       'meterline_reconcile_drift',
       'meterline_dedupe_store_rows',
       'meterline_ready',
+      'meterline_stripe_pushes_failed',
+      'meterline_stripe_pushes_held',
+      // Node.js default metrics: process memory and event-loop lag.
+      'meterline_process_resident_memory_bytes',
+      'meterline_nodejs_heap_size_used_bytes',
+      'meterline_nodejs_eventloop_lag_p99_seconds',
     ]) {
       expect(used).toContain(signal);
     }
   });
 
-  it('the Grafana datasource points at the compose Prometheus, with the uid the dashboard uses', () => {
-    const ds = YAML.parse(read('ops/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string; url: string }[] };
-    const dashboard = read('ops/grafana/dashboards/meterline.json');
-    expect(ds.datasources[0]!.url).toBe('http://prometheus:9090');
-    expect(dashboard).toContain(`"uid": "${ds.datasources[0]!.uid}"`);
+  it('the Grafana datasource of the compose stack points at its Prometheus', () => {
+    const ds = YAML.parse(read('ops/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { type: string; url: string; isDefault: boolean }[] };
+    expect(ds.datasources[0]).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true });
+  });
+
+  it('the dashboard imports into another Grafana: datasource, job and instance are variables, no fixed datasource uid', () => {
+    const text = read('ops/grafana/dashboards/meterline.json');
+    const dashboard = JSON.parse(text) as Dashboard;
+    expect(dashboard.__requires).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'datasource', id: 'prometheus' })]));
+    const vars = new Map(dashboard.templating.list.map((v) => [v.name, v]));
+    expect(vars.get('datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(vars.get('job')).toMatchObject({ type: 'query', datasource: { uid: '${datasource}' } });
+    expect(vars.get('instance')).toMatchObject({ type: 'query', includeAll: true, multi: true, datasource: { uid: '${datasource}' } });
+    expect(vars.get('instance')!.definition).toMatch(/^label_values\(meterline_\w+\{job=~"\$job"\}, instance\)$/);
+    const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+    for (const p of panels.filter((x) => x.type !== 'row')) {
+      expect({ panel: p.title, uid: p.datasource?.uid }).toEqual({ panel: p.title, uid: '${datasource}' });
+      for (const t of p.targets ?? []) {
+        expect({ panel: p.title, uid: t.datasource?.uid }).toEqual({ panel: p.title, uid: '${datasource}' });
+        // Every series selector is scoped to the chosen job and instances.
+        const selectors = t.expr.match(/\b(meterline_\w+|up)(\{[^}]*\})?(?![\w(])/g) ?? [];
+        for (const sel of selectors) expect({ panel: p.title, sel, scoped: sel.includes('job=~"$job"') && sel.includes('instance=~"$instance"') }).toEqual({ panel: p.title, sel, scoped: true });
+      }
+    }
+    expect(text).not.toContain('meterline-prometheus');
   });
 
   it('every alert queries exported metrics, has a runbook section it links to, and a unit test case', () => {
