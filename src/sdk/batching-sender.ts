@@ -31,6 +31,8 @@ export interface BatchingSender {
   submit(message: OutgoingMessage): Promise<SendResult>;
   /** Sends whatever waits, and resolves when everything submitted so far has a result. */
   flush(): Promise<void>;
+  /** From now on sends at once, without lingering (closing); then flushes. */
+  finish(): Promise<void>;
 }
 
 interface Pending {
@@ -54,6 +56,7 @@ export function createBatchingSender(send: (messages: readonly OutgoingMessage[]
   // The tail of the chain of batches: each starts when the previous one has its result.
   let inFlight: Promise<void> = Promise.resolve();
   let spaceFreed: (() => void)[] = [];
+  let finishing = false;
 
   async function sendWithRetry(batch: Pending[]): Promise<void> {
     const messages = batch.map((p) => p.message);
@@ -100,7 +103,7 @@ export function createBatchingSender(send: (messages: readonly OutgoingMessage[]
   }
 
   function schedule(): void {
-    if (queue.length >= opts.maxBatchMessages || queuedBytes >= opts.maxBatchBytes) cut();
+    if (queue.length >= opts.maxBatchMessages || queuedBytes >= opts.maxBatchBytes || (finishing && queue.length > 0)) cut();
     else if (queue.length > 0 && !timer) timer = setTimeout(cut, opts.lingerMs);
   }
 
@@ -117,6 +120,10 @@ export function createBatchingSender(send: (messages: readonly OutgoingMessage[]
     async flush() {
       while (queue.length > 0) cut();
       await inFlight;
+    },
+    async finish() {
+      finishing = true;
+      await this.flush();
     },
   };
 }

@@ -145,11 +145,11 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
     async close() {
       if (closed) return;
       closed = true;
-      // Events still being validated or encoded reach the sender after this first flush; the
-      // wait for every outstanding publish covers them (they go out within lingerMs).
-      await sender.flush();
+      // Events still being encoded reach the sender after this flush: finishing, it sends them
+      // at once instead of lingering, and every outstanding publish has its outcome before the
+      // producer disconnects.
+      await sender.finish();
       await Promise.all(outstanding);
-      await sender.flush();
       await producer.disconnect();
     },
   };
