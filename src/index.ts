@@ -1,6 +1,8 @@
 /**
  * meterline as a library: the same functions the CLI uses.
- *   import { createPublisher, createKafka, createSingleObjectEncoder } from 'meterline';
+ *   import { createPublisher } from 'meterline';
+ *   const publisher = await createPublisher();   // KAFKA_BROKERS etc., as the CLI
+ *   const outcome = await publisher.publish({ id, tenant, customer, meter, value: '1.5', timestamp: Date.now() });
  */
 export { loadConfig, redactConfig, ConfigError, type Config } from './config/config';
 export { validateEvent, partitionKey, type UsageEvent } from './domain/usage-event';
@@ -8,7 +10,16 @@ export { parseDecimal, formatDecimal } from './domain/decimal';
 export { parseMeterCatalog, type MeterDefinition, type MeterCatalog } from './domain/meters';
 export { generateEvents, toNdjsonLine } from './domain/sample';
 export { createKafka, resolveBrokers } from './adapters/kafka/kafka';
-export { createPublisher, type Publisher } from './adapters/kafka/publisher';
+export {
+  createPublisher,
+  isTransientKafkaError,
+  type Publisher,
+  type PublisherOptions,
+  type PublishOutcome,
+  type UsageEventInput,
+} from './sdk/create-publisher';
+/** The CLI's low-level publisher (a kafkajs client, a topic and an encoder; throws on failure). */
+export { createPublisher as createKafkaPublisher, type Publisher as KafkaPublisher } from './adapters/kafka/publisher';
 export { startDevBroker, DEV_BROKER_WARNING, type DevBroker } from './adapters/kafka/dev-broker';
 export { createSingleObjectEncoder, createConfluentEncoder, createDecoder, type EventEncoder, type EventDecoder } from './adapters/avro/codec';
 export { createEncoderFromConfig, createDecoderFromConfig } from './adapters/avro/from-config';

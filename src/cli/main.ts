@@ -7,6 +7,7 @@ import { registerDevBroker } from './commands/dev-broker';
 import { registerDevClickHouse } from './commands/dev-clickhouse';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
+import { registerPushes } from './commands/pushes';
 import { registerQuery } from './commands/query';
 import { registerReconcile } from './commands/reconcile';
 import { registerBackfill } from './commands/backfill';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerDevClickHouse(program);
   registerQuery(program);
   registerReconcile(program);
+  registerPushes(program);
   registerReplay(program);
   registerBackfill(program);
   registerRebuild(program);

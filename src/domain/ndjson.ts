@@ -7,6 +7,8 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 export interface LineOptions extends ValidationOptions {
   /** `--tenant`: fills a missing tenant; an event naming another tenant is rejected. */
   readonly tenant?: string;
+  /** How a rejection names the tenant setting (default `--tenant`). */
+  readonly tenantSetting?: string;
 }
 
 /**
@@ -27,12 +29,21 @@ export function parseEventLine(line: string, opts: LineOptions): Validated {
     const v = rec[field];
     if (isLosslessNumber(v)) rec[field] = v.value;
   }
+  // Any other number (in properties, say) stays a LosslessNumber and fails validation as "not a string".
+  return validateRecord(rec, opts);
+}
+
+/**
+ * The rules of `meterline publish` for one event-shaped record, wherever it comes from (an
+ * NDJSON line, or an object handed to the publisher SDK): the tenant default, then validateEvent.
+ */
+export function validateRecord(raw: Readonly<Record<string, unknown>>, opts: LineOptions): Validated {
+  let rec = raw;
   if (opts.tenant !== undefined) {
-    if (rec.tenant === undefined) rec.tenant = opts.tenant;
+    if (rec.tenant === undefined) rec = { ...rec, tenant: opts.tenant };
     else if (rec.tenant !== opts.tenant) {
-      return { ok: false, reason: `tenant ${JSON.stringify(rec.tenant)} does not match --tenant ${JSON.stringify(opts.tenant)}` };
+      return { ok: false, reason: `tenant ${JSON.stringify(rec.tenant)} does not match ${opts.tenantSetting ?? '--tenant'} ${JSON.stringify(opts.tenant)}` };
     }
   }
-  // Any other number (in properties, say) stays a LosslessNumber and fails validation as "not a string".
   return validateEvent(rec, opts);
 }

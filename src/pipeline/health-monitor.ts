@@ -12,6 +12,8 @@ export interface HealthMonitorDeps {
   readonly pingClickHouse: () => Promise<void>;
   /** Size of the dedupe store (the ledger within the dedupe window); absent: not exported. */
   readonly dedupeStoreSize?: () => Promise<LedgerSize>;
+  /** Pushes by their latest status in the push ledger (failed and held become gauges); absent: not exported. */
+  readonly pushStatusCounts?: () => Promise<Record<string, number>>;
   readonly metrics?: Metrics;
   readonly clock: () => number;
   readonly logger: Logger;
@@ -20,6 +22,8 @@ export interface HealthMonitorDeps {
   /** How often offsets and ClickHouse are checked (default: a quarter of stallMs, 0.5–5 s). */
   readonly pollMs?: number;
   readonly dedupeStoreEveryMs?: number;
+  /** How often the push ledger's failed and held pushes are counted (default 30 s). */
+  readonly pushStatusEveryMs?: number;
   /** A check that has not answered after this long counts as failed (default 10 s). */
   readonly checkTimeoutMs?: number;
 }
@@ -36,8 +40,8 @@ export interface HealthMonitor {
 
 /**
  * The edge around readiness.ts: polls broker offsets and ClickHouse on a timer, records batch
- * progress from the worker, and keeps `meterline_consumer_lag`, `meterline_ready` and the
- * dedupe-store gauges current. Lag is exported only for owned partitions, so summing the gauge
+ * progress from the worker, and keeps `meterline_consumer_lag`, `meterline_ready`, the
+ * dedupe-store gauges and the push ledger's failed / held gauges current. Lag is exported only for owned partitions, so summing the gauge
  * over all workers of a group counts every partition once.
  */
 export function startHealthMonitor(deps: HealthMonitorDeps): HealthMonitor {
@@ -53,6 +57,8 @@ export function startHealthMonitor(deps: HealthMonitorDeps): HealthMonitor {
   let checked = false;
   let current: Readiness = { ready: false, reasons: ['starting'] };
   let lastSizeAt = -Infinity;
+  const pushStatusEveryMs = deps.pushStatusEveryMs ?? 30_000;
+  let lastPushStatusAt = -Infinity;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -112,6 +118,17 @@ export function startHealthMonitor(deps: HealthMonitorDeps): HealthMonitor {
         deps.metrics?.dedupeStoreBytes.set(size.bytes);
       } catch (err) {
         log.warn({ err }, 'could not size the dedupe store');
+      }
+    }
+    if (deps.pushStatusCounts && clickhouseOk && deps.clock() - lastPushStatusAt >= pushStatusEveryMs) {
+      lastPushStatusAt = deps.clock();
+      try {
+        // Every worker reads the same ledger, so each exports the same current state.
+        const counts = await withTimeout(deps.pushStatusCounts(), timeoutMs, 'counting pushes by status');
+        deps.metrics?.pushesFailed.set(counts.failed ?? 0);
+        deps.metrics?.pushesHeld.set(counts.held ?? 0);
+      } catch (err) {
+        log.warn({ err }, 'could not count failed and held pushes');
       }
     }
     checked = worker !== null;

@@ -35,7 +35,10 @@ export async function startPushLoop(pusher: Pusher, logger: Logger, intervalMs =
   const mayPush = async () => {
     if (!leadership) return true;
     if (!leadership.isLeader()) {
-      if (leaderSince !== null) log.info('no longer the pusher (partition 0 moved to another worker)');
+      if (leaderSince !== null) {
+        log.info('no longer the pusher (partition 0 moved to another worker)');
+        pusher.resign();
+      }
       leaderSince = null;
       resentThisTerm = false;
       return false;

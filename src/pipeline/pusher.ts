@@ -404,6 +404,15 @@ export function createPusher(deps: PusherDeps) {
       }
     },
 
+    /**
+     * This process stopped being the pusher: what it saw waiting for a mapping is its successor's
+     * to report now (a gauge left at its last value would keep an alert on after the fact).
+     */
+    resign(): void {
+      awaiting.clear();
+      deps.metrics?.awaitingMapping.set(0);
+    },
+
     /** Resolves when every launched push has settled (delivered, failed or left pending). */
     async drain(): Promise<void> {
       while (inFlight.size > 0) await Promise.all(inFlight.values());

@@ -104,6 +104,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Meters of meters.yaml held because their Stripe meter is missing, inactive or of the wrong formula (or the meters could not be listed)',
       registers: r,
     }),
+    // Gauges of the push ledger's current state (not counters of events): an alert on them stays
+    // on until someone settles the pushes (`meterline pushes resolve`), then clears.
+    pushesFailed: new Gauge({
+      name: 'meterline_stripe_pushes_failed',
+      help: 'Pushes whose latest status in the push ledger is failed (usage Stripe will not bill until someone acts), read from ClickHouse every 30 s',
+      registers: r,
+    }),
+    pushesHeld: new Gauge({
+      name: 'meterline_stripe_pushes_held',
+      help: 'Pushes held after more than 24 h pending (delivery unknown), read from the push ledger in ClickHouse every 30 s',
+      registers: r,
+    }),
     awaitingMapping: new Gauge({
       name: 'meterline_usage_awaiting_mapping',
       help: 'Streams with usage to push whose customer has no Stripe mapping yet',

@@ -33,8 +33,15 @@ function metricNames(expr: string): string[] {
 interface Panel {
   type: string;
   title: string;
-  targets?: { expr: string }[];
+  datasource?: { uid?: string };
+  targets?: { expr: string; datasource?: { uid?: string } }[];
   panels?: Panel[];
+}
+
+interface Dashboard {
+  __requires: { type: string; id: string }[];
+  templating: { list: { name: string; type: string; query: unknown; definition?: string; includeAll?: boolean; multi?: boolean; datasource?: { uid?: string } }[] };
+  panels: Panel[];
 }
 
 describe('ops assets match the code', () => {
@@ -61,16 +68,42 @@ describe('ops assets match the code', () => {
       'meterline_reconcile_drift',
       'meterline_dedupe_store_rows',
       'meterline_ready',
+      'meterline_stripe_pushes_failed',
+      'meterline_stripe_pushes_held',
+      // Node.js default metrics: process memory and event-loop lag.
+      'meterline_process_resident_memory_bytes',
+      'meterline_nodejs_heap_size_used_bytes',
+      'meterline_nodejs_eventloop_lag_p99_seconds',
     ]) {
       expect(used).toContain(signal);
     }
   });
 
-  it('the Grafana datasource points at the compose Prometheus, with the uid the dashboard uses', () => {
-    const ds = YAML.parse(read('ops/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string; url: string }[] };
-    const dashboard = read('ops/grafana/dashboards/meterline.json');
-    expect(ds.datasources[0]!.url).toBe('http://prometheus:9090');
-    expect(dashboard).toContain(`"uid": "${ds.datasources[0]!.uid}"`);
+  it('the Grafana datasource of the compose stack points at its Prometheus', () => {
+    const ds = YAML.parse(read('ops/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { type: string; url: string; isDefault: boolean }[] };
+    expect(ds.datasources[0]).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true });
+  });
+
+  it('the dashboard imports into another Grafana: datasource, job and instance are variables, no fixed datasource uid', () => {
+    const text = read('ops/grafana/dashboards/meterline.json');
+    const dashboard = JSON.parse(text) as Dashboard;
+    expect(dashboard.__requires).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'datasource', id: 'prometheus' })]));
+    const vars = new Map(dashboard.templating.list.map((v) => [v.name, v]));
+    expect(vars.get('datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(vars.get('job')).toMatchObject({ type: 'query', datasource: { uid: '${datasource}' } });
+    expect(vars.get('instance')).toMatchObject({ type: 'query', includeAll: true, multi: true, datasource: { uid: '${datasource}' } });
+    expect(vars.get('instance')!.definition).toMatch(/^label_values\(meterline_\w+\{job=~"\$job"\}, instance\)$/);
+    const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+    for (const p of panels.filter((x) => x.type !== 'row')) {
+      expect({ panel: p.title, uid: p.datasource?.uid }).toEqual({ panel: p.title, uid: '${datasource}' });
+      for (const t of p.targets ?? []) {
+        expect({ panel: p.title, uid: t.datasource?.uid }).toEqual({ panel: p.title, uid: '${datasource}' });
+        // Every series selector is scoped to the chosen job and instances.
+        const selectors = t.expr.match(/\b(meterline_\w+|up)(\{[^}]*\})?(?![\w(])/g) ?? [];
+        for (const sel of selectors) expect({ panel: p.title, sel, scoped: sel.includes('job=~"$job"') && sel.includes('instance=~"$instance"') }).toEqual({ panel: p.title, sel, scoped: true });
+      }
+    }
+    expect(text).not.toContain('meterline-prometheus');
   });
 
   it('every alert queries exported metrics, has a runbook section it links to, and a unit test case', () => {
@@ -85,6 +118,11 @@ describe('ops assets match the code', () => {
         'MeterlineWatermarkStuck',
         'MeterlineDeadLetterRate',
         'MeterlineStripeFailures',
+        'MeterlineStripeHeldPushes',
+        'MeterlineStripeErrorRate',
+        'MeterlineTooLateEvents',
+        'MeterlineAwaitingMapping',
+        'MeterlineDeadLetterTrickle',
         'MeterlinePushBacklog',
         'MeterlineReconcileDrift',
         'MeterlineNotReady',
@@ -96,6 +134,19 @@ describe('ops assets match the code', () => {
       expect(anchors).toContain(a.alert.toLowerCase());
       expect(tests).toContain(`alertname: ${a.alert}`);
     }
+  });
+
+  it('Prometheus sends alerts to the compose Alertmanager, which mounts its config from ops/alertmanager', () => {
+    const prom = YAML.parse(read('ops/prometheus/prometheus.yml')) as { alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] } };
+    const compose = YAML.parse(read('docker-compose.yml')) as Compose;
+    const am = compose.services.alertmanager!;
+    expect(am.image).toMatch(/^prom\/alertmanager:/);
+    expect(am.ports).toContain('9093:9093');
+    expect(am.volumes).toContain('./ops/alertmanager:/etc/alertmanager:ro');
+    expect(prom.alerting.alertmanagers[0]!.static_configs[0]!.targets).toEqual(['alertmanager:9093']);
+    const config = YAML.parse(read('ops/alertmanager/alertmanager.yml')) as { route: { receiver: string; routes?: { receiver: string }[] }; receivers: { name: string }[] };
+    const receivers = new Set(config.receivers.map((r) => r.name));
+    for (const r of [config.route.receiver, ...(config.route.routes ?? []).map((x) => x.receiver)]) expect(receivers).toContain(r);
   });
 
   it('Prometheus scrapes the worker on the port the compose worker listens on', () => {

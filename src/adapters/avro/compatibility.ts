@@ -146,7 +146,8 @@ export function runSchemasCheck(dir: string): { ok: boolean; lines: string[] } {
   for (const f of files) {
     try {
       const v = toSchemaVersion(f);
-      lines.push(`v${f.version} ${path.basename(f.file)} fingerprint ${formatFingerprint(v.fingerprint)} (CRC-64-AVRO)`);
+      const aliases = v.aliases.map((a) => `${formatFingerprint(a.fingerprint)} as ${a.style} computes it`).join(', ');
+      lines.push(`v${f.version} ${path.basename(f.file)} fingerprint ${formatFingerprint(v.fingerprint)} (CRC-64-AVRO)${aliases ? `; also accepted: ${aliases}` : ''}`);
     } catch {
       lines.push(`v${f.version} ${path.basename(f.file)}`);
     }

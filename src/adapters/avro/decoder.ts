@@ -3,7 +3,7 @@ import * as avro from 'avsc';
 import { MeterlineError, errorMessage } from '../../runtime/errors';
 import { MalformedBody, compileBodyCheck, type BodyCheck } from './body-check';
 import type { DecodeFailureCode, Decoded, Encoding, EventDecoder } from './codec';
-import { formatFingerprint, schemaFingerprint } from './fingerprint';
+import { fingerprintBytes, formatFingerprint, schemaFingerprint } from './fingerprint';
 import { classifyRegistryError } from './registry-errors';
 import { parseSchema, usageEventSchemas, type SchemaCatalog } from './schemas';
 
@@ -40,12 +40,11 @@ export function createDecoder(opts: DecoderOptions = {}): EventDecoder {
   const reader = catalog.latest.type;
   const registry = opts.registry;
   const latestVersion = catalog.latest.version;
-  const locals: LocalWriter[] = catalog.versions.map((v) => ({
-    fingerprint: v.fingerprint,
-    lo: v.fingerprintLE.readUInt32LE(0),
-    hi: v.fingerprintLE.readUInt32LE(4),
-    writer: { version: v.version, check: compileBodyCheck(v.type), resolver: reader.createResolver(v.type) },
-  }));
+  const locals: LocalWriter[] = catalog.versions.map((v) => localWriter(v.fingerprint, { version: v.version, check: compileBodyCheck(v.type), resolver: reader.createResolver(v.type) }));
+  // Other libraries' fingerprints of the same schema read with the very same writer.
+  const aliases: LocalWriter[] = catalog.versions.flatMap((v, i) => v.aliases.map((a) => localWriter(a.fingerprint, locals[i]!.writer)));
+  const singleObjectWriters = [...locals, ...aliases];
+  const knownFingerprints = describeKnownFingerprints(catalog);
   const byId = new Map<number, RegistryEntry>();
 
   function fromRegistry(id: number, schema: unknown): RegistryEntry {
@@ -122,8 +121,8 @@ export function createDecoder(opts: DecoderOptions = {}): EventDecoder {
       if (buf.length < 10) return fail('malformed_avro', `single-object header needs 10 bytes, message has ${buf.length}`);
       const lo = buf.readUInt32LE(2);
       const hi = buf.readUInt32LE(6);
-      for (const l of locals) if (l.lo === lo && l.hi === hi) return decodeBody(l.writer, buf, 10, 'single-object');
-      return fail('unknown_schema', `no known schema has fingerprint ${formatFingerprint(buf.readBigUInt64LE(2))}`);
+      for (const l of singleObjectWriters) if (l.lo === lo && l.hi === hi) return decodeBody(l.writer, buf, 10, 'single-object');
+      return fail('unknown_schema', `no known schema has fingerprint ${formatFingerprint(buf.readBigUInt64LE(2))}; known: ${knownFingerprints}`);
     }
     if (buf[0] === 0x00) {
       if (buf.length < 5) return fail('malformed_avro', `Confluent header needs 5 bytes, message has ${buf.length}`);
@@ -145,6 +144,21 @@ export function createDecoder(opts: DecoderOptions = {}): EventDecoder {
       return buffers.map((buf) => decodeOne(buf, missing));
     },
   };
+}
+
+function localWriter(fingerprint: bigint, writer: Writer): LocalWriter {
+  const le = fingerprintBytes(fingerprint);
+  return { fingerprint, lo: le.readUInt32LE(0), hi: le.readUInt32LE(4), writer };
+}
+
+/** e.g. "v1 0x… (aliases 0x… python-avro, 0x… rust-apache-avro), v2 0x… (…)" */
+export function describeKnownFingerprints(catalog: SchemaCatalog): string {
+  return catalog.versions
+    .map((v) => {
+      const aliases = v.aliases.map((a) => `${formatFingerprint(a.fingerprint)} ${a.style}`).join(', ');
+      return `v${v.version} ${formatFingerprint(v.fingerprint)}${aliases ? ` (aliases ${aliases})` : ''}`;
+    })
+    .join(', ');
 }
 
 function fail(code: DecodeFailureCode, reason: string): Decoded {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as avro from 'avsc';
 import { DecimalType } from './decimal-type';
+import { VARIANT_STYLES, fingerprintIn, type CanonicalStyle } from './canonical-variants';
 import { canonicalForm, fingerprintBytes, schemaFingerprint } from './fingerprint';
 import { projectRoot } from '../../runtime/project-root';
 
@@ -18,6 +19,11 @@ export interface SchemaVersion extends SchemaFile {
   readonly fingerprint: bigint;
   /** `fingerprint` as the 8 little-endian bytes of a single-object header. */
   readonly fingerprintLE: Buffer;
+  /**
+   * Fingerprints other Avro libraries compute for this same schema (canonical-variants.ts),
+   * accepted as aliases of `fingerprint`. Only those that differ from it are listed.
+   */
+  readonly aliases: readonly { readonly style: CanonicalStyle; readonly fingerprint: bigint }[];
 }
 
 const FILE_RE = /^usage-event\.v(\d+)\.avsc$/;
@@ -68,7 +74,10 @@ export function readSchemaFiles(dir: string = defaultSchemaDir()): SchemaFile[] 
 export function toSchemaVersion(file: SchemaFile): SchemaVersion {
   const type = parseSchema(file.raw);
   const fingerprint = schemaFingerprint(type);
-  return { ...file, type, canonical: canonicalForm(type), fingerprint, fingerprintLE: fingerprintBytes(fingerprint) };
+  const aliases = VARIANT_STYLES.map((style) => ({ style, fingerprint: fingerprintIn(style, file.raw) })).filter(
+    (a, i, all) => a.fingerprint !== fingerprint && all.findIndex((b) => b.fingerprint === a.fingerprint) === i,
+  );
+  return { ...file, type, canonical: canonicalForm(type), fingerprint, fingerprintLE: fingerprintBytes(fingerprint), aliases };
 }
 
 export interface SchemaCatalog {

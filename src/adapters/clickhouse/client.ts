@@ -4,6 +4,7 @@ import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as
 import type { Config } from '../../config/config';
 import { seededRandom } from '../../domain/sample';
 import type { Logger } from '../../runtime/logger';
+import { requireChdb } from './chdb-module';
 import { DEV_CLICKHOUSE_STATE_FILE, readDevClickHouseState } from './dev-server-state';
 import { withClickHouseFaults } from './faulty-client';
 
@@ -82,9 +83,8 @@ function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger 
     });
   }
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
-  // Loaded lazily: the chdb engine is a ~540 MB shared library that server mode never needs.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createChdbConnection } = require('chdb/connection') as typeof import('chdb/connection');
+  // Loaded lazily: the chdb engine is a ~540 MB optional peer that server mode never needs.
+  const { createChdbConnection } = requireChdb<typeof import('chdb/connection')>('chdb/connection');
   return createClient({
     connection: createChdbConnection({ path: ch.embeddedPath }),
     clickhouse_settings,

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { requireChdb, resolveChdb } from './chdb-module';
 import { BadRequest, httpStatusFor, parseEngineRequest, parseMultipart, preamble, type EngineRequest } from './dev-server-request';
 
 /**
@@ -58,9 +59,8 @@ interface Engine {
 
 /** chdb's session API, and its native binder for pre-formatted parameters (the text a server receives). */
 function openEngine(dataPath: string): Engine {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const chdb = require('chdb') as { Session: new (p: string) => { connection: unknown; close(): void } };
-  const chdbDir = path.dirname(require.resolve('chdb'));
+  const chdb = requireChdb<{ Session: new (p: string) => { connection: unknown; close(): void } }>('chdb');
+  const chdbDir = path.dirname(resolveChdb('chdb'));
   // The loader is a plain file of the package (not an export): the very addon chdb itself uses.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const native = (require(path.join(chdbDir, 'dist', 'loader.js')) as { loadNative(): NativeChdb }).loadNative();

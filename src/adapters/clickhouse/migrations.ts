@@ -217,7 +217,7 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
         pushed_from Decimal(38, 0),
         pushed_to Decimal(38, 0),
         event_timestamp DateTime('UTC'),
-        status LowCardinality(String) COMMENT 'pending | reported | failed | shadow | held',
+        status LowCardinality(String) COMMENT 'pending | reported | failed | shadow | held | resolved',
         attempts UInt32,
         last_error String,
         created_at DateTime64(6, 'UTC'),

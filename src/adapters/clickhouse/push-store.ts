@@ -4,7 +4,8 @@ import { assertIdentifier } from './migrations';
 import { dateTime64, dateTime64Micro } from './format';
 import { groupCommit } from './group-commit';
 
-export type PushStatus = 'pending' | 'reported' | 'failed' | 'shadow' | 'held';
+/** `resolved`: a failed or held push a person settled (`meterline pushes resolve`); its value stays pushed. */
+export type PushStatus = 'pending' | 'reported' | 'failed' | 'shadow' | 'held' | 'resolved';
 
 export interface PushRecord extends PlannedPush {
   readonly status: PushStatus;
@@ -16,7 +17,7 @@ export interface PushRecord extends PlannedPush {
 
 /** Statuses whose value counts as pushed: in live mode shadow rows do not (they were never sent). */
 export function settledStatuses(shadow: boolean): PushStatus[] {
-  return shadow ? ['pending', 'reported', 'failed', 'held', 'shadow'] : ['pending', 'reported', 'failed', 'held'];
+  return shadow ? ['pending', 'reported', 'failed', 'held', 'resolved', 'shadow'] : ['pending', 'reported', 'failed', 'held', 'resolved'];
 }
 
 export interface PushStore {

@@ -6,6 +6,7 @@ import { clearDevClickHouseState, writeDevClickHouseState } from '../../adapters
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
 import { ledgerSize } from '../../adapters/clickhouse/ledger-size';
+import { pushStatusCounts } from '../../adapters/clickhouse/ledger-stats';
 import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { errorReportRoute } from '../../pipeline/error-reports';
@@ -95,6 +96,7 @@ export function registerRun(program: Command): void {
             if (!r.success) throw r.error;
           },
           dedupeStoreSize: () => ledgerSize(ch, config.clickhouse.database, dedupeWindowMs, Date.now()),
+          pushStatusCounts: () => pushStatusCounts(ch, config.clickhouse.database),
           metrics,
           clock: Date.now,
           logger,
