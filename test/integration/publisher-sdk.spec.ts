@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KafkaMessage } from 'kafkajs';
 import { createDecoder } from '../../src/adapters/avro/codec';
-import type { DevBroker } from '../../src/adapters/kafka/dev-broker';
+import type { TestBroker } from '../helpers/kafka';
 import { validateEvent } from '../../src/domain/usage-event';
 import { PROJECT_ROOT } from '../helpers/cli';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker, TEST_CONSUMER_TIMINGS } from '../helpers/kafka';
@@ -18,7 +18,7 @@ const TOPIC = 'usage.events';
 const EXTRA = 2_500;
 const EXAMPLE = path.join(PROJECT_ROOT, 'examples', 'publisher');
 
-async function consumeAll(broker: DevBroker, expected: number): Promise<{ partition: number; message: KafkaMessage }[]> {
+async function consumeAll(broker: TestBroker, expected: number): Promise<{ partition: number; message: KafkaMessage }[]> {
   const consumer = kafkaFor(broker).consumer({ groupId: `verify-sdk-${Date.now()}`, ...TEST_CONSUMER_TIMINGS });
   const got: { partition: number; message: KafkaMessage }[] = [];
   await consumer.connect();
@@ -42,7 +42,7 @@ async function consumeAll(broker: DevBroker, expected: number): Promise<{ partit
 }
 
 describe('the producer SDK, installed from the packed tarball', () => {
-  let broker: DevBroker;
+  let broker: TestBroker;
   let dir: string;
   let app: string;
   const timings: Record<string, number> = {};

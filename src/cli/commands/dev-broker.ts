@@ -29,6 +29,7 @@ export function registerDevBroker(program: Command): void {
   withExamples(command, [
     ['terminal 1: a broker for local development (prints its address)', 'meterline dev-broker'],
     ['terminal 2: commands in the same directory find it', 'meterline sample -n 100 | meterline publish'],
+    ['Apache Kafka itself (fetched from Maven Central on first use), its data kept across restarts', 'meterline dev-broker --kafka --log-dir .meterline/kafka'],
   ]);
 }
 

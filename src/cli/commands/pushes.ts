@@ -4,14 +4,14 @@ import { migrate } from '../../adapters/clickhouse/migrations';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
 import { resolvePushes } from '../../pipeline/resolve-pushes';
 import { createContext } from '../context';
+import { withExamples } from '../help';
 
 export function registerPushes(program: Command): void {
   const pushes = program.command('pushes').description('the Stripe push ledger: settle failed and held pushes');
-  pushes
+  const resolve = pushes
     .command('resolve <identifier...>')
     .description('mark failed or held pushes (identifiers as `meterline reconcile` lists them) as settled by hand; nothing is sent')
     .requiredOption('--note <text>', 'how it was settled (billed by hand, confirmed in Stripe, credited …): kept in the ledger')
-    .addHelpText('after', '\nExamples:\n  meterline pushes resolve ml_3f9c… --note "billed by hand on invoice in_123"\n')
     .action(async (identifiers: string[], opts: { note: string }) => {
       const { config } = createContext();
       const ch = createClickHouse(config);
@@ -29,4 +29,8 @@ export function registerPushes(program: Command): void {
         await ch.close();
       }
     });
+  withExamples(resolve, [
+    ['list what needs a person', 'meterline reconcile --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z'],
+    ['settle a failed push billed by hand', 'meterline pushes resolve ml_3f9c… --note "billed by hand on invoice in_123"'],
+  ]);
 }
