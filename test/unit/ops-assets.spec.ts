@@ -194,7 +194,7 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     const env = services.worker!.environment!;
     const known = new Set<string>(ENV_VARIABLES);
     expect(Object.keys(env).filter((k) => !known.has(k))).toEqual([]);
-    expect(env.KAFKA_BROKERS).toBe('kafka:9092');
+    expect(env.KAFKA_BROKERS).toBe('kafka:29092'); // the in-network listener (9092 is the host's)
     expect(env.CLICKHOUSE_URL).toBe('http://clickhouse:8123');
     expect(env.SCHEMA_REGISTRY_URL).toBe('http://schema-registry:8081');
     expect(env.HTTP_HOST).toBe('0.0.0.0');
