@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { createSingleObjectEncoder } from '../src/adapters/avro/codec';
-import { startDevBroker, type DevBroker } from '../src/adapters/kafka/dev-broker';
+import { startDevBroker } from '../src/adapters/kafka/dev-broker';
+import { startApacheKafka } from '../src/dev/apache-kafka/broker';
+import { kafkaVersionFromEnv } from '../src/dev/apache-kafka/versions';
 import { createPublisher, type Publisher } from '../src/adapters/kafka/publisher';
 import type { UsageEvent } from '../src/domain/usage-event';
 import { projectRoot } from '../src/runtime/project-root';
@@ -41,14 +43,13 @@ export async function main(argv: string[]): Promise<number> {
   const loadAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-bench-'));
   progress(`options ${JSON.stringify(opts)}; load ${loadAtStart.join(' ')}; data in ${dir}`);
-  const broker = await startDevBroker({
-    topics: [
-      { name: TOPIC, partitions: opts.partitions },
-      { name: LATENCY_TOPIC, partitions: opts.partitions },
-      { name: DLQ_TOPIC, partitions: 1 },
-    ],
-    log: (m) => (m.startsWith('build-dev-broker:') ? progress(m) : undefined),
-  });
+  const topics = [
+    { name: TOPIC, partitions: opts.partitions },
+    { name: LATENCY_TOPIC, partitions: opts.partitions },
+    { name: DLQ_TOPIC, partitions: 1 },
+  ];
+  const broker = await startBenchBroker(opts.broker, topics);
+  progress(`broker: ${broker.name} at ${broker.bootstrapServers.join(',')}`);
   try {
     const kafka = new Kafka({ clientId: 'bench-publisher', brokers: broker.bootstrapServers, logLevel: logLevel.NOTHING });
     const publisher = await createPublisher({ kafka, topic: TOPIC, encoder: createSingleObjectEncoder() });
@@ -103,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
       loadAverageAtStart: loadAtStart,
       loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+      broker: broker.name,
       events: opts.events,
       customers: opts.customers,
       tenants: opts.tenants,
@@ -275,4 +277,15 @@ async function runChild(mode: string): Promise<number> {
   // kafkajs / chdb handles may linger: the result is sent, so leave now.
   setTimeout(() => process.exit(0), 100).unref();
   return 0;
+}
+
+/** The broker under the benchmark: the dev broker, or Apache Kafka (1 GiB heap) on a temporary log directory. */
+async function startBenchBroker(kind: 'dev' | 'kafka', topics: { name: string; partitions: number }[]): Promise<{ name: string; bootstrapServers: string[]; stop(): Promise<void> }> {
+  if (kind === 'kafka') {
+    const version = kafkaVersionFromEnv();
+    const kafka = await startApacheKafka({ version, topics, heapMb: 1024, log: (m) => (m.startsWith('apache-kafka:') ? progress(m) : undefined) });
+    return { name: `apache-kafka-${version}`, bootstrapServers: kafka.bootstrapServers, stop: () => kafka.stop() };
+  }
+  const dev = await startDevBroker({ topics, log: (m) => (m.startsWith('build-dev-broker:') ? progress(m) : undefined) });
+  return { name: 'dev', bootstrapServers: dev.bootstrapServers, stop: () => dev.stop() };
 }

@@ -13,6 +13,8 @@ export interface BenchOptions {
   readonly latencySeconds: number;
   /** Keep the temporary data directory (ClickHouse files) for inspection. */
   readonly keep: boolean;
+  /** The broker measured against: the dev broker (librdkafka's mock) or Apache Kafka itself. */
+  readonly broker: 'dev' | 'kafka';
 }
 
 export const USAGE = `usage: npm run bench [-- options]
@@ -27,6 +29,7 @@ export const USAGE = `usage: npm run bench [-- options]
   --latency-seconds N     length of the latency phase (default 30)
   --seed N                workload seed (default 42)
   --keep                  keep the temporary data directory
+  --broker dev|kafka      the dev broker (default) or Apache Kafka (KAFKA_VERSION, default the newest tested)
 JSON result on stdout, progress on stderr.`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -43,6 +46,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     rate: 20_000,
     latencySeconds: quick ? 10 : 30,
     keep: argv.includes('--keep'),
+    broker: 'dev' as 'dev' | 'kafka',
   };
   const numeric: Record<string, keyof typeof o> = {
     '--events': 'events',
@@ -58,6 +62,13 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
     if (a === '--quick' || a === '--keep') continue;
+    if (a === '--broker') {
+      const b = argv[i + 1];
+      if (b !== 'dev' && b !== 'kafka') throw new Error(`--broker must be dev or kafka\n${USAGE}`);
+      o.broker = b;
+      i += 1;
+      continue;
+    }
     const field = numeric[a];
     const v = Number(argv[i + 1]);
     if (!field || !Number.isFinite(v) || v < 0) throw new Error(`bad argument ${a} ${argv[i + 1] ?? ''}\n${USAGE}`);
