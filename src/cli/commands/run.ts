@@ -44,6 +44,10 @@ export function registerRun(program: Command): void {
     .description('run the worker: consume usage events, dedupe, enrich and store them (embedded defaults when nothing is configured)')
     .option('--no-demo', 'with an embedded dev broker, do not publish demo events')
     .action(async (opts: { demo: boolean }) => {
+      // Listening for SIGTERM/SIGINT from the first moment: a stop requested during start-up (a
+      // supervisor's restart, a deploy) lets start-up finish and then shuts down cleanly, exit 0,
+      // instead of the process dying by the signal halfway through connecting.
+      const stopRequested = waitForShutdownSignal();
       const { config, logger } = createContext();
       const stack: (() => Promise<void>)[] = [];
       const shutdown = async () => {
@@ -207,7 +211,7 @@ export function registerRun(program: Command): void {
 
         // A consumer that stopped for good leaves a worker that consumes nothing: exit (non-zero)
         // so a supervisor restarts it, rather than sit in the group holding no partitions.
-        const signal = await Promise.race([waitForShutdownSignal(), worker.crashed]).catch((err: unknown) => {
+        const signal = await Promise.race([stopRequested, worker.crashed]).catch((err: unknown) => {
           throw new MeterlineError('KAFKA_CONSUMER_CRASHED', `the Kafka consumer stopped: ${errorMessage(err)}`, { cause: err });
         });
         logger.info({ signal }, 'shutting down: draining the in-flight batch');

@@ -201,11 +201,15 @@ async function waitUntilServing(bootstrapServers: string[], child: ChildProcess)
   }
 }
 
-/** Produces with acks=all and joins a consumer group once: the broker is ready for real work. */
+/**
+ * Produces idempotently with acks=all and joins a consumer group once: the broker is ready for real
+ * work. (A fresh broker creates and loads its transaction-state and offsets topics on first use;
+ * until then it answers "coordinator is loading", which clients retry but log as errors.)
+ */
 async function proveGroupsWork(bootstrapServers: string[]): Promise<void> {
   const kafka = new Kafka({ clientId: 'meterline-apache-kafka', brokers: bootstrapServers, logLevel: logLevel.NOTHING });
   const topic = '__meterline_ready';
-  const producer = kafka.producer({ allowAutoTopicCreation: true });
+  const producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   await producer.send({ topic, acks: -1, messages: [{ value: 'ready' }] });
   await producer.disconnect();
