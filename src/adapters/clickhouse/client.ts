@@ -6,6 +6,7 @@ import { seededRandom } from '../../domain/sample';
 import type { Logger } from '../../runtime/logger';
 import { readDevClickHouseState } from './dev-server-state';
 import { withClickHouseFaults } from './faulty-client';
+import { registerRawTsvInsert } from './tsv-insert';
 
 export type { ClickHouseClient };
 
@@ -46,10 +47,17 @@ function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger 
   // Loaded lazily: the chdb engine is a ~540 MB shared library that server mode never needs.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createChdbConnection } = require('chdb/connection') as typeof import('chdb/connection');
-  return createClient({
-    connection: createChdbConnection({ path: ch.embeddedPath }),
+  const connection = createChdbConnection({ path: ch.embeddedPath });
+  const client = createClient({
+    connection,
     clickhouse_settings: { date_time_output_format: 'iso' },
   } as Parameters<typeof createClient>[0]);
+  // The ledger's rows go to the same session as bytes: chdb's raw insert parses them on a
+  // libuv thread, where the client's insert would first turn them into one SQL string.
+  registerRawTsvInsert(client, async (table, columns, tsv) => {
+    await connection.chdb.rawInsert({ table, columns, values: tsv, format: 'TabSeparated' });
+  });
+  return client;
 }
 
 /** Routes the client's own log lines (plain text on the console by default) into our JSON logs. */
