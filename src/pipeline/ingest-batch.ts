@@ -1,5 +1,6 @@
 import { windowKeyString, type CounterRow, type WindowKey } from '../domain/counters';
 import { classifyMessage, decideDedupe, type Candidate, type Rejection, type SourceRef } from '../domain/ingest-decision';
+import type { DedupeFilter } from '../domain/dedupe-filter';
 import { decideLateness } from '../domain/lateness';
 import { windowOf } from '../domain/windows';
 import type { CounterStore } from '../adapters/clickhouse/counter-store';
@@ -66,6 +67,8 @@ export interface IngestDeps {
   readonly metrics?: Metrics;
   /** The worker's event-time watermark before this batch; absent or null: nothing is late. */
   readonly watermark?: () => number | null;
+  /** Absent: every key is looked up in the ledger (replay, redrive). */
+  readonly dedupeFilter?: DedupeFilter;
   /** Absent: counters are not maintained (ledger only). */
   readonly counters?: CounterStore;
   /**
@@ -139,8 +142,19 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   }
 
   // 3. Dedupe: what the ledger already holds, then first-write-wins within the batch (pure).
-  const stored = await deps.ledger.lookup(candidates);
+  //    Keys the filter proves absent skip the lookup; every "maybe" is confirmed in the ledger.
+  const filter = deps.dedupeFilter;
+  const maybe = filter ? candidates.filter((c) => !filter.certainlyAbsent(c.event.tenant, c.event.id, c.event.timestamp)) : candidates;
+  const stored = await deps.ledger.lookup(maybe);
   const decisions = decideDedupe(candidates, stored);
+  // Recorded at decision time, before the writes: a later unit (even one decided while this
+  // one's writes are in flight) sees these keys as "maybe" and looks them up. A key recorded
+  // for a unit that then fails to store only costs a lookup.
+  if (filter) {
+    for (const d of decisions) if (d.kind === 'new') filter.record(d.candidate.event.tenant, d.candidate.event.id, now);
+    deps.metrics?.dedupeFilterChecked.inc(candidates.length);
+    deps.metrics?.dedupeFilterMaybe.inc(maybe.length);
+  }
 
   // 3b. Lateness, decided once per new event against the watermark from before this batch,
   //     and stored with it (rule 6): a rebuild from the ledger reproduces the same totals.

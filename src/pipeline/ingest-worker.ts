@@ -6,6 +6,7 @@ import { errorMessage } from '../runtime/errors';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { createSettler } from './counters';
+import type { SyncedDedupeFilter } from './dedupe-filter-sync';
 import { splitUnits, UNIT_MAX_EVENTS } from './ingest-units';
 import { addTallies, ingestBatch, type BatchOutcome, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
 
@@ -83,7 +84,9 @@ export interface IngestWorkerOptions {
   readonly kafka: Kafka;
   readonly topic: string;
   readonly groupId: string;
-  readonly deps: Omit<IngestDeps, 'watermark' | 'counters'>;
+  readonly deps: Omit<IngestDeps, 'watermark' | 'counters' | 'dedupeFilter'>;
+  /** The in-memory filter of the ledger's keys (built by the caller); absent: every key is looked up. */
+  readonly dedupeFilter?: SyncedDedupeFilter;
   /** Maintains windowed counters and their states; absent: ledger only. */
   readonly counters?: CounterStore;
   readonly watermarks?: WatermarkOptions;
@@ -123,7 +126,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   let restored = opts.counters && !opts.replay ? await opts.counters.loadWatermarks(opts.topic) : new Map<number, number>();
   let clocks: WatermarkState = new Map();
   const watermark = () => currentWatermark(clocks, clock(), wmOpts);
-  const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters };
+  const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters, dedupeFilter: opts.dedupeFilter?.filter };
   // Batches and the settle timer touch counters one at a time.
   let exclusive: Promise<unknown> = Promise.resolve();
   const serially = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -168,6 +171,8 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
+    // Partitions may come from another worker: the filter first learns everything stored lately.
+    opts.dedupeFilter?.rebalanced();
     status.partitions = [...partitions];
     assigned = partitions;
     lastContact = clock();
@@ -223,9 +228,12 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
         });
       }
     }
+    // 0. The dedupe filter learns the keys other workers stored (when due, and after a rebalance).
+    await opts.dedupeFilter?.catchUp(opts.topic, status.partitions);
     // 1. Store: after this, every message of the unit is durable in exactly one table, and the
     //    counters of the windows it touched are recomputed.
     const outcome = await ingestBatch(messages, deps);
+    opts.dedupeFilter?.report();
     // 2. Only now commit, one past the last stored offset of each partition, in one request. If
     //    the commit fails (rebalance), the next owner re-reads these messages and finds them stored.
     const positions = new Map<number, BatchPosition>();

@@ -19,6 +19,7 @@ import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startHealthMonitor } from '../../pipeline/health-monitor';
+import { startDedupeFilterFromConfig } from '../../pipeline/dedupe-filter-sync';
 import { startIngestWorker } from '../../pipeline/ingest-worker';
 import { startPushLoop } from '../../pipeline/push-loop';
 import { createPusher } from '../../pipeline/pusher';
@@ -116,8 +117,10 @@ export function registerRun(program: Command): void {
 
         const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
         stack.push(() => deadLetters.close());
+        const dedupeFilter = await startDedupeFilterFromConfig(config, ch, { clock: Date.now, metrics, logger });
         const worker = await startIngestWorker({
           kafka,
+          dedupeFilter,
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
