@@ -39,7 +39,7 @@ export async function measureFilterBuild(keys: number): Promise<number> {
     for (let i = start; i < Math.min(keys, start + CHUNK); i += 1) {
       const event = { id: `evt-${i.toString(36)}-5c1f2b7a9d3e4f60a1b2c3d4e5f6a7b8c9d0e1f2`, tenant: `tenant-${i % 3}`, customer: `cust-${i % 10_000}`, meter: 'api_calls', value: '1', timestamp: now - (i % 34) * DAY - (i % 86_400) * 1000, properties: {}, source: null };
       const candidate: Candidate = { ref: { topic: 'usage.events', partition: i % 8, offset: String(i) }, event, meter, bodyHash: BODY_HASH };
-      rows.push({ event: { candidate, lateness: decideLateness(event.timestamp, meter, null) }, ingestedAt: now });
+      rows.push({ event: { candidate, lateness: decideLateness(event.timestamp, meter, null) }, ingestedAt: now, ingestedBy: '' });
     }
     await insertTsv(ch, `${db}.usage_events`, USAGE_EVENTS.columns, encodeRows(USAGE_EVENTS, rows));
   }
@@ -49,6 +49,7 @@ export async function measureFilterBuild(keys: number): Promise<number> {
   const synced = await startDedupeFilter({
     options: { capacity: config.ingest.dedupeFilter.keys, bitsPerKey: config.ingest.dedupeFilter.bitsPerKey, dedupeWindowMs: 35 * DAY, maxFutureSkewMs: 300_000 },
     keys: createLedgerKeySource(ch, db),
+    ingestedBy: 'filter-build',
     clock: Date.now,
     logger: silentLogger(),
   });

@@ -17,9 +17,9 @@ const CATCH_UP_OVERLAP_MS = 10_000;
 
 export interface SyncedDedupeFilter {
   readonly filter: DedupeFilter;
-  /** Before a unit is decided: reads the keys others stored, when due (or after a rebalance). */
-  catchUp(topic: string, ownPartitions: readonly number[]): Promise<void>;
-  /** Partitions moved: the next catch-up reads every partition, not only others'. */
+  /** Before a unit is decided: reads the keys others stored, when due (and right after a rebalance). */
+  catchUp(): Promise<void>;
+  /** Partitions moved (perhaps from another worker): the next unit waits for a catch-up. */
   rebalanced(): void;
   /** Exports size, fill and coverage. */
   report(): void;
@@ -33,6 +33,8 @@ export interface SyncedDedupeFilter {
 export async function startDedupeFilter(deps: {
   readonly options: DedupeFilterOptions;
   readonly keys: LedgerKeySource;
+  /** This worker's `ingested_by`: its own keys are recorded at decision time, not caught up. */
+  readonly ingestedBy: string;
   readonly clock: () => number;
   readonly metrics?: Metrics;
   readonly logger: Logger;
@@ -46,7 +48,7 @@ export async function startDedupeFilter(deps: {
   deps.metrics?.dedupeFilterBuildSeconds.set(buildSeconds);
   // Keys stored while the build read the ledger are picked up by the first catch-up.
   let lastCatchUp = started;
-  let everyPartition = true;
+  let due = true;
   const report = () => {
     const s = filter.stats();
     deps.metrics?.dedupeFilterKeys.set(s.keys);
@@ -58,18 +60,17 @@ export async function startDedupeFilter(deps: {
   log.info({ loaded, buildSeconds, ...filter.stats() }, 'dedupe filter built from the ledger');
   return {
     filter,
-    async catchUp(topic, ownPartitions) {
+    async catchUp() {
       const now = deps.clock();
-      if (!everyPartition && now - lastCatchUp < CATCH_UP_INTERVAL_MS) return;
-      const since = lastCatchUp - CATCH_UP_OVERLAP_MS;
-      const keys = await deps.keys.ingestedSince(since, everyPartition ? null : { topic, partitions: ownPartitions });
+      if (!due && now - lastCatchUp < CATCH_UP_INTERVAL_MS) return;
+      const keys = await deps.keys.ingestedSince(lastCatchUp - CATCH_UP_OVERLAP_MS, deps.ingestedBy);
       for (const [tenant, id] of keys) filter.record(tenant, id, now);
       lastCatchUp = now;
-      everyPartition = false;
+      due = false;
       report();
     },
     rebalanced() {
-      everyPartition = true;
+      due = true;
     },
     report,
   };
@@ -79,7 +80,7 @@ export async function startDedupeFilter(deps: {
 export async function startDedupeFilterFromConfig(
   config: Pick<Config, 'ingest' | 'clickhouse'>,
   client: ClickHouseClient,
-  deps: { readonly clock: () => number; readonly metrics?: Metrics; readonly logger: Logger },
+  deps: { readonly ingestedBy: string; readonly clock: () => number; readonly metrics?: Metrics; readonly logger: Logger },
 ): Promise<SyncedDedupeFilter | undefined> {
   const { keys, bitsPerKey } = config.ingest.dedupeFilter;
   if (keys === 0) return undefined;

@@ -238,7 +238,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       }
     }
     // The dedupe filter first learns the keys other workers stored (when due, and after a rebalance).
-    await opts.dedupeFilter?.catchUp(opts.topic, status.partitions);
+    await opts.dedupeFilter?.catchUp();
     return { batches, decided: await decideBatch(messages, unitDeps), end };
   };
 

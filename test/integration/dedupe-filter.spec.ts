@@ -18,6 +18,7 @@ import type { IngestDeps } from '../../src/pipeline/ingest-batch';
 import { startIngestWorker, type IngestWorker } from '../../src/pipeline/ingest-worker';
 import { silentLogger } from '../../src/runtime/logger';
 import { createMetrics, type Metrics } from '../../src/runtime/metrics';
+import { newWorkerIdentity } from '../../src/runtime/worker-identity';
 import { count, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker, TEST_CONSUMER_TIMINGS } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
@@ -46,24 +47,26 @@ describe('dedupe filter in the ingest path', () => {
   const encoder = createSingleObjectEncoder();
   const workers: IngestWorker[] = [];
 
-  const deps = (metrics: Metrics): IngestDeps => ({
+  const deps = (metrics: Metrics, ingestedBy: string): IngestDeps => ({
     decoder: createDecoder({}),
     meters: () => meters,
-    ledger: createLedgerStore(ch.client, ch.database, { dedupeWindowMs: WINDOW }),
+    ledger: createLedgerStore(ch.client, ch.database, { dedupeWindowMs: WINDOW, ingestedBy }),
     clock: Date.now,
     maxFutureSkewMs: 300_000,
     metrics,
   });
   const startWorker = async (topic: string, groupId: string) => {
     const metrics = createMetrics({ defaultMetrics: false });
+    const ingestedBy = newWorkerIdentity();
     const dedupeFilter = await startDedupeFilter({
+      ingestedBy,
       options: { capacity: 100_000, bitsPerKey: 10, dedupeWindowMs: WINDOW, maxFutureSkewMs: 300_000 },
       keys: createLedgerKeySource(ch.client, ch.database),
       clock: Date.now,
       metrics,
       logger: silentLogger(),
     });
-    const worker = await startIngestWorker({ kafka, topic, groupId, deps: deps(metrics), dedupeFilter, logger: silentLogger(), consumer: TEST_CONSUMER_TIMINGS });
+    const worker = await startIngestWorker({ kafka, topic, groupId, deps: deps(metrics, ingestedBy), dedupeFilter, logger: silentLogger(), consumer: TEST_CONSUMER_TIMINGS });
     workers.push(worker);
     return { worker, metrics };
   };
@@ -157,5 +160,21 @@ describe('dedupe filter in the ingest path', () => {
     await waitFor('copy recognised by worker a', async () => (await dupes('t-catch-up')) === 1);
     expect(await ledgerCount('t-catch-up')).toBe(1);
     expect(a.totals.duplicates).toBe(1);
+  });
+
+  it('learns the keys a redrive stored under its own partitions (another writer, same topic), so their copies are not taken as new', async () => {
+    for (const w of workers.splice(0)) await w.stop();
+    const { worker } = await startWorker(TOPIC, 'filter-a');
+    // `meterline ledger redrive` stores an event under its original offset, in a partition this worker owns.
+    const e = ev('t-redriven');
+    const meter = meters.get('api_calls')!;
+    const redrive = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: WINDOW });
+    const candidate = { ref: { topic: TOPIC, partition: 0, offset: '999999' }, event: e, meter, bodyHash: bodyHash(e) };
+    await redrive.insertNew([{ candidate, lateness: decideLateness(e.timestamp, meter, null) }], Date.now());
+    await new Promise((r) => setTimeout(r, 1_500));
+    await publisher.publish([e]);
+    await waitFor('copy of the redriven event recognised', async () => (await dupes('t-redriven')) === 1);
+    expect(await ledgerCount('t-redriven')).toBe(1);
+    expect(worker.totals.duplicates).toBe(1);
   });
 });

@@ -107,7 +107,7 @@ describe('table encoders: one row per line, one field per column', () => {
       source: '\\N',
     };
     const c: Candidate = { ref: { topic: 'usage.events', partition: 3, offset: '9007199254740993' }, event, meter, bodyHash: bodyHash(event) };
-    const text = encodeRows(USAGE_EVENTS, [{ event: { candidate: c, lateness: decideLateness(event.timestamp, meter, null) }, ingestedAt: event.timestamp }]).toString('utf8');
+    const text = encodeRows(USAGE_EVENTS, [{ event: { candidate: c, lateness: decideLateness(event.timestamp, meter, null) }, ingestedAt: event.timestamp, ingestedBy: 'host/1/ab' }]).toString('utf8');
     expect(text.endsWith('\n')).toBe(true);
     const lines = text.slice(0, -1).split('\n');
     expect(lines).toHaveLength(1);

@@ -4,14 +4,14 @@ import { assertIdentifier } from './migrations';
 /** Where the dedupe filter learns the ledger's keys: all of them at start-up, then what others stored. */
 export interface LedgerKeySource {
   load(fromEventTime: number, onKey: (tenant: string, id: string) => void): Promise<number>;
-  /** Keys ingested since `since` (ms), except those of `own` partitions (null: all partitions). */
-  ingestedSince(since: number, own: { readonly topic: string; readonly partitions: readonly number[] } | null): Promise<[string, string][]>;
+  /** Keys ingested since `since` (ms) by anyone but `self` (the worker's own `ingested_by`). */
+  ingestedSince(since: number, self: string): Promise<[string, string][]>;
 }
 
 export function createLedgerKeySource(client: ClickHouseClient, database: string): LedgerKeySource {
   return {
     load: (from, onKey) => loadLedgerKeys(client, database, from, onKey),
-    ingestedSince: (since, own) => ledgerKeysIngestedSince(client, database, since, own),
+    ingestedSince: (since, self) => ledgerKeysIngestedSince(client, database, since, self),
   };
 }
 
@@ -53,26 +53,20 @@ export async function loadLedgerKeys(
 }
 
 /**
- * Keys other workers stored since `ingestedSince` (ms): everything in the ledger ingested since
- * then except what this worker's own partitions hold (`ownPartitions` null: every partition, for
- * the first catch-up after a rebalance, when partitions may have come from another worker).
+ * Keys others stored since `ingestedSince` (ms): other workers, and writers outside any worker
+ * (a redrive or replay stores under the original offsets, in partitions a worker may own).
  * Reads only recent granules (ingested_at has a minmax index): its cost follows the rate of
  * writes, not the size of the ledger.
  */
-export async function ledgerKeysIngestedSince(
-  client: ClickHouseClient,
-  database: string,
-  ingestedSince: number,
-  own: { readonly topic: string; readonly partitions: readonly number[] } | null,
-): Promise<[string, string][]> {
+export async function ledgerKeysIngestedSince(client: ClickHouseClient, database: string, ingestedSince: number, self: string): Promise<[string, string][]> {
   assertIdentifier(database);
   return keyPage(client, {
     query: `
       SELECT tenant, id FROM ${database}.usage_events
       WHERE ingested_at >= fromUnixTimestamp64Milli({since:Int64})
-        AND NOT (topic = {topic:String} AND partition IN {partitions:Array(UInt32)})
+        AND ingested_by != {self:String}
       SETTINGS optimize_use_projections = 0`,
-    query_params: { since: ingestedSince, topic: own?.topic ?? '', partitions: own ? [...own.partitions] : [] },
+    query_params: { since: ingestedSince, self },
   });
 }
 

@@ -25,14 +25,14 @@ export interface NewEvent {
   readonly lateness: LatenessDecision;
 }
 
-export const USAGE_EVENTS: TsvTable<{ readonly event: NewEvent; readonly ingestedAt: number }> = {
+export const USAGE_EVENTS: TsvTable<{ readonly event: NewEvent; readonly ingestedAt: number; readonly ingestedBy: string }> = {
   table: 'usage_events',
   columns: [
     'tenant', 'id', 'customer', 'meter', 'value', 'event_time', 'properties', 'source', 'body_hash',
     'meter_aggregation', 'meter_window', 'meter_allowed_lateness_ms', 'meter_definition_hash', 'meter_unique_property',
-    'window_start', 'disposition', 'topic', 'partition', 'offset', 'ingested_at',
+    'window_start', 'disposition', 'topic', 'partition', 'offset', 'ingested_at', 'ingested_by',
   ],
-  fields: ({ event: { candidate: c, lateness }, ingestedAt }) => [
+  fields: ({ event: { candidate: c, lateness }, ingestedAt, ingestedBy }) => [
     tsvString(c.event.tenant),
     tsvString(c.event.id),
     tsvString(c.event.customer),
@@ -53,6 +53,7 @@ export const USAGE_EVENTS: TsvTable<{ readonly event: NewEvent; readonly ingeste
     String(c.ref.partition),
     c.ref.offset,
     tsvDateTime64Micro(ingestedAt),
+    tsvString(ingestedBy),
   ],
 };
 

@@ -24,7 +24,11 @@ export interface LedgerStore {
   insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
 }
 
-export function createLedgerStore(client: ClickHouseClient, database: string, opts: { dedupeWindowMs: number }): LedgerStore {
+/**
+ * `ingestedBy` names the worker writing (stored with each new row, so its dedupe filter can tell
+ * its own keys from everyone else's); other writers (redrive, replay, tests) leave it ''.
+ */
+export function createLedgerStore(client: ClickHouseClient, database: string, opts: { dedupeWindowMs: number; ingestedBy?: string }): LedgerStore {
   assertIdentifier(database);
   const t = (name: string) => `${database}.${name}`;
   const insertRows = async <Row>(table: TsvTable<Row>, rows: readonly Row[]) => {
@@ -73,7 +77,7 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
     // Each table's rows are encoded once as TabSeparated bytes and inserted as they are (one
     // INSERT each: one atomic part, with the usage_events projections written in it).
     async insertNew(events, ingestedAt) {
-      await insertRows(USAGE_EVENTS, events.map((event) => ({ event, ingestedAt })));
+      await insertRows(USAGE_EVENTS, events.map((event) => ({ event, ingestedAt, ingestedBy: opts.ingestedBy ?? '' })));
     },
 
     async insertLate(events, watermark, ingestedAt) {
