@@ -1,3 +1,4 @@
+import { measureFilterBuild } from './filter-build';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === '--child') return runChild(argv[1]!);
+  if (argv[0] === '--filter-build') return measureFilterBuild(Number(argv[1] ?? 1_000_000));
   const opts = parseOptions(argv);
   const loadAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-bench-'));

@@ -11,6 +11,8 @@ import { createKafka } from '../src/adapters/kafka/kafka';
 import { loadMeterCatalog } from '../src/adapters/meters-file';
 import { createBillingSink } from '../src/adapters/stripe/from-config';
 import { loadConfig } from '../src/config/config';
+import { startDedupeFilterFromConfig } from '../src/pipeline/dedupe-filter-sync';
+import { newWorkerIdentity } from '../src/runtime/worker-identity';
 import { startIngestWorker, type IngestWorker } from '../src/pipeline/ingest-worker';
 import { startPushLoop } from '../src/pipeline/push-loop';
 import { createPusher } from '../src/pipeline/pusher';
@@ -120,7 +122,9 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   let recording = false;
   let justStored: number[] = [];
   const latencies: number[] = [];
-  const base = timed('ledger', createLedgerStore(ch, db, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }));
+  // One worker identity for the process: its workers run one after another, each filter built from the ledger.
+  const ingestedBy = newWorkerIdentity();
+  const base = timed('ledger', createLedgerStore(ch, db, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS, ingestedBy }));
   const ledger: LedgerStore = {
     ...base,
     async insertNew(events, ingestedAt) {
@@ -128,12 +132,18 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       if (recording) for (const e of events) justStored.push(e.candidate.event.timestamp);
     },
   };
-  const startWorker = (topic: string, groupId: string): Promise<IngestWorker> =>
-    startIngestWorker({
+  const startWorker = async (topic: string, groupId: string): Promise<IngestWorker> => {
+    const buildStart = performance.now();
+    const dedupeFilter = await startDedupeFilterFromConfig(config, ch, { ingestedBy, clock: Date.now, metrics, logger });
+    const build = (timings['dedupeFilter.build'] ??= { calls: 0, ms: 0 });
+    build.calls += 1;
+    build.ms += performance.now() - buildStart;
+    return startIngestWorker({
       kafka,
       topic,
       groupId,
       logger,
+      dedupeFilter,
       counters: timed('counters', createCounterStore(ch, db)),
       watermarks: config.aggregate,
       consumer: { sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: config.kafka.heartbeatIntervalMs, maxWaitTimeInMs: config.kafka.maxWaitTimeMs },
@@ -147,6 +157,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
         metrics,
       },
     });
+  };
   const pusher = createPusher({
     streams: timed('streams', createStreamStore(ch, db)),
     pushes: timed('pushes', createPushStore(ch, db)),

@@ -60,6 +60,11 @@ export interface Config {
     /** Dedupe window; Stripe accepts events up to 35 days old, so never less than that. */
     readonly dedupeWindowDays: number;
     readonly maxFutureSkewMs: number;
+    /**
+     * The in-memory dedupe filter: keys per generation (0: no filter, every key is looked up)
+     * and bits per key. Memory is at most 2 × keys × bitsPerKey / 8 bytes.
+     */
+    readonly dedupeFilter: { readonly keys: number; readonly bitsPerKey: number };
   };
   readonly aggregate: {
     /** Bounded out-of-orderness: a partition's watermark trails its newest event time by this much. */
@@ -165,6 +170,8 @@ const EnvSchema = z.object({
   METERS_FILE: z.string().default('meters.yaml'),
   DEDUPE_WINDOW_DAYS: int(MIN_DEDUPE_WINDOW_DAYS, MIN_DEDUPE_WINDOW_DAYS, 3650, `at least ${MIN_DEDUPE_WINDOW_DAYS} (Stripe accepts events up to ${MIN_DEDUPE_WINDOW_DAYS} days old) and at most 3650`),
   MAX_FUTURE_SKEW_SECONDS: int(300, 0, 7 * 86400),
+  DEDUPE_FILTER_KEYS: int(10_000_000, 0, 1_000_000_000),
+  DEDUPE_FILTER_BITS_PER_KEY: int(10, 1, 32),
   WATERMARK_OUT_OF_ORDERNESS_SECONDS: int(5, 0, 86400),
   PARTITION_IDLE_TIMEOUT_SECONDS: int(30, 1, 86400),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
@@ -174,6 +181,11 @@ const EnvSchema = z.object({
   }),
   CHAOS_SEED: int(1, 0, 2 ** 31 - 1),
   READY_STALL_SECONDS: int(60, 1, 86400),
+}).superRefine((e, ctx) => {
+  // One filter generation indexes its bits with 32-bit hashes.
+  if (e.DEDUPE_FILTER_KEYS * e.DEDUPE_FILTER_BITS_PER_KEY > 2 ** 32) {
+    ctx.addIssue({ code: 'custom', path: ['DEDUPE_FILTER_KEYS'], message: 'times DEDUPE_FILTER_BITS_PER_KEY must be at most 4294967296 bits (512 MiB per generation)' });
+  }
 });
 
 /** Every variable the project reads, for .env.example and the README table. */
@@ -231,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       metersFile: path.resolve(cwd, e.METERS_FILE),
       dedupeWindowDays: e.DEDUPE_WINDOW_DAYS,
       maxFutureSkewMs: e.MAX_FUTURE_SKEW_SECONDS * 1000,
+      dedupeFilter: { keys: e.DEDUPE_FILTER_KEYS, bitsPerKey: e.DEDUPE_FILTER_BITS_PER_KEY },
     },
     aggregate: {
       outOfOrdernessMs: e.WATERMARK_OUT_OF_ORDERNESS_SECONDS * 1000,

@@ -1,5 +1,6 @@
 import { windowKeyString, type CounterRow, type WindowKey } from '../domain/counters';
-import { classifyMessage, decideDedupe, type Candidate, type Rejection, type SourceRef } from '../domain/ingest-decision';
+import { classifyMessage, decideDedupe, dedupeKey, type Candidate, type DedupeDecision, type Rejection, type SourceRef, type StoredKey } from '../domain/ingest-decision';
+import type { DedupeFilter } from '../domain/dedupe-filter';
 import { decideLateness } from '../domain/lateness';
 import { windowOf } from '../domain/windows';
 import type { CounterStore } from '../adapters/clickhouse/counter-store';
@@ -66,6 +67,14 @@ export interface IngestDeps {
   readonly metrics?: Metrics;
   /** The worker's event-time watermark before this batch; absent or null: nothing is late. */
   readonly watermark?: () => number | null;
+  /** Absent: every key is looked up in the ledger (replay, redrive). */
+  readonly dedupeFilter?: DedupeFilter;
+  /**
+   * Keys decided new by batches whose writes are still in flight (pipelined units): a later
+   * batch treats them as stored. The caller removes a batch's keys once it is durable, and
+   * clears them all when a batch fails (its messages are re-read and decided again).
+   */
+  readonly inFlight?: Map<string, StoredKey>;
   /** Absent: counters are not maintained (ledger only). */
   readonly counters?: CounterStore;
   /**
@@ -100,6 +109,18 @@ export interface BatchOutcome {
   readonly counters: readonly CounterRow[];
 }
 
+/** A batch decided in memory, ready to be written. */
+export interface DecidedBatch {
+  readonly consumed: number;
+  readonly now: number;
+  readonly rejections: readonly Rejection[];
+  readonly skipped: readonly Candidate[];
+  readonly decisions: readonly DedupeDecision[];
+  readonly newEvents: readonly NewEvent[];
+  readonly watermark: number | null;
+  readonly maxEventTimeByPartition: ReadonlyMap<number, number>;
+}
+
 /**
  * Ingests one batch: decode → validate → enrich → dedupe → durable writes. When this resolves,
  * every message of the batch is durably in exactly one place (usage_events, duplicate_events,
@@ -108,6 +129,15 @@ export interface BatchOutcome {
  * same batch afterwards is safe because every write below is idempotent under reprocessing.
  */
 export async function ingestBatch(messages: readonly RawMessage[], deps: IngestDeps): Promise<BatchOutcome> {
+  return storeBatch(await decideBatch(messages, deps), deps);
+}
+
+/**
+ * Steps 1–3: everything decided in memory (plus the ledger lookups of keys the filter cannot
+ * prove absent). Writes nothing; its new keys are in `deps.inFlight` (when given) from here
+ * until the caller removes them once the batch is durable.
+ */
+export async function decideBatch(messages: readonly RawMessage[], deps: IngestDeps): Promise<DecidedBatch> {
   const now = deps.clock();
   const meters = deps.meters();
 
@@ -139,8 +169,34 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
   }
 
   // 3. Dedupe: what the ledger already holds, then first-write-wins within the batch (pure).
-  const stored = await deps.ledger.lookup(candidates);
+  //    Keys the filter proves absent skip the lookup; every "maybe" is confirmed in the ledger.
+  const filter = deps.dedupeFilter;
+  const maybe = filter ? candidates.filter((c) => !filter.certainlyAbsent(c.event.tenant, c.event.id, c.event.timestamp)) : candidates;
+  const stored = await deps.ledger.lookup(maybe);
+  // A key decided new by a unit whose writes are still in flight is not in the ledger yet.
+  if (deps.inFlight) {
+    for (const c of maybe) {
+      const k = dedupeKey(c.event.tenant, c.event.id);
+      const pending = stored.has(k) ? undefined : deps.inFlight.get(k);
+      if (pending) stored.set(k, pending);
+    }
+  }
   const decisions = decideDedupe(candidates, stored);
+  // Recorded at decision time, before the writes: a later unit (even one decided while this
+  // one's writes are in flight) sees these keys as "maybe" and looks them up. A key recorded
+  // for a unit that then fails to store only costs a lookup.
+  if (filter) {
+    for (const d of decisions) if (d.kind === 'new') filter.record(d.candidate.event.tenant, d.candidate.event.id, now);
+    deps.metrics?.dedupeFilterChecked.inc(candidates.length);
+    deps.metrics?.dedupeFilterMaybe.inc(maybe.length);
+  }
+  if (deps.inFlight) {
+    for (const d of decisions) {
+      if (d.kind !== 'new') continue;
+      const e = d.candidate.event;
+      deps.inFlight.set(dedupeKey(e.tenant, e.id), { tenant: e.tenant, id: e.id, bodyHash: d.candidate.bodyHash, ...d.candidate.ref });
+    }
+  }
 
   // 3b. Lateness, decided once per new event against the watermark from before this batch,
   //     and stored with it (rule 6): a rebuild from the ledger reproduces the same totals.
@@ -151,17 +207,29 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
       : [],
   );
 
+  return { consumed: messages.length, now, rejections, skipped, decisions, newEvents, watermark, maxEventTimeByPartition };
+}
+
+/** Steps 4–5: the durable writes of a decided batch, then its counters. */
+export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promise<BatchOutcome> {
+  const { now, rejections, skipped, decisions, newEvents, watermark, maxEventTimeByPartition } = decided;
   // 4. Durable writes. Dead letters first: the DLQ topic is where operators look, and a
   //    failure after it only re-sends dead letters (at-least-once there, exactly-once in
   //    rejected_events, which is keyed by source offset).
   if (deps.deadLetters) await deps.deadLetters.send(rejections);
   const endInsert = deps.metrics?.insertDuration.startTimer();
-  await deps.ledger.insertRejections(rejections, now);
-  await deps.ledger.insertDuplicates(decisions, now);
-  await deps.ledger.insertLate(newEvents, watermark, now);
+  // The four tables are written concurrently: each write is idempotent under reprocessing, and
+  // the batch counts as stored only once all have landed. Every write is awaited, failed or not,
+  // so nothing of this batch is still being written when the caller lets it be re-read.
   // The ledger insert is one INSERT, hence one atomic part (with its by_window projection):
   // a crash leaves all of it or none.
-  await deps.ledger.insertNew(newEvents, now);
+  const writes = await Promise.allSettled([
+    deps.ledger.insertRejections(rejections, now),
+    deps.ledger.insertDuplicates(decisions, now),
+    deps.ledger.insertLate(newEvents, watermark, now),
+    deps.ledger.insertNew(newEvents, now),
+  ]);
+  for (const w of writes) if (w.status === 'rejected') throw w.reason;
   endInsert?.();
 
   // 5. Counters of every window this batch touched, recomputed from the ledger. Redelivered
@@ -219,7 +287,7 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
     }
   }
   for (const r of rejections) deps.metrics?.eventsRejected.inc({ reason: r.code });
-  deps.metrics?.eventsConsumed.inc(messages.length);
+  deps.metrics?.eventsConsumed.inc(decided.consumed);
   let tooLate = 0;
   let lateCounted = 0;
   for (const n of newEvents) {
@@ -232,7 +300,7 @@ export async function ingestBatch(messages: readonly RawMessage[], deps: IngestD
     }
   }
   return {
-    consumed: messages.length,
+    consumed: decided.consumed,
     accepted,
     duplicates,
     conflicts,

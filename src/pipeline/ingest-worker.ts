@@ -3,11 +3,14 @@ import type { CounterStore } from '../adapters/clickhouse/counter-store';
 import { isGroupMembershipError } from '../adapters/kafka/kafka';
 import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
 import { errorMessage } from '../runtime/errors';
+import { dedupeKey, type StoredKey } from '../domain/ingest-decision';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
 import { createSettler } from './counters';
+import type { SyncedDedupeFilter } from './dedupe-filter-sync';
 import { splitUnits, UNIT_MAX_EVENTS } from './ingest-units';
-import { addTallies, ingestBatch, type BatchOutcome, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
+import { addTallies, decideBatch, storeBatch, type BatchOutcome, type DecidedBatch, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
+import { runOrdered } from './ordered-units';
 
 export interface IngestTotals {
   consumed: number;
@@ -83,7 +86,9 @@ export interface IngestWorkerOptions {
   readonly kafka: Kafka;
   readonly topic: string;
   readonly groupId: string;
-  readonly deps: Omit<IngestDeps, 'watermark' | 'counters'>;
+  readonly deps: Omit<IngestDeps, 'watermark' | 'counters' | 'dedupeFilter'>;
+  /** The in-memory filter of the ledger's keys (built by the caller); absent: every key is looked up. */
+  readonly dedupeFilter?: SyncedDedupeFilter;
   /** Maintains windowed counters and their states; absent: ledger only. */
   readonly counters?: CounterStore;
   readonly watermarks?: WatermarkOptions;
@@ -105,13 +110,13 @@ export interface IngestWorkerOptions {
 
 /**
  * The ingest consumer. Offsets are committed by hand, per partition, strictly after the
- * batch they cover is durable (ingestBatch resolved). kafkajs' auto-commit is off, so a crash
- * at any instant leaves committed offsets at or behind what is stored — never ahead — and the
- * re-read messages are recognised as redelivered or duplicates by the ledger lookup.
+ * batch they cover is durable (storeBatch resolved), and in unit order. kafkajs' auto-commit is
+ * off, so a crash at any instant leaves committed offsets at or behind what is stored — never
+ * ahead — and the re-read messages are recognised as redelivered or duplicates by the ledger lookup.
  *
- * The batches of one fetch are stored together as one ingest unit, and units one at a time:
- * within one worker, two copies of an event in different partitions can never race past the
- * dedupe lookup.
+ * The batches of one fetch are stored together as one ingest unit; units are pipelined (the next
+ * decided while the previous one is written) and committed in order (see runOrdered): within
+ * one worker, two copies of an event in different partitions can never both be taken as new.
  */
 export async function startIngestWorker(opts: IngestWorkerOptions): Promise<IngestWorker> {
   const log = opts.logger.child({ module: 'ingest' });
@@ -123,7 +128,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   let restored = opts.counters && !opts.replay ? await opts.counters.loadWatermarks(opts.topic) : new Map<number, number>();
   let clocks: WatermarkState = new Map();
   const watermark = () => currentWatermark(clocks, clock(), wmOpts);
-  const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters };
+  const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters, dedupeFilter: opts.dedupeFilter?.filter };
   // Batches and the settle timer touch counters one at a time.
   let exclusive: Promise<unknown> = Promise.resolve();
   const serially = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -168,6 +173,8 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const partitions = e.payload.memberAssignment[opts.topic] ?? [];
     clocks = assign(clocks, partitions, clock(), restored);
+    // Partitions may come from another worker: the filter first learns everything stored lately.
+    opts.dedupeFilter?.rebalanced();
     status.partitions = [...partitions];
     assigned = partitions;
     lastContact = clock();
@@ -201,16 +208,23 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   // per partition); each call parks its batch here and waits until the unit holding it is
   // stored and committed. Per unit, ClickHouse sees one lookup, one ledger INSERT and one
   // counter recomputation instead of one per partition: their fixed cost, not the rows, is
-  // what limits a small batch. Units run one at a time (`serially`), so within this worker two
-  // copies of an event, even in different partitions, never race past the dedupe lookup: a
-  // later unit sees the earlier one in the ledger, and within a unit decideDedupe keeps the
-  // first copy.
+  // what limits a small batch. Units are decided one at a time, each while at most one earlier
+  // unit is still being written, so within this worker two copies of an event, even in
+  // different partitions, never both pass as new: a later unit sees the earlier one's keys in
+  // the ledger or, while its writes are in flight, in `inFlight`; within a unit decideDedupe
+  // keeps the first copy.
   type Batch = { readonly topic: string; readonly partition: number; readonly highWatermark: string; readonly messages: readonly KafkaMessage[] };
   type Parked = { readonly batch: Batch; readonly heartbeat: () => Promise<void>; readonly done: (err?: unknown) => void };
   let parked: Parked[] = [];
   let unitScheduled = false;
 
-  const storeAndCommit = async (batches: readonly Batch[]) => {
+  // Keys decided new by units whose writes are in flight (see decideBatch).
+  const inFlight = new Map<string, StoredKey>();
+  const unitDeps: IngestDeps = { ...deps, inFlight };
+  type Decided = { readonly batches: readonly Batch[]; readonly decided: DecidedBatch; readonly end?: () => void; outcome?: BatchOutcome };
+
+  // 1. Decide: in memory (plus the lookups of keys the filter cannot prove absent).
+  const decideUnit = async (batches: readonly Batch[]): Promise<Decided> => {
     const end = opts.deps.metrics?.batchDuration.startTimer();
     const messages: RawMessage[] = [];
     for (const b of batches) {
@@ -223,11 +237,23 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
         });
       }
     }
-    // 1. Store: after this, every message of the unit is durable in exactly one table, and the
-    //    counters of the windows it touched are recomputed.
-    const outcome = await ingestBatch(messages, deps);
-    // 2. Only now commit, one past the last stored offset of each partition, in one request. If
-    //    the commit fails (rebalance), the next owner re-reads these messages and finds them stored.
+    // The dedupe filter first learns the keys other workers stored (when due, and after a rebalance).
+    await opts.dedupeFilter?.catchUp();
+    return { batches, decided: await decideBatch(messages, unitDeps), end };
+  };
+
+  // 2. Store: after this, every message of the unit is durable in exactly one table, and the
+  //    counters of the windows it touched are recomputed. Its keys are then in the ledger.
+  const storeUnit = async (unit: Decided): Promise<void> => {
+    unit.outcome = await storeBatch(unit.decided, unitDeps);
+    for (const d of unit.decided.decisions) if (d.kind === 'new') inFlight.delete(dedupeKey(d.candidate.event.tenant, d.candidate.event.id));
+    opts.dedupeFilter?.report();
+  };
+
+  // 3. Commit, in unit order, one past the last stored offset of each partition, in one request.
+  //    If the commit fails (rebalance), the next owner re-reads these messages and finds them stored.
+  const commitUnit = async ({ batches, outcome, end }: Decided): Promise<void> => {
+    if (!outcome) throw new Error('an ingest unit reached its commit without being stored');
     const positions = new Map<number, BatchPosition>();
     for (const b of batches) positions.set(b.partition, { next: (BigInt(b.messages[b.messages.length - 1]!.offset) + 1n).toString(), highWatermark: b.highWatermark });
     if (opts.replay?.commit !== false) {
@@ -244,7 +270,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
         log.info({ offsets, reason: errorMessage(err) }, 'offset commit refused by a rebalance; the unit is stored and will be recognised when re-read');
       }
     }
-    // 3. Advance each partition's watermark (in memory, and as a restart hint for the live worker).
+    // 4. Advance each partition's watermark (in memory, and as a restart hint for the live worker).
     for (const b of batches) {
       const max = outcome.maxEventTimeByPartition.get(b.partition) ?? null;
       clocks = observe(clocks, b.partition, max, clock());
@@ -275,7 +301,10 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     for (const l of listeners) l(outcome, positions);
   };
 
-  /** Stores what is parked, in units of whole batches, with a group heartbeat between units. */
+  /**
+   * Stores what is parked, in units of whole batches, pipelined: unit n+1 is decided while unit
+   * n is written, commits stay in unit order (runOrdered), a group heartbeat after each commit.
+   */
   const ingestParked = async () => {
     unitScheduled = false;
     const all = parked;
@@ -283,18 +312,25 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     // A unit must never outlast the session timeout, or the group evicts this worker and its
     // commit fails: a big fetch is stored in several units of at most UNIT_MAX_EVENTS (unless
     // one batch alone is bigger).
-    for (const unit of splitUnits(all, (p) => p.batch.messages.length, UNIT_MAX_EVENTS)) {
-      try {
-        await storeAndCommit(unit.map((u) => u.batch));
-      } catch (err) {
-        // Nothing after the failed unit was stored or committed: kafkajs re-reads all of it.
-        for (const u of all) u.done(err);
-        return;
-      }
-      for (const u of unit) u.done();
-      await unit[0]!.heartbeat().catch((err: unknown) => {
-        if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
+    const units = splitUnits(all, (p) => p.batch.messages.length, UNIT_MAX_EVENTS);
+    try {
+      await runOrdered(units, {
+        decide: (unit) => decideUnit(unit.map((u) => u.batch)),
+        store: storeUnit,
+        commit: async (decided, index) => {
+          await commitUnit(decided);
+          const unit = units[index]!;
+          for (const u of unit) u.done();
+          await unit[0]!.heartbeat().catch((err: unknown) => {
+            if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
+          });
+        },
       });
+    } catch (err) {
+      // Nothing after the failed unit was committed and nothing is still being written: kafkajs
+      // re-reads all of it, and its keys are decided again from the ledger.
+      inFlight.clear();
+      for (const u of all) u.done(err);
     }
   };
 

@@ -176,6 +176,33 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Bytes on disk of the ledger (usage_events) in the months the dedupe lookup reads',
       registers: r,
     }),
+    dedupeFilterChecked: new Counter({
+      name: 'meterline_dedupe_filter_checked_total',
+      help: 'Event keys checked against the in-memory dedupe filter',
+      registers: r,
+    }),
+    dedupeFilterMaybe: new Counter({
+      name: 'meterline_dedupe_filter_maybe_total',
+      help: 'Keys the dedupe filter could not prove absent (looked up in the ledger); checked − maybe = lookups saved',
+      registers: r,
+    }),
+    dedupeFilterKeys: new Gauge({ name: 'meterline_dedupe_filter_keys', help: 'Keys held by the in-memory dedupe filter', registers: r }),
+    dedupeFilterBytes: new Gauge({ name: 'meterline_dedupe_filter_bytes', help: 'Memory of the in-memory dedupe filter (its bit arrays)', registers: r }),
+    dedupeFilterFalsePositiveRate: new Gauge({
+      name: 'meterline_dedupe_filter_false_positive_ratio',
+      help: 'Expected share of absent keys the dedupe filter answers "maybe" for, at its current fill',
+      registers: r,
+    }),
+    dedupeFilterCoverageStart: new Gauge({
+      name: 'meterline_dedupe_filter_coverage_start_timestamp_seconds',
+      help: 'Event time from which the dedupe filter holds every ledger key; events older than this plus the dedupe window are always looked up',
+      registers: r,
+    }),
+    dedupeFilterBuildSeconds: new Gauge({
+      name: 'meterline_dedupe_filter_build_seconds',
+      help: 'Time taken at start-up to load the dedupe filter from the ledger',
+      registers: r,
+    }),
   };
 }
 

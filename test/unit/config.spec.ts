@@ -47,6 +47,12 @@ describe('configuration', () => {
     expect(loadConfig({ METRICS_PORT: ' 0 ', STRIPE_PORT: '12111', LOG_FORMAT: 'json' })).toMatchObject({ http: { metricsPort: 0 }, stripe: { port: 12111 }, logFormat: 'json' });
   });
 
+  it('sizes the dedupe filter from two variables, refusing a generation its 32-bit hashes cannot index', () => {
+    expect(loadConfig({}).ingest.dedupeFilter).toEqual({ keys: 10_000_000, bitsPerKey: 10 });
+    expect(loadConfig({ DEDUPE_FILTER_KEYS: '0' }).ingest.dedupeFilter.keys).toBe(0);
+    expect(() => loadConfig({ DEDUPE_FILTER_KEYS: '500000000', DEDUPE_FILTER_BITS_PER_KEY: '10' })).toThrow(/DEDUPE_FILTER_KEYS/);
+  });
+
   it('redacts secrets wherever config is printed', () => {
     const c = loadConfig({
       STRIPE_API_KEY: 'sk_test_abc123SECRET',

@@ -7,6 +7,7 @@ import type { Logger } from '../../runtime/logger';
 import { requireChdb } from './chdb-module';
 import { DEV_CLICKHOUSE_STATE_FILE, readDevClickHouseState } from './dev-server-state';
 import { withClickHouseFaults } from './faulty-client';
+import { registerRawTsvInsert } from './tsv-insert';
 
 export type { ClickHouseClient };
 
@@ -85,10 +86,17 @@ function connect(config: Pick<Config, 'clickhouse' | 'dataDir'>, logger: Logger 
   fs.mkdirSync(ch.embeddedPath, { recursive: true });
   // Loaded lazily: the chdb engine is a ~540 MB optional peer that server mode never needs.
   const { createChdbConnection } = requireChdb<typeof import('chdb/connection')>('chdb/connection');
-  return createClient({
-    connection: createChdbConnection({ path: ch.embeddedPath }),
+  const connection = createChdbConnection({ path: ch.embeddedPath });
+  const client = createClient({
+    connection,
     clickhouse_settings,
   } as Parameters<typeof createClient>[0]);
+  // The ledger's rows go to the same session as bytes: chdb's raw insert parses them on a
+  // libuv thread, where the client's insert would first turn them into one SQL string.
+  registerRawTsvInsert(client, async (table, columns, tsv) => {
+    await connection.chdb.rawInsert({ table, columns, values: tsv, format: 'TabSeparated' });
+  });
+  return client;
 }
 
 /** Routes the client's own log lines (plain text on the console by default) into our JSON logs. */

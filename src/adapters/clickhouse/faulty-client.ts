@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { decideFault, type FaultSpec } from '../../runtime/fault-spec';
+import { rawTsvInsertOf, registerRawTsvInsert } from './tsv-insert';
 
 /** Thrown for an injected fault; `afterWork` says whether ClickHouse had already done the work. */
 export class InjectedFault extends Error {
@@ -42,7 +43,7 @@ export function withClickHouseFaults(
       }
       return result;
     };
-  return new Proxy(client, {
+  const faulty = new Proxy(client, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
       if (typeof value !== 'function') return value;
@@ -50,4 +51,8 @@ export function withClickHouseFaults(
       return prop === 'query' || prop === 'insert' || prop === 'command' || prop === 'exec' ? wrap(String(prop), bound) : bound;
     },
   });
+  // The raw TSV path is an insert like any other: it meets the same faults.
+  const raw = rawTsvInsertOf(client);
+  if (raw) registerRawTsvInsert(faulty, wrap('insert', raw));
+  return faulty;
 }

@@ -1,9 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dedupeKey, type Candidate, type DedupeDecision, type Rejection, type StoredKey } from '../../domain/ingest-decision';
-import type { LatenessDecision } from '../../domain/lateness';
 import { assertIdentifier } from './migrations';
-import { dateTime64, dateTime64Micro } from './format';
-import { rejectedEventsRow } from './rejected-store';
+import {
+  DUPLICATE_EVENTS, encodeRows, LATE_EVENTS, REJECTED_EVENTS, USAGE_EVENTS, type CopyDecision, type NewEvent, type TooLateEvent, type TsvTable,
+} from './ledger-rows';
+import { insertTsv } from './tsv-insert';
+
+export type { NewEvent };
 
 /**
  * The ledger port: the dedupe lookup and the three writes of an ingest batch. Each write is
@@ -12,12 +15,6 @@ import { rejectedEventsRow } from './rejected-store';
  *    recognised as 'redelivered' by its stored (topic, partition, offset);
  *  - duplicate_events / rejected_events: keyed by the message's own offset.
  */
-/** A first copy, with its lateness decision (recorded with it, never revisited). */
-export interface NewEvent {
-  readonly candidate: Candidate;
-  readonly lateness: LatenessDecision;
-}
-
 export interface LedgerStore {
   lookup(candidates: readonly Candidate[]): Promise<Map<string, StoredKey>>;
   insertNew(events: readonly NewEvent[], ingestedAt: number): Promise<void>;
@@ -27,25 +24,16 @@ export interface LedgerStore {
   insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
 }
 
-/** Columns usage_events and late_events share: the event itself and where it was read. */
-function eventColumns(c: Candidate, ingestedAt: number) {
-  return {
-    tenant: c.event.tenant,
-    id: c.event.id,
-    customer: c.event.customer,
-    meter: c.event.meter,
-    value: c.event.value,
-    event_time: dateTime64(c.event.timestamp),
-    topic: c.ref.topic,
-    partition: c.ref.partition,
-    offset: c.ref.offset,
-    ingested_at: dateTime64Micro(ingestedAt),
-  };
-}
-
-export function createLedgerStore(client: ClickHouseClient, database: string, opts: { dedupeWindowMs: number }): LedgerStore {
+/**
+ * `ingestedBy` names the worker writing (stored with each new row, so its dedupe filter can tell
+ * its own keys from everyone else's); other writers (redrive, replay, tests) leave it ''.
+ */
+export function createLedgerStore(client: ClickHouseClient, database: string, opts: { dedupeWindowMs: number; ingestedBy?: string }): LedgerStore {
   assertIdentifier(database);
   const t = (name: string) => `${database}.${name}`;
+  const insertRows = async <Row>(table: TsvTable<Row>, rows: readonly Row[]) => {
+    if (rows.length > 0) await insertTsv(client, t(table.table), table.columns, encodeRows(table, rows));
+  };
   return {
     async lookup(candidates) {
       const found = new Map<string, StoredKey>();
@@ -86,69 +74,27 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
       return found;
     },
 
+    // Each table's rows are encoded once as TabSeparated bytes and inserted as they are (one
+    // INSERT each: one atomic part, with the usage_events projections written in it).
     async insertNew(events, ingestedAt) {
-      const values = events.map(({ candidate: c, lateness }) => ({
-          ...eventColumns(c, ingestedAt),
-          properties: c.event.properties,
-          source: c.event.source,
-          body_hash: c.bodyHash,
-          meter_aggregation: c.meter.aggregation,
-          meter_window: c.meter.window,
-          meter_allowed_lateness_ms: c.meter.allowedLatenessMs,
-          meter_definition_hash: c.meter.definitionHash,
-          meter_unique_property: c.meter.uniqueProperty ?? '',
-          window_start: dateTime64(lateness.window.start),
-          disposition: lateness.disposition,
-        }));
-      if (values.length > 0) await client.insert({ table: t('usage_events'), values, format: 'JSONEachRow' });
+      await insertRows(USAGE_EVENTS, events.map((event) => ({ event, ingestedAt, ingestedBy: opts.ingestedBy ?? '' })));
     },
 
     async insertLate(events, watermark, ingestedAt) {
-      const values = events.flatMap(({ candidate: c, lateness }) =>
-        lateness.disposition === 'too_late'
-          ? [
-              {
-                ...eventColumns(c, ingestedAt),
-                window_start: dateTime64(lateness.window.start),
-                window_end: dateTime64(lateness.window.end),
-                watermark: dateTime64(watermark ?? 0),
-                allowed_lateness_ms: c.meter.allowedLatenessMs,
-                reason: lateness.reason,
-              },
-            ]
-          : [],
-      );
-      if (values.length > 0) await client.insert({ table: t('late_events'), values, format: 'JSONEachRow' });
+      const tooLate = events.filter((e): e is TooLateEvent => e.lateness.disposition === 'too_late');
+      await insertRows(LATE_EVENTS, tooLate.map((event) => ({ event, watermark, ingestedAt })));
     },
 
     async insertDuplicates(decisions, detectedAt) {
-      const values = decisions.flatMap((d) =>
-        d.kind === 'duplicate' || d.kind === 'conflict'
-          ? [
-              {
-                kind: d.kind,
-                tenant: d.candidate.event.tenant,
-                id: d.candidate.event.id,
-                body_hash: d.candidate.bodyHash,
-                original_body_hash: d.original.bodyHash,
-                original_topic: d.original.topic,
-                original_partition: d.original.partition,
-                original_offset: d.original.offset,
-                event: d.kind === 'conflict' ? JSON.stringify(d.candidate.event) : '',
-                topic: d.candidate.ref.topic,
-                partition: d.candidate.ref.partition,
-                offset: d.candidate.ref.offset,
-                detected_at: dateTime64Micro(detectedAt),
-              },
-            ]
-          : [],
-      );
-      if (values.length > 0) await client.insert({ table: t('duplicate_events'), values, format: 'JSONEachRow' });
+      const copies = decisions.filter((d): d is CopyDecision => d.kind === 'duplicate' || d.kind === 'conflict');
+      await insertRows(DUPLICATE_EVENTS, copies.map((decision) => ({ decision, detectedAt })));
     },
 
     async insertRejections(rejections, rejectedAt) {
-      const values = rejections.map((r) => rejectedEventsRow({ ...r, reasonCode: r.code }, 'rejected', rejectedAt, 0));
-      if (values.length > 0) await client.insert({ table: t('rejected_events'), values, format: 'JSONEachRow' });
+      await insertRows(
+        REJECTED_EVENTS,
+        rejections.map((r) => ({ ...r, reasonCode: r.code, status: 'rejected' as const, at: rejectedAt, version: 0 })),
+      );
     },
   };
 }

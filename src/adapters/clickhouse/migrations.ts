@@ -50,6 +50,17 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
     sql: (db) => `ALTER TABLE ${db}.usage_events ADD INDEX IF NOT EXISTS idx_event_time event_time TYPE minmax GRANULARITY 1`,
   },
   {
+    // Which worker stored the row ('' for other writers: redrive, replay): a worker's dedupe
+    // filter catches up with every key it did not store itself.
+    name: 'usage_events.ingested_by',
+    sql: (db) => `ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS ingested_by LowCardinality(String) DEFAULT ''`,
+  },
+  {
+    // The dedupe filter's catch-up reads the keys others stored in the last seconds.
+    name: 'usage_events.idx_ingested_at',
+    sql: (db) => `ALTER TABLE ${db}.usage_events ADD INDEX IF NOT EXISTS idx_ingested_at ingested_at TYPE minmax GRANULARITY 1`,
+  },
+  {
     name: 'usage_events.window_start',
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS window_start DateTime64(3, 'UTC')

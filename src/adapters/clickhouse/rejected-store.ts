@@ -1,7 +1,8 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { SourceRef } from '../../domain/ingest-decision';
 import { assertIdentifier } from './migrations';
-import { dateTime64Micro } from './format';
+import { encodeRows, REJECTED_EVENTS } from './ledger-rows';
+import { insertTsv } from './tsv-insert';
 
 export interface RejectedRow {
   readonly reasonCode: string;
@@ -47,36 +48,10 @@ export async function listRejected(
   }));
 }
 
-/** One version of a rejected_events row: the live consumer writes version 0, a redrive a later one. */
-export function rejectedEventsRow(
-  r: Pick<RejectedRow, 'reasonCode' | 'reason' | 'raw' | 'key' | 'tenant' | 'eventId' | 'ref'>,
-  status: RejectedRow['status'],
-  at: number,
-  version: number,
-) {
-  return {
-    reason_code: r.reasonCode,
-    reason: r.reason,
-    raw_payload: r.raw ? r.raw.toString('base64') : '',
-    message_key: r.key ? r.key.toString('utf8') : null,
-    tenant: r.tenant,
-    event_id: r.eventId,
-    topic: r.ref.topic,
-    partition: r.ref.partition,
-    offset: r.ref.offset,
-    rejected_at: dateTime64Micro(at),
-    status,
-    version,
-  };
-}
-
 /** Marks dead letters as redriven: a new, higher version of the same row (source offset). */
 export async function markRedriven(client: ClickHouseClient, database: string, rows: readonly RejectedRow[], now: number): Promise<void> {
   assertIdentifier(database);
   if (rows.length === 0) return;
-  await client.insert({
-    table: `${database}.rejected_events`,
-    values: rows.map((r) => rejectedEventsRow(r, 'redriven', now, now)),
-    format: 'JSONEachRow',
-  });
+  const versions = rows.map((r) => ({ ...r, status: 'redriven' as const, at: now, version: now }));
+  await insertTsv(client, `${database}.rejected_events`, REJECTED_EVENTS.columns, encodeRows(REJECTED_EVENTS, versions));
 }

@@ -21,6 +21,8 @@ import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startHealthMonitor } from '../../pipeline/health-monitor';
+import { startDedupeFilterFromConfig } from '../../pipeline/dedupe-filter-sync';
+import { newWorkerIdentity } from '../../runtime/worker-identity';
 import { startIngestWorker } from '../../pipeline/ingest-worker';
 import { startPushLoop } from '../../pipeline/push-loop';
 import { createPusher } from '../../pipeline/pusher';
@@ -136,8 +138,12 @@ export function registerRun(program: Command): void {
 
         const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
         stack.push(() => deadLetters.close());
+        // Stored with every row this worker ingests: its dedupe filter catches up with everyone else's.
+        const ingestedBy = newWorkerIdentity();
+        const dedupeFilter = await startDedupeFilterFromConfig(config, ch, { ingestedBy, clock: Date.now, metrics, logger });
         const worker = await startIngestWorker({
           kafka,
+          dedupeFilter,
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
@@ -151,7 +157,7 @@ export function registerRun(program: Command): void {
           deps: {
             decoder: createDecoderFromConfig(config),
             meters: () => meters,
-            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs }),
+            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs, ingestedBy }),
             deadLetters,
             clock: Date.now,
             maxFutureSkewMs: config.ingest.maxFutureSkewMs,

@@ -1,0 +1,84 @@
+import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
+import type { LedgerStore } from '../../src/adapters/clickhouse/ledger-store';
+import { createDedupeFilter } from '../../src/domain/dedupe-filter';
+import { dedupeKey, type StoredKey } from '../../src/domain/ingest-decision';
+import { parseMeterCatalog } from '../../src/domain/meters';
+import type { UsageEvent } from '../../src/domain/usage-event';
+import { decideBatch, storeBatch, type IngestDeps, type RawMessage } from '../../src/pipeline/ingest-batch';
+
+const NOW = Date.UTC(2026, 10, 29, 8);
+const parsed = parseMeterCatalog({ meters: [{ name: 'api_calls', aggregation: 'sum' }] });
+if (!parsed.ok) throw new Error('bad test catalog');
+const meters = parsed.catalog;
+const encoder = createSingleObjectEncoder();
+
+/** A ledger held in memory whose inserts land only when the test says so (writes in flight). */
+function slowLedger() {
+  const rows = new Map<string, StoredKey>();
+  const held: (() => void)[] = [];
+  const ledger: LedgerStore = {
+    lookup: async (cs) => {
+      const found = new Map<string, StoredKey>();
+      for (const c of cs) {
+        const k = dedupeKey(c.event.tenant, c.event.id);
+        if (rows.has(k)) found.set(k, rows.get(k)!);
+      }
+      return found;
+    },
+    insertNew: (events) =>
+      new Promise<void>((resolve) =>
+        held.push(() => {
+          for (const { candidate: c } of events) rows.set(dedupeKey(c.event.tenant, c.event.id), { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, ...c.ref });
+          resolve();
+        }),
+      ),
+    insertLate: async () => undefined,
+    insertDuplicates: async () => undefined,
+    insertRejections: async () => undefined,
+  };
+  return { ledger, rows, land: () => held.splice(0).forEach((f) => f()) };
+}
+
+async function message(e: UsageEvent, partition: number, offset: number): Promise<RawMessage> {
+  return { ref: { topic: 'usage.events', partition, offset: String(offset) }, key: null, value: await encoder.encode(e) };
+}
+const event = (id: string): UsageEvent => ({ id, tenant: 't', customer: 'c', meter: 'api_calls', value: '1', timestamp: NOW - 1000, properties: {}, source: null });
+
+describe.each([
+  ['with the dedupe filter', true],
+  ['without a filter (every key looked up)', false],
+])('two units in flight never both take one key as new (%s)', (_, withFilter) => {
+  const depsFor = (ledger: LedgerStore): IngestDeps => ({
+    decoder: createDecoder({}),
+    meters: () => meters,
+    ledger,
+    clock: () => NOW,
+    maxFutureSkewMs: 300_000,
+    inFlight: new Map(),
+    ...(withFilter ? { dedupeFilter: createDedupeFilter({ capacity: 1000, bitsPerKey: 10, dedupeWindowMs: 35 * 86_400_000, maxFutureSkewMs: 300_000 }, NOW - 40 * 86_400_000) } : {}),
+  });
+
+  it('given unit n decided a key new and its insert has not landed, when unit n+1 holds a copy from another partition, then the copy is a duplicate', async () => {
+    const { ledger, rows, land } = slowLedger();
+    const deps = depsFor(ledger);
+    const first = await decideBatch([await message(event('k1'), 0, 10)], deps);
+    const storing = storeBatch(first, deps);
+    // Unit n+1 is decided while unit n's write is in flight.
+    const second = await decideBatch([await message(event('k1'), 3, 99), await message(event('k2'), 3, 100)], deps);
+    expect(second.decisions.map((d) => d.kind)).toEqual(['duplicate', 'new']);
+    expect(second.decisions[0]).toMatchObject({ original: { partition: 0, offset: '10' } });
+    land();
+    await storing;
+    expect(rows.size).toBe(1);
+  });
+
+  it('given unit n is re-read after its writes failed (in-flight keys cleared), then its messages are decided new again', async () => {
+    const { ledger } = slowLedger();
+    const deps = depsFor(ledger);
+    await decideBatch([await message(event('k3'), 0, 20)], deps);
+    // The unit failed: the worker clears what was in flight before the messages are re-read.
+    deps.inFlight!.clear();
+    const again = await decideBatch([await message(event('k3'), 0, 20)], deps);
+    expect(again.decisions.map((d) => d.kind)).toEqual(['new']);
+  });
+});
