@@ -105,11 +105,19 @@ describe('Apache Kafka broker crash under a running publisher and worker', () =>
     await bad.send({ topic: TOPIC, messages: Array.from({ length: GARBAGE }, (_, i) => ({ key: `bad-${i}`, value: Buffer.from(`garbage ${i}`) })) });
     await bad.disconnect();
 
-    // The first worker's ClickHouse answers slowly (every call 0.6 s late), so it spends most of
-    // its life storing: when it is killed (step 2), a unit is almost surely between "decided" and
-    // "durable". A worker that committed (or otherwise marked seen) before the store finished
-    // would lose that unit there; the totals below would show it.
-    let worker = startWorkerProcess({ ...env, CHAOS_CLICKHOUSE_FAULTS: 'slow=1,slow_ms=600', CHAOS_SEED: '15' });
+    // The first worker's ClickHouse answers slowly (every call 300 ms late, logged), so step 2 can
+    // kill it at a precise moment: while a unit's ledger write waits, i.e. decided but not yet
+    // durable. A worker that committed (or otherwise marked seen) before the write finished would
+    // lose that unit there; the totals below would show it.
+    let armed = false;
+    let onLedgerWrite: () => void = () => undefined;
+    const ledgerWriteWaiting = new Promise<void>((resolve) => (onLedgerWrite = resolve));
+    let worker = startWorkerProcess(
+      { ...env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', KAFKA_SESSION_TIMEOUT_MS: '10000', CHAOS_CLICKHOUSE_FAULTS: 'slow=1,slow_ms=300', CHAOS_SEED: '15' },
+      (d) => {
+        if (armed && /"kind":"slow"[^\n]*"table":"[^"]*usage_events"/.test(d.toString())) onLedgerWrite();
+      },
+    );
     children.add(worker);
     const publisher = spawnCli(['publish', '--json'], { env: { ...env, LOG_LEVEL: 'error' } });
     children.add(publisher);
@@ -148,7 +156,10 @@ describe('Apache Kafka broker crash under a running publisher and worker', () =>
       expect(publisher.exitCode).toBeNull();
       await new Promise((r) => setTimeout(r, 3_000));
 
-      // 2. The broker and the worker together; the worker comes back as a supervisor would start it.
+      // 2. The broker and the worker together, while the worker's ledger write waits; the worker
+      //    comes back as a supervisor would start it.
+      armed = true;
+      await ledgerWriteWaiting;
       const killed2At = Date.now();
       worker.kill('SIGKILL');
       await Promise.all([apache.kill(), exited(worker)]);

@@ -114,7 +114,14 @@ describe('ingest under SIGKILL', () => {
     expect(killsWhileConsuming + killsDuringStartup).toBeGreaterThanOrEqual(KILLS);
 
     // A last worker drains the topic, then SIGTERM must stop it cleanly (exit 0) after committing.
-    const last = start();
+    // (It is asked to stop only once it has joined: on Apache Kafka the previous worker may have
+    // drained the topic already, and a SIGTERM while Node is still loading modules is the default
+    // action, death by signal, for any program.)
+    let joined = false;
+    const last = startWorkerProcess({ ...env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, (d) => {
+      if (d.toString().includes('partitions assigned')) joined = true;
+    });
+    await waitFor('the last worker to join the group', () => joined, 120_000, 100);
     await waitForGroupCaughtUp(kafka, GROUP, TOPIC, 180_000);
     await admin.disconnect();
     last.kill('SIGTERM');

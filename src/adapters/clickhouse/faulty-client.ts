@@ -23,13 +23,17 @@ export function withClickHouseFaults(
   client: ClickHouseClient,
   spec: FaultSpec,
   random: () => number,
-  onFault?: (fault: { operation: string; kind: 'fail' | 'fail_after' | 'slow' }) => void,
+  onFault?: (fault: { operation: string; kind: 'fail' | 'fail_after' | 'slow'; table?: string }) => void,
 ): ClickHouseClient {
   const wrap = <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const fate = decideFault(spec, random(), random());
       if (fate.delayMs > 0) {
-        onFault?.({ operation, kind: 'slow' });
+        // The table an insert is for (raw TSV inserts name it first; the client's take {table}):
+        // a chaos run can act at a precise step, e.g. kill a worker while its ledger write waits.
+        const first = args[0] as unknown;
+        const table = operation === 'insert' ? (typeof first === 'string' ? first : (first as { table?: string } | undefined)?.table) : undefined;
+        onFault?.({ operation, kind: 'slow', ...(table ? { table } : {}) });
         await new Promise((r) => setTimeout(r, fate.delayMs));
       }
       if (fate.kind === 'fail') {
