@@ -27,7 +27,8 @@ class Producer:
         print(json.dumps({"config": self.config, "sent": self.sent}))
 `;
 
-(python ? describe : describe.skip)('the README Python producer', () => {
+// Skipped only outside CI: .ci/run installs python3-avro, so there a missing library fails the test.
+(python || process.env.CI ? describe : describe.skip)('the README Python producer', () => {
   it('produces a message the worker decodes as the same event, keyed as meterline keys it', async () => {
     const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## Producers in other languages'));
