@@ -87,7 +87,10 @@ describe('push: delta pusher to Stripe', () => {
 
   beforeAll(async () => {
     ch = await testClickHouse('push');
-    fake = await startFakeStripe();
+    // A live-mode key: these pushers send at 1000/s, Stripe's live limit. With a test key the
+    // fake enforces the 25/s test-mode limit, and a burst of 429s could leave a push for a later
+    // cycle than the test runs (the key-mode limits are tested in stripe-billing.spec.ts).
+    fake = await startFakeStripe({ apiKey: 'sk_live_fake_meterline' });
     fake.addMeter({ event_name: 'tokens', formula: 'sum' });
     fake.addMeter({ event_name: 'calls', formula: 'sum' });
     for (const name of ['seats', 'peak', 'latest']) fake.addMeter({ event_name: name, formula: 'last' });
