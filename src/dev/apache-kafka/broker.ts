@@ -177,9 +177,16 @@ const LOG4J2_PROPERTIES = [
   '',
 ].join('\n');
 
-/** A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints). */
-function clusterId(): string {
-  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+/**
+ * A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid`
+ * prints). Like Kafka's own Uuid.randomUuid, never one starting with "-": the storage tool's
+ * argument parser would take it for an option (1 start in 64 failed that way).
+ */
+export function clusterId(): string {
+  for (;;) {
+    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 async function waitUntilServing(bootstrapServers: string[], child: ChildProcess): Promise<void> {
