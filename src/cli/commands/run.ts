@@ -25,6 +25,7 @@ import { startDedupeFilterFromConfig } from '../../pipeline/dedupe-filter-sync';
 import { newWorkerIdentity } from '../../runtime/worker-identity';
 import { startIngestWorker } from '../../pipeline/ingest-worker';
 import { startPushLoop } from '../../pipeline/push-loop';
+import { startAlertsFromConfig } from '../../pipeline/alerts-from-config';
 import { createPusher } from '../../pipeline/pusher';
 import { createRateLimiter } from '../../runtime/rate-limiter';
 import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
@@ -196,6 +197,11 @@ export function registerRun(program: Command): void {
           { isLeader: isPusher, graceMs: PUSHER_GRACE_MS },
         );
         stack.push(() => pushLoop.stop());
+
+        // Usage alerts (ALLOTMENTS_FILE): on the pusher's leadership rule, one process at a time.
+        const streams = createStreamStore(ch, config.clickhouse.database);
+        const alerts = await startAlertsFromConfig({ config, kafka, ch, meters, changedStreams: (since) => streams.changedStreams(since), leadership: { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, metrics, logger });
+        if (alerts) stack.push(() => alerts.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
         if (reconciler) {
