@@ -63,6 +63,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     await publish(alerts);
   };
   const publish = async (alerts: readonly UsageAlert[]) => {
+    if (alerts.length === 0) return;
     await deps.topic.publish(alerts);
     deps.faultPoint?.('after_publish');
     await deps.alerts.record(alerts, 'published', { now: deps.clock() });
