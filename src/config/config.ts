@@ -202,8 +202,8 @@ const EnvSchema = z.object({
   if (e.DEDUPE_FILTER_KEYS * e.DEDUPE_FILTER_BITS_PER_KEY > 2 ** 32) {
     ctx.addIssue({ code: 'custom', path: ['DEDUPE_FILTER_KEYS'], message: 'times DEDUPE_FILTER_BITS_PER_KEY must be at most 4294967296 bits (512 MiB per generation)' });
   }
-  if (e.ALERT_WEBHOOK_URL && !e.ALERT_WEBHOOK_SECRET) ctx.addIssue({ code: 'custom', path: ['ALERT_WEBHOOK_SECRET'], message: 'is required with ALERT_WEBHOOK_URL (deliveries are signed)' });
-  if (e.ALERT_WEBHOOK_URL && !e.ALLOTMENTS_FILE) ctx.addIssue({ code: 'custom', path: ['ALERT_WEBHOOK_URL'], message: 'needs ALLOTMENTS_FILE (no allotments, no alerts)' });
+  if (e.ALERT_WEBHOOK_URL && !e.ALERT_WEBHOOK_SECRET) ctx.addIssue({ code: 'custom', path: ['ALERT_WEBHOOK_SECRET'], message: 'must be set with ALERT_WEBHOOK_URL (deliveries are signed)' });
+  if (e.ALERT_WEBHOOK_URL && !e.ALLOTMENTS_FILE) ctx.addIssue({ code: 'custom', path: ['ALERT_WEBHOOK_URL'], message: 'must come with ALLOTMENTS_FILE (no allotments, no alerts)' });
 });
 
 /** Every variable the project reads, for .env.example and the README table. */

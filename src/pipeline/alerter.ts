@@ -85,7 +85,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     async startTerm() {
       const pending = await deps.alerts.list('pending');
       if (pending.length > 0) {
-        const since = Math.min(...pending.map((a) => a.detectedAt)) - PENDING_SCAN_MARGIN_MS;
+        const since = pending.reduce((m, a) => Math.min(m, a.detectedAt), Infinity) - PENDING_SCAN_MARGIN_MS;
         const onTopic = await deps.topic.findPublished(new Set(pending.map((a) => a.alertId)), since);
         const found = pending.filter((a) => onTopic.has(a.alertId));
         await deps.alerts.record(found, 'published', { now: deps.clock() });
@@ -107,7 +107,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       const changed = (await deps.changedStreams(since)).filter((s) => watched.has(s.meter) && deps.allotments.allotmentFor(s.tenant, s.customer, s.meter));
       if (changed.length > 0) {
         const scope = changed.map(({ tenant, customer, meter }) => ({ tenant, customer, meter }));
-        await check(scope, Math.min(...changed.map((s) => s.oldestWindowStart)));
+        await check(scope, changed.reduce((m, s) => Math.min(m, s.oldestWindowStart), Infinity));
       }
       lastRead = readAt;
     },
