@@ -61,7 +61,11 @@ describe('alerts topic on the dev broker', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-alert-bench-'));
     fs.writeFileSync(path.join(dir, 'meters.yaml'), 'meters:\n  - { name: tokens, aggregation: sum, window: minute, allowed_lateness: 1h }\n');
     fs.writeFileSync(path.join(dir, 'allotments.yaml'), alertBenchAllotments('bench', 'tokens', '100'));
-    const worker = startWorkerProcess(workerEnv(broker, 'alert-bench', path.join(dir, 'data'), { METERS_FILE: path.join(dir, 'meters.yaml'), ALLOTMENTS_FILE: path.join(dir, 'allotments.yaml') }));
+    let logs = '';
+    const worker = startWorkerProcess(
+      workerEnv(broker, 'alert-bench', path.join(dir, 'data'), { METERS_FILE: path.join(dir, 'meters.yaml'), ALLOTMENTS_FILE: path.join(dir, 'allotments.yaml'), LOG_LEVEL: 'info' }),
+      (d) => (logs += d.toString('utf8')),
+    );
     const publisher = await createPublisher({ kafka, topic: 'usage.events', encoder: createSingleObjectEncoder() });
     try {
       // The worker alerts after its 5 s grace as partition 0's owner: the first crossings wait it out.
@@ -70,6 +74,12 @@ describe('alerts topic on the dev broker', () => {
       expect(r.alertLatencyP50Ms).toBeGreaterThan(0);
       expect(r.alertLatencyP99Ms).toBeGreaterThanOrEqual(r.alertLatencyP50Ms!);
       process.stdout.write(`alert latency smoke (not a measurement): ${JSON.stringify(r)}\n`);
+      // The metric: one series per meter and threshold, no tenant or customer label.
+      const metricsUrl = /"url":"(http:\/\/127\.0\.0\.1:\d+\/metrics)"/.exec(logs)?.[1];
+      expect(metricsUrl).toBeDefined();
+      const scraped = await (await fetch(metricsUrl!)).text();
+      expect(scraped).toContain('meterline_alerts_emitted_total{meter="tokens",threshold="100"} 4');
+      expect(scraped.split('\n').filter((l) => l.startsWith('meterline_alert') && /tenant|customer/.test(l))).toEqual([]);
     } finally {
       await publisher.close();
       worker.kill('SIGTERM');

@@ -137,7 +137,13 @@ describe('usage alerts under SIGKILL', () => {
       return { id: `ac-${seq}`, tenant: 'acme', customer, meter, value: String(value), timestamp, properties: {}, source: null };
     };
     const debugLog = process.env.ALERTS_CRASH_LOG ? fs.createWriteStream(process.env.ALERTS_CRASH_LOG) : null;
-    const start = (extra: NodeJS.ProcessEnv = {}) => startWorkerProcess({ ...env, ...(debugLog ? { LOG_LEVEL: 'info' } : {}), ...extra }, (d) => debugLog?.write(d));
+    // Logs at info level, kept: the webhook secret must appear in none of them.
+    const logs: Buffer[] = [];
+    const start = (extra: NodeJS.ProcessEnv = {}) =>
+      startWorkerProcess({ ...env, LOG_LEVEL: 'info', ...extra }, (d) => {
+        logs.push(d);
+        debugLog?.write(d);
+      });
 
     // 1. Killed right after recording `pending`: nothing reaches the topic.
     const a = start({ CHAOS_ALERT_KILL_AT: 'after_pending' });
@@ -199,6 +205,9 @@ describe('usage alerts under SIGKILL', () => {
     const topicIds = new Set(onTopic.map((x) => x.key));
     expect(new Set(deliveries.map((d) => d.id))).toEqual(topicIds);
     expect(deliveries.filter((d) => !d.verified || d.id !== d.bodyId)).toEqual([]);
+    const logText = Buffer.concat(logs).toString('utf8');
+    expect(logText).toContain('usage alerts published');
+    expect(logText).not.toContain(SECRET);
     process.stdout.write(`alerts-crash: ${seq} usage events, ${expected.size} crossings, ${onTopic.length} alerts on the topic, ${deliveries.length} webhook deliveries, ${kills + 2} SIGKILLs\n`);
   }, 600_000);
 });
