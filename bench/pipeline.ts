@@ -1,7 +1,7 @@
 import { createDecoderFromConfig } from '../src/adapters/avro/from-config';
 import { createClickHouse } from '../src/adapters/clickhouse/client';
 import { importCustomers } from '../src/adapters/clickhouse/customer-store';
-import { createCounterStore } from '../src/adapters/clickhouse/counter-store';
+import { createWatermarkStore } from '../src/adapters/clickhouse/watermark-store';
 import { createLedgerStore, type LedgerStore } from '../src/adapters/clickhouse/ledger-store';
 import { migrate } from '../src/adapters/clickhouse/migrations';
 import { createPushStore } from '../src/adapters/clickhouse/push-store';
@@ -89,8 +89,8 @@ type Send = (msg: unknown) => void;
 type Receive = () => Promise<unknown>;
 
 /**
- * The full pipeline as `meterline run` wires it (ingest with dedupe, enrichment, counters and
- * watermarks; the push loop in shadow mode), in this process so its peak RSS is the worker's.
+ * The full pipeline as `meterline run` wires it (ingest with dedupe, enrichment, the change
+ * record and watermarks; the push loop in shadow mode), in this process so its peak RSS is the worker's.
  * Phase 1 drains the pre-published backlog of `events`; phase 2 consumes a topic published at a
  * fixed offered rate and measures publish → counter-update latency per new event.
  */
@@ -118,7 +118,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const metrics = createMetrics({ defaultMetrics: false });
   const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
   // Publish → counter latency: event times are stamped at publish in phase 2; a new event's
-  // counter is recomputed before its batch completes (see ingestBatch step 5).
+  // window total is queryable once its unit is durable (the ledger's projections aggregate it).
   let recording = false;
   let justStored: number[] = [];
   const latencies: number[] = [];
@@ -144,7 +144,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       groupId,
       logger,
       dedupeFilter,
-      counters: timed('counters', createCounterStore(ch, db)),
+      watermarkStore: timed('watermarks', createWatermarkStore(ch, db)),
       watermarks: config.aggregate,
       consumer: { sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: config.kafka.heartbeatIntervalMs, maxWaitTimeInMs: config.kafka.maxWaitTimeMs },
       deps: {

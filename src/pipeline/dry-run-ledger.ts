@@ -54,6 +54,7 @@ export function createDryRunLedger(real: LedgerStore): DryRunLedger {
     async insertLate() {},
     async insertDuplicates() {},
     async insertRejections() {},
+    async recordChanges() {},
     counterMoves() {
       return [...moves.values()]
         .sort((a, b) => (windowKeyString(a.key) < windowKeyString(b.key) ? -1 : 1))

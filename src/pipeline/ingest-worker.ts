@@ -1,12 +1,11 @@
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import type { WatermarkStore } from '../adapters/clickhouse/watermark-store';
 import { isGroupMembershipError } from '../adapters/kafka/kafka';
 import { BACKFILL_HEADER } from '../adapters/kafka/publisher';
 import { errorMessage } from '../runtime/errors';
 import { dedupeKey, type StoredKey } from '../domain/ingest-decision';
 import { assign, currentWatermark, observe, type WatermarkOptions, type WatermarkState } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
-import { createSettler } from './counters';
 import type { SyncedDedupeFilter } from './dedupe-filter-sync';
 import { splitUnits, UNIT_MAX_EVENTS } from './ingest-units';
 import { addTallies, decideBatch, storeBatch, type BatchOutcome, type DecidedBatch, type IngestDeps, type MeterTally, type RawMessage } from './ingest-batch';
@@ -86,11 +85,14 @@ export interface IngestWorkerOptions {
   readonly kafka: Kafka;
   readonly topic: string;
   readonly groupId: string;
-  readonly deps: Omit<IngestDeps, 'watermark' | 'counters' | 'dedupeFilter'>;
+  readonly deps: Omit<IngestDeps, 'watermark' | 'dedupeFilter'>;
   /** The in-memory filter of the ledger's keys (built by the caller); absent: every key is looked up. */
   readonly dedupeFilter?: SyncedDedupeFilter;
-  /** Maintains windowed counters and their states; absent: ledger only. */
-  readonly counters?: CounterStore;
+  /**
+   * Persists event time (partition maxima and the worker's watermark, from which window states
+   * are computed where they are read); absent: nothing is saved and a restart starts from nothing.
+   */
+  readonly watermarkStore?: WatermarkStore;
   readonly watermarks?: WatermarkOptions;
   readonly logger: Logger;
   readonly consumer?: { sessionTimeout?: number; heartbeatInterval?: number; maxWaitTimeInMs?: number; maxBytesPerPartition?: number };
@@ -100,12 +102,8 @@ export interface IngestWorkerOptions {
    * offsets are not processed, and a partition that reached its end is paused.
    */
   readonly replay?: ReplayMode;
-  /**
-   * How often windows the watermark passed are moved to closed / final (default 5 s). States are
-   * for people and queries: no total and no push depends on them, and a pass holds ingest back
-   * while it runs (it writes counters too).
-   */
-  readonly settleIntervalMs?: number;
+  /** How often a moved watermark is saved (default 1 s): window states follow it where they are read. */
+  readonly watermarkSaveIntervalMs?: number;
 }
 
 /**
@@ -125,33 +123,30 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
   const wmOpts: WatermarkOptions = opts.watermarks ?? { outOfOrdernessMs: 5_000, idleTimeoutMs: 30_000 };
   // Watermarks survive restarts through the watermarks table; rebalances keep the clocks of
   // partitions this worker still owns.
-  let restored = opts.counters && !opts.replay ? await opts.counters.loadWatermarks(opts.topic) : new Map<number, number>();
+  const store = opts.replay ? undefined : opts.watermarkStore;
+  let restored = store ? await store.loadPartitionMaxima(opts.topic) : new Map<number, number>();
   let clocks: WatermarkState = new Map();
   const watermark = () => currentWatermark(clocks, clock(), wmOpts);
-  const deps: IngestDeps = { ...opts.deps, watermark, counters: opts.counters, dedupeFilter: opts.dedupeFilter?.filter };
-  // Batches and the settle timer touch counters one at a time.
+  const deps: IngestDeps = { ...opts.deps, watermark, dedupeFilter: opts.dedupeFilter?.filter };
+  // Units and the watermark saver run one at a time.
   let exclusive: Promise<unknown> = Promise.resolve();
   const serially = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = exclusive.then(fn, fn);
     exclusive = run.catch(() => undefined);
     return run;
   };
-  const settleCounters = opts.counters ? createSettler(opts.counters, clock) : null;
-  // Partitions whose highest event time moved since the watermarks were last saved.
+  // Partitions whose highest event time moved since the watermarks were last saved, and the
+  // watermark last saved: window states follow the saved one (it also moves as partitions go idle).
   const unsavedWatermarks = new Set<number>();
-  let lastWatermarkSave = -Infinity;
+  let savedWatermark: number | null = null;
   const saveWatermarks = async () => {
-    if (unsavedWatermarks.size === 0) return;
-    const saving = new Map([...unsavedWatermarks].map((p) => [p, restored.get(p)!]));
-    unsavedWatermarks.clear();
-    lastWatermarkSave = clock();
-    await opts.counters!.saveWatermarks(opts.topic, saving, lastWatermarkSave);
-  };
-  const settle = async () => {
-    if (!settleCounters) return;
     const wm = watermark();
     if (wm !== null) opts.deps.metrics?.watermarkDelay.set((clock() - wm) / 1000);
-    await settleCounters(wm);
+    if (!store || (unsavedWatermarks.size === 0 && wm === savedWatermark)) return;
+    const saving = new Map([...unsavedWatermarks].map((p) => [p, restored.get(p)!]));
+    unsavedWatermarks.clear();
+    await store.save(opts.topic, saving, wm, clock());
+    savedWatermark = wm;
   };
   const listeners: ((o: BatchOutcome, positions: ReadonlyMap<number, BatchPosition>) => void)[] = [];
   const status = { connected: false, running: true, partitions: [] as number[] };
@@ -242,8 +237,9 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     return { batches, decided: await decideBatch(messages, unitDeps), end };
   };
 
-  // 2. Store: after this, every message of the unit is durable in exactly one table, and the
-  //    counters of the windows it touched are recomputed. Its keys are then in the ledger.
+  // 2. Store: after this, every message of the unit is durable in exactly one table, and its
+  //    windows' totals are queryable (ClickHouse aggregates them with the rows). Its keys are
+  //    then in the ledger.
   const storeUnit = async (unit: Decided): Promise<void> => {
     unit.outcome = await storeBatch(unit.decided, unitDeps);
     for (const d of unit.decided.decisions) if (d.kind === 'new') inFlight.delete(dedupeKey(d.candidate.event.tenant, d.candidate.event.id));
@@ -252,7 +248,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
 
   // 3. Commit, in unit order, one past the last stored offset of each partition, in one request.
   //    If the commit fails (rebalance), the next owner re-reads these messages and finds them stored.
-  const commitUnit = async ({ batches, outcome, end }: Decided): Promise<void> => {
+  const commitUnit = async ({ batches, outcome, end, decided }: Decided): Promise<void> => {
     if (!outcome) throw new Error('an ingest unit reached its commit without being stored');
     const positions = new Map<number, BatchPosition>();
     for (const b of batches) positions.set(b.partition, { next: (BigInt(b.messages[b.messages.length - 1]!.offset) + 1n).toString(), highWatermark: b.highWatermark });
@@ -274,18 +270,14 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     for (const b of batches) {
       const max = outcome.maxEventTimeByPartition.get(b.partition) ?? null;
       clocks = observe(clocks, b.partition, max, clock());
-      if (opts.counters && !opts.replay && max !== null) {
+      if (store && max !== null) {
         restored = new Map(restored).set(b.partition, Math.max(max, restored.get(b.partition) ?? -Infinity));
         unsavedWatermarks.add(b.partition);
       }
     }
-    // A restart hint only (a restarted worker's watermark may lag, never lead): at most once a
-    // second, and when the worker stops.
-    if (clock() - lastWatermarkSave >= 1_000) await saveWatermarks();
-    // Windows the watermark passed become closed / final on the settle timer below:
-    // scanning the unsettled counters after every unit would cost more than it brings.
-    const updatedAt = clock();
-    for (const c of outcome.counters) opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, updatedAt - c.lastIngestedAt) / 1000);
+    // Saved by the timer below, at most once a second, and when the worker stops (a restart
+    // hint: a restarted worker's watermark may lag, never lead).
+    opts.deps.metrics?.eventToCounterLatency.observe(Math.max(0, clock() - decided.now) / 1000);
     end?.();
     totals.units += 1;
     totals.consumed += outcome.consumed;
@@ -365,10 +357,10 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     },
   });
   log.info({ topic: opts.topic, groupId: opts.groupId }, 'ingest consumer started');
-  // Idle topics still move windows to closed / final as partitions go idle.
-  const settleTimer = setInterval(() => {
-    serially(settle).catch((err) => log.warn({ err }, 'could not settle counters'));
-  }, opts.settleIntervalMs ?? 5_000);
+  // Also on an idle topic: its watermark moves as partitions go idle, and window states with it.
+  const saveTimer = setInterval(() => {
+    serially(saveWatermarks).catch((err) => log.warn({ err }, 'could not save watermarks'));
+  }, opts.watermarkSaveIntervalMs ?? 1_000);
   return {
     totals,
     watermark,
@@ -377,13 +369,12 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     owns: (partition) => assigned !== null && assigned.includes(partition) && clock() - lastContact < sessionTimeout / 2,
     crashed,
     async stop() {
-      clearInterval(settleTimer);
+      clearInterval(saveTimer);
       assigned = null;
       // kafkajs' disconnect waits for the running eachBatch (store + commit) to finish first.
       await consumer.disconnect();
       await exclusive;
-      // Leave window states as the last batch's watermark puts them, and the watermarks saved.
-      await serially(settle).catch((err) => log.warn({ err }, 'could not settle counters'));
+      // Leave the watermarks (and so window states) as the last unit put them.
       await serially(saveWatermarks).catch((err) => log.warn({ err }, 'could not save watermarks'));
       log.info(totals, 'ingest consumer stopped');
     },

@@ -56,7 +56,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     // Named "aggregation", not "counter": Prometheus' linter reserves type names inside metric names.
     eventToCounterLatency: new Histogram({
       name: 'meterline_event_aggregation_latency_seconds',
-      help: 'From an event being stored in the ledger to its window counter (usage_counters) being updated',
+      help: 'From an ingest unit being read to its events being durable, hence in their windows\' totals (usage_counters): observed once per unit',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     }),

@@ -1,5 +1,6 @@
 import type { Candidate, DedupeDecision, SourceRef } from '../../domain/ingest-decision';
 import type { LatenessDecision } from '../../domain/lateness';
+import type { StreamChange } from '../../domain/stream-changes';
 import { tsvDateTime64, tsvDateTime64Micro, tsvNullableString, tsvRows, tsvString, tsvStringMap } from './tsv';
 
 /**
@@ -142,5 +143,19 @@ export const REJECTED_EVENTS: TsvTable<RejectedVersion> = {
     tsvDateTime64Micro(r.at),
     r.status,
     String(r.version),
+  ],
+};
+
+/** The pusher's change record: one row per stream an ingest unit changed. */
+export const STREAM_CHANGES: TsvTable<{ readonly change: StreamChange; readonly changedAt: number }> = {
+  table: 'stream_changes',
+  columns: ['tenant', 'customer', 'meter', 'oldest_window_start', 'newest_window_start', 'changed_at'],
+  fields: ({ change: c, changedAt }) => [
+    tsvString(c.tenant),
+    tsvString(c.customer),
+    tsvString(c.meter),
+    tsvDateTime64(c.oldestWindowStart),
+    tsvDateTime64(c.newestWindowStart),
+    tsvDateTime64Micro(changedAt),
   ],
 };

@@ -1,8 +1,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dedupeKey, type Candidate, type DedupeDecision, type Rejection, type StoredKey } from '../../domain/ingest-decision';
+import type { StreamChange } from '../../domain/stream-changes';
 import { assertIdentifier } from './migrations';
 import {
-  DUPLICATE_EVENTS, encodeRows, LATE_EVENTS, REJECTED_EVENTS, USAGE_EVENTS, type CopyDecision, type NewEvent, type TooLateEvent, type TsvTable,
+  DUPLICATE_EVENTS, encodeRows, LATE_EVENTS, REJECTED_EVENTS, STREAM_CHANGES, USAGE_EVENTS, type CopyDecision, type NewEvent, type TooLateEvent, type TsvTable,
 } from './ledger-rows';
 import { insertTsv } from './tsv-insert';
 
@@ -22,6 +23,8 @@ export interface LedgerStore {
   insertLate(events: readonly NewEvent[], watermark: number | null, ingestedAt: number): Promise<void>;
   insertDuplicates(decisions: readonly DedupeDecision[], detectedAt: number): Promise<void>;
   insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
+  /** The streams a unit changed, for the pusher (stamped just before the INSERT). */
+  recordChanges(changes: readonly StreamChange[], changedAt: number): Promise<void>;
 }
 
 /**
@@ -95,6 +98,10 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
         REJECTED_EVENTS,
         rejections.map((r) => ({ ...r, reasonCode: r.code, status: 'rejected' as const, at: rejectedAt, version: 0 })),
       );
+    },
+
+    async recordChanges(changes, changedAt) {
+      await insertRows(STREAM_CHANGES, changes.map((change) => ({ change, changedAt })));
     },
   };
 }

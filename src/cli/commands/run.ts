@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters/avro/from-config';
-import { createCounterStore } from '../../adapters/clickhouse/counter-store';
+import { createWatermarkStore } from '../../adapters/clickhouse/watermark-store';
 import { startDevClickHouse } from '../../adapters/clickhouse/dev-server';
 import { clearDevClickHouseState, writeDevClickHouseState } from '../../adapters/clickhouse/dev-server-state';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
@@ -147,7 +147,7 @@ export function registerRun(program: Command): void {
           topic: config.kafka.topic,
           groupId: config.kafka.groupId,
           logger,
-          counters: createCounterStore(ch, config.clickhouse.database),
+          watermarkStore: createWatermarkStore(ch, config.clickhouse.database),
           watermarks: config.aggregate,
           consumer: {
             sessionTimeout: config.kafka.sessionTimeoutMs,
