@@ -128,6 +128,7 @@ export async function main(argv: string[]): Promise<number> {
       rssAtProgressMiB: throughput.rssAtProgressMiB,
       heapUsedAtProgressMiB: throughput.heapUsedAtProgressMiB,
       pipelineEventsPerSecondByQuarter: throughput.eventsPerSecondByQuarter,
+      pipelineEventsPerSecondByDecile: throughput.eventsPerSecondByDecile,
       totals: throughput.totals,
       accountingOk: throughput.accountingOk,
       ledgerRows: throughput.ledgerRows,

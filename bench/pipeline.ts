@@ -70,6 +70,7 @@ export interface ThroughputResult {
   readonly rssAtProgressMiB: number[];
   readonly heapUsedAtProgressMiB: number[];
   readonly eventsPerSecondByQuarter: number[];
+  readonly eventsPerSecondByDecile: number[];
   readonly pushDrainSeconds: number;
   readonly stripeCalls: number;
   /** Time spent in each port method during the throughput phase (calls, seconds). */
@@ -185,6 +186,10 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const rateByQuarter: number[] = [];
   let quarterStart = { at: performance.now(), consumed: 0 };
   let nextMark = 0.25;
+  // The same per tenth (a long run's deciles: issue 16 asks them flat from first to last).
+  const rateByDecile: number[] = [];
+  let decileStart = { at: performance.now(), consumed: 0 };
+  let nextDecile = 1;
   const started = performance.now();
   const worker = await startWorker(p.topic, 'bench-pipeline');
   let lastProgress = 0;
@@ -199,6 +204,12 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
         rateByQuarter.push(Math.round((consumed - quarterStart.consumed) / ((now - quarterStart.at) / 1000)));
         quarterStart = { at: now, consumed };
         nextMark += 0.25;
+      }
+      while (nextDecile <= 10 && consumed >= (nextDecile / 10) * p.events) {
+        const now = performance.now();
+        rateByDecile.push(Math.round((consumed - decileStart.consumed) / ((now - decileStart.at) / 1000)));
+        decileStart = { at: now, consumed };
+        nextDecile += 1;
       }
       if (performance.now() - lastProgress > 5000) {
         lastProgress = performance.now();
@@ -244,6 +255,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     rssAtProgressMiB: rssAtProgress,
     heapUsedAtProgressMiB: heapAtProgress,
     eventsPerSecondByQuarter: rateByQuarter,
+    eventsPerSecondByDecile: rateByDecile,
     pushDrainSeconds,
     stripeCalls,
     breakdown,
