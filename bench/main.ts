@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { createSingleObjectEncoder } from '../src/adapters/avro/codec';
-import { startDevBroker } from '../src/adapters/kafka/dev-broker';
+import { startDevBroker } from '../src/dev/dev-broker/broker';
 import { startApacheKafka } from '../src/dev/apache-kafka/broker';
 import { kafkaVersionFromEnv } from '../src/dev/apache-kafka/versions';
 import { createPublisher, type Publisher } from '../src/adapters/kafka/publisher';

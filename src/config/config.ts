@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { parseFaultSpec, type FaultSpec } from '../runtime/fault-spec';
+import { parseFaultSpec, type FaultSpec } from '../dev/faults/fault-spec';
 import { stripeRateLimits, type StripeRateLimits } from './stripe-rate-limits';
 
 /**

@@ -1,4 +1,4 @@
-import type { LedgerStore, NewEvent } from '../adapters/clickhouse/ledger-store';
+import type { LedgerStore, NewEvent } from '../ports/ledger';
 import { windowKeyString, type WindowKey } from '../domain/counters';
 import { formatDecimal, parseDecimal } from '../domain/decimal';
 import { dedupeKey, type StoredKey } from '../domain/ingest-decision';

@@ -3,22 +3,14 @@ import type { DedupeFilter } from '../domain/dedupe-filter';
 import { decideLateness } from '../domain/lateness';
 import { streamChanges, type StreamChange } from '../domain/stream-changes';
 import type { MeterCatalog } from '../domain/meters';
-import type { EventDecoder } from '../adapters/avro/codec';
-import type { LedgerStore, NewEvent } from '../adapters/clickhouse/ledger-store';
-import type { DeadLetterSink } from '../adapters/kafka/dlq';
+import type { EventDecoder } from '../ports/event-decoder';
+import type { LedgerStore, NewEvent } from '../ports/ledger';
+import type { DeadLetterSink } from '../ports/dead-letters';
+import type { SourceMessage } from '../ports/event-source';
 import type { Metrics } from '../runtime/metrics';
 
-export interface RawMessage {
-  readonly ref: SourceRef;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  /**
-   * Published by `meterline backfill` (the `meterline-backfill` header): historical usage that is
-   * counted even in windows the watermark has made final. The flag travels with the record, so a
-   * replay of the topic decides exactly as the first read did.
-   */
-  readonly backfill?: boolean;
-}
+/** A message as the event source delivered it (see ports/event-source.ts). */
+export type RawMessage = SourceMessage;
 
 /** Event-time bounds of a replay: [from, to) in ms; null is unbounded. */
 export interface EventTimeRange {

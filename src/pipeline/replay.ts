@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import type { LedgerStore } from '../adapters/clickhouse/ledger-store';
+import type { LedgerStore } from '../ports/ledger';
 import type { ReplayRun, ReplayStore } from '../adapters/clickhouse/replay-store';
 import type { WatermarkOptions } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';

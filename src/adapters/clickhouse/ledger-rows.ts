@@ -1,6 +1,7 @@
-import type { Candidate, DedupeDecision, SourceRef } from '../../domain/ingest-decision';
+import type { DedupeDecision, SourceRef } from '../../domain/ingest-decision';
 import type { LatenessDecision } from '../../domain/lateness';
 import type { StreamChange } from '../../domain/stream-changes';
+import type { NewEvent } from '../../ports/ledger';
 import { tsvDateTime64, tsvDateTime64Micro, tsvNullableString, tsvRows, tsvString, tsvStringMap } from './tsv';
 
 /**
@@ -20,11 +21,7 @@ export function encodeRows<Row>(t: TsvTable<Row>, rows: readonly Row[]): Buffer 
   return tsvRows(rows.map(t.fields));
 }
 
-/** A first copy, with its lateness decision (recorded with it, never revisited). */
-export interface NewEvent {
-  readonly candidate: Candidate;
-  readonly lateness: LatenessDecision;
-}
+export type { NewEvent };
 
 export const USAGE_EVENTS: TsvTable<{ readonly event: NewEvent; readonly ingestedAt: number; readonly ingestedBy: string }> = {
   table: 'usage_events',

@@ -2,18 +2,9 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { assertIdentifier } from './migrations';
 import { dateTime64, dateTime64Micro } from './format';
 
-/**
- * Where event time stands, persisted. Per partition, the highest event time stored (a restarted
- * worker's watermark starts from it: it may lag, never lead); and the worker's watermark itself,
- * from which every reader computes window states (open / closed / final).
- */
-export interface WatermarkStore {
-  loadPartitionMaxima(topic: string): Promise<Map<number, number>>;
-  /** Saves partition maxima and (when known) the worker's watermark, in two small INSERTs. */
-  save(topic: string, maxByPartition: ReadonlyMap<number, number>, watermark: number | null, now: number): Promise<void>;
-  /** The highest watermark any worker saved (ms), or null: the one window states are computed from. */
-  loadWatermark(): Promise<number | null>;
-}
+import type { WatermarkStore } from '../../ports/watermarks';
+
+export type { WatermarkStore };
 
 export function createWatermarkStore(client: ClickHouseClient, database: string): WatermarkStore {
   assertIdentifier(database);
