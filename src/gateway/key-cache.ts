@@ -24,7 +24,7 @@ export async function startKeyCache(opts: {
   logger: Logger;
 }): Promise<KeyCache> {
   let byId = new Map<string, ApiKeyRecord>();
-  let loadedAt = 0;
+  let loadedAt: number | undefined;
   const refresh = async () => {
     try {
       const records = await opts.load();
@@ -35,7 +35,7 @@ export async function startKeyCache(opts: {
     }
   };
   await refresh();
-  if (loadedAt === 0) throw new Error('cannot read the API keys from ClickHouse (api_keys): run `meterline migrate` and check ClickHouse');
+  if (loadedAt === undefined) throw new Error('cannot read the API keys from ClickHouse (api_keys): run `meterline migrate` and check ClickHouse');
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const loop = () => {
@@ -49,7 +49,7 @@ export async function startKeyCache(opts: {
   loop();
   return {
     authenticate(authorization) {
-      if (opts.clock() - loadedAt > opts.maxStaleMs) return { ok: false, status: 503, reason: 'the API keys cannot be checked right now: retry later' };
+      if (opts.clock() - loadedAt! > opts.maxStaleMs) return { ok: false, status: 503, reason: 'the API keys cannot be checked right now: retry later' };
       if (authorization === undefined) return { ok: false, status: 401, reason: 'missing Authorization: Bearer <API key>' };
       const bearer = parseBearer(authorization);
       if (!bearer) return { ok: false, status: 401, reason: 'invalid API key' };

@@ -62,6 +62,7 @@ describe('the HTTP gateway under hostile clients', () => {
   let port: number;
   const published: UsageEvent[] = [];
   const usageQueries: UsageQuery[] = [];
+  let kafkaDown = false;
   const key = { acme: '', globex: '' };
   let acmeId = '';
 
@@ -101,6 +102,7 @@ describe('the HTTP gateway under hostile clients', () => {
       timeouts: { headersTimeoutMs: 1000, requestTimeoutMs: 2000 },
       openapi: openApiDocument(),
       publish: async (events) => {
+        if (kafkaDown) throw new Error('KafkaJSNumberOfRetriesExceeded: broker 127.0.0.1:9092 unreachable');
         published.push(...events);
       },
       clock: Date.now,
@@ -236,6 +238,20 @@ describe('the HTTP gateway under hostile clients', () => {
     }
     await api(gateway.url, '/v1/usage/period?customer=c1', { headers: { authorization: `Bearer ${key.globex}` } });
     expect(usageQueries.map((q) => q.tenant)).toEqual(['acme', 'globex']);
+    await stillServing();
+  });
+
+  it('answers 503 when Kafka does not acknowledge, reports nothing accepted, and serves again once it does', async () => {
+    kafkaDown = true;
+    try {
+      const r = await postEvents(JSON.stringify([event(), event()]));
+      expect(r.status).toBe(503);
+      expect(r.body.error).toMatch(/none is confirmed accepted; send the request again/);
+      expect(r.body.error).not.toMatch(/127\.0\.0\.1|KafkaJS/);
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    } finally {
+      kafkaDown = false;
+    }
     await stillServing();
   });
 
