@@ -179,7 +179,7 @@ describe('meterline gateway: events in and usage out over HTTP', () => {
     expect(after.body.error).toMatch(/invalid or revoked API key/);
     const listed = await runCli(['keys', 'list', '--format', 'json'], { env });
     const rows = JSON.parse(listed.stdout) as Record<string, unknown>[];
-    expect(rows.find((r) => r.id === key.id)).toMatchObject({ tenant: 'initech', revokedAt: expect.any(String) });
+    expect(rows.find((r) => r.id === key.id)).toMatchObject({ tenant: 'initech', revoked: expect.any(String) });
     expect(listed.stdout).not.toContain(key.key);
   });
 

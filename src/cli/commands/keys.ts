@@ -9,7 +9,7 @@ import { createContext } from '../context';
 import { formatOption, renderRows, type OutputFormat } from '../format';
 import { withExamples } from '../help';
 
-const KEY_COLUMNS = ['id', 'tenant', 'name', 'createdAt', 'revokedAt'] as const;
+const KEY_COLUMNS = ['id', 'tenant', 'name', 'created', 'revoked'] as const;
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description("tenant API keys of the HTTP gateway (only each key's sha256 is stored)");
@@ -50,11 +50,12 @@ export function registerKeys(program: Command): void {
     .addOption(formatOption())
     .action(async (opts: { format: OutputFormat }) => {
       const { config } = createContext();
-      const ch = await openClickHouse(config);
+      // Reading never writes: readonly=2, and a missing table is reported, not created.
+      const ch = await openClickHouse(config, { readOnly: true });
       try {
-        await migrate(ch, config.clickhouse.database);
-        const rows = await createApiKeyStore(ch, config.clickhouse.database).list();
-        process.stdout.write(renderRows(rows as unknown as Record<string, unknown>[], KEY_COLUMNS, opts.format));
+        const keys = await createApiKeyStore(ch, config.clickhouse.database).list();
+        const rows = keys.map((k) => ({ id: k.id, tenant: k.tenant, name: k.name, created: k.createdAt, revoked: k.revokedAt }));
+        process.stdout.write(renderRows(rows, KEY_COLUMNS, opts.format));
       } finally {
         await ch.close();
       }
