@@ -31,12 +31,14 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
     };
     req.on('data', onData);
     req.once('end', () => finish({ ok: true, body: Buffer.concat(chunks, size) }));
-    req.once('error', (err) => {
-      if (!done) {
-        done = true;
-        reject(err);
-      }
-    });
+    // A client that goes away mid-body: nothing of the request was read whole, nothing is published.
+    const gone = (err?: Error) => {
+      if (done) return;
+      done = true;
+      reject(err ?? new Error('the client closed the connection before the body ended'));
+    };
+    req.once('error', gone);
+    req.once('close', () => gone());
   });
 }
 

@@ -85,6 +85,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     if (!route) return sendErrorAndClose(res, 404, `no such resource: ${req.method} ${url.pathname.slice(0, 200)}`);
     if (req.method !== route.method) return sendErrorAndClose(res, 405, `${url.pathname} takes ${route.method}`, { allow: route.method });
     handle(req, res, url, route).catch((err: unknown) => {
+      // A client that went away is not the gateway's failure; anything else is a 500 without internals.
+      if (req.destroyed && !res.headersSent) return log.debug({ route: label }, 'client went away mid-request');
       log.error({ err, route: label }, 'request failed');
       sendErrorAndClose(res, 500, 'internal error');
     });

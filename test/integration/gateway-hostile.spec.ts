@@ -185,6 +185,21 @@ describe('the HTTP gateway under hostile clients', () => {
     await stillServing();
   });
 
+  it('publishes nothing of a request whose client hangs up mid-body, and keeps serving', async () => {
+    const before = published.length;
+    const body = JSON.stringify(event());
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(`POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key.acme}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`);
+        setTimeout(() => socket.destroy(), 100);
+      });
+      socket.on('close', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(published.length).toBe(before);
+    await stillServing();
+  });
+
   it('answers malformed HTTP and oversized headers with a clean 4xx', async () => {
     const garbage = await checked('/', 'GET', rawExchange(port, ['GARBAGE \u0001\r\n\r\n'], { path: '/', method: 'GET' }));
     expect(garbage.status).toBe(400);
