@@ -326,6 +326,23 @@ export const MIGRATIONS: readonly Migration[] = [
       ENGINE = ReplacingMergeTree(updated_at)
       ORDER BY run_id`,
   },
+  {
+    // Tenant API keys of the HTTP gateway: only sha256 of each key is kept (see
+    // src/gateway/api-key.ts). Revoking writes a newer version with revoked_at set.
+    name: 'api_keys',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.api_keys (
+        id String,
+        tenant String,
+        name String,
+        key_sha256 String,
+        created_at DateTime64(3, 'UTC'),
+        revoked_at Nullable(DateTime64(3, 'UTC')),
+        version UInt64
+      )
+      ENGINE = ReplacingMergeTree(version)
+      ORDER BY id`,
+  },
 ];
 
 export async function migrate(client: ClickHouseClient, database: string): Promise<string[]> {
