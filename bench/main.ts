@@ -226,8 +226,14 @@ function gitCommit(): string {
 
 const LAUNCHER = path.join(__dirname, '..', 'bin', 'meterline-bench');
 
+/** BENCH_CPU_PROFILE_DIR=dir: each child writes a V8 CPU profile there (open it in Chrome DevTools). */
 function spawnChild(mode: string, params: unknown): ChildProcess {
-  return fork(LAUNCHER, ['--child', mode], { env: { ...process.env, METERLINE_BENCH_PARAMS: JSON.stringify(params) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
+  return fork(LAUNCHER, ['--child', mode], {
+    env: { ...process.env, METERLINE_BENCH_PARAMS: JSON.stringify(params) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  });
 }
 
 function onExit(c: ChildProcess, reject: (e: Error) => void) {
