@@ -1,4 +1,5 @@
 import type { DedupeDecision } from './ingest-decision';
+import { streamKey } from './keys';
 import { windowOf } from './windows';
 
 /** A (tenant, customer, meter) whose usage a unit changed, and the span of windows it touched. */
@@ -22,7 +23,7 @@ export function streamChanges(decisions: readonly DedupeDecision[]): StreamChang
     if (d.kind !== 'new' && d.kind !== 'redelivered') continue;
     const e = d.candidate.event;
     const ws = windowOf(e.timestamp, d.candidate.meter.window).start;
-    const key = `${e.tenant}\u0000${e.customer}\u0000${e.meter}`;
+    const key = streamKey(e);
     const c = byStream.get(key);
     if (!c) byStream.set(key, { tenant: e.tenant, customer: e.customer, meter: e.meter, oldestWindowStart: ws, newestWindowStart: ws });
     else {

@@ -5,7 +5,7 @@ import type { GatewayMetrics } from '../runtime/metrics';
 import { postEvents, type EventsRouteDeps } from './events-route';
 import type { KeyCache } from './key-cache';
 import type { KeyRateLimiter } from './rate-limit';
-import { sendError, sendErrorAndClose, sendJson } from './responses';
+import { sendErrorAndClose, sendJson } from './responses';
 import { getPeriodUsage, getUsage, type UsageRouteDeps } from './usage-routes';
 
 export interface GatewayTimeouts {

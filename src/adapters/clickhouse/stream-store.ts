@@ -1,4 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { customerKey, periodKey as partKey, streamKey } from '../../domain/keys';
 import { composable, EMPTY_PART, mergeParts, partValue, splitExpired, splitPoint, units, type StreamPart } from '../../domain/stream-parts';
 import type { WindowSize } from '../../domain/meters';
 import { billingPeriodOf, WINDOW_MS } from '../../domain/windows';
@@ -55,8 +56,6 @@ export interface StreamStore {
   customerMappings(since?: number): Promise<Map<string, string>>;
 }
 
-const streamKey = (s: StreamKey) => `${s.tenant}\u0000${s.customer}\u0000${s.meter}`;
-const partKey = (s: StreamKey, period: number) => `${streamKey(s)}\u0000${period}`;
 
 interface PartRow extends StreamKey {
   readonly period: number;
@@ -251,7 +250,7 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
     },
 
     async customerMappings(since) {
-      return new Map((await listCustomers(client, database, since)).map((m) => [`${m.tenant}\u0000${m.customer}`, m.stripeCustomerId]));
+      return new Map((await listCustomers(client, database, since)).map((m) => [customerKey(m), m.stripeCustomerId]));
     },
   };
 }
