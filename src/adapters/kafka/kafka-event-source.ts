@@ -92,6 +92,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
   /** The parked entries of each unit handed over and not yet committed. */
   const handedOver = new Map<SourceUnit, Parked[]>();
   let running: Promise<void> = Promise.resolve();
+  let heartbeats: Promise<void> = Promise.resolve();
 
   const handParkedOver = (ingest: UnitHandler) => async () => {
     unitScheduled = false;
@@ -180,9 +181,14 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
       }
       const entries = handedOver.get(unit) ?? [];
       for (const p of entries) p.done();
-      await entries[0]?.heartbeat().catch((err: unknown) => {
-        if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
-      });
+      // A group heartbeat between units keeps a long hand-over inside the session timeout; sent
+      // in the background (one at a time), so the unit's bookkeeping does not wait for it.
+      const beat = entries[0]?.heartbeat;
+      if (beat) {
+        heartbeats = heartbeats.then(beat).catch((err: unknown) => {
+          if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
+        });
+      }
     },
 
     onAssigned: (l) => void assignedListeners.push(l),
@@ -194,6 +200,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
       // kafkajs' disconnect waits for the running eachBatch calls (stored and committed) first.
       await consumer.disconnect();
       await running;
+      await heartbeats;
     },
   };
 }
