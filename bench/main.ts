@@ -5,10 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { createSingleObjectEncoder } from '../src/adapters/avro/codec';
-import { startDevBroker } from '../src/adapters/kafka/dev-broker';
+import { startDevBroker } from '../src/dev/dev-broker/broker';
 import { startApacheKafka } from '../src/dev/apache-kafka/broker';
 import { kafkaVersionFromEnv } from '../src/dev/apache-kafka/versions';
 import { createPublisher, type Publisher } from '../src/adapters/kafka/publisher';
+import { measureGateway, type GatewayBenchParams, type GatewayBenchResult } from './gateway';
 import type { UsageEvent } from '../src/domain/usage-event';
 import { projectRoot } from '../src/runtime/project-root';
 import { runBaseline, type BaselineParams, type BaselineResult } from './baseline';
@@ -19,6 +20,8 @@ import { workload } from './workload';
 const TOPIC = 'bench.events';
 const LATENCY_TOPIC = 'bench.latency';
 const DLQ_TOPIC = 'bench.events.dlq';
+/** The gateway's events go to a topic of their own: the pipeline's accounting stays exact. */
+const GATEWAY_TOPIC = 'bench.gateway';
 /**
  * Events per producer send in the throughput phase (one record batch of ~2,500 events per
  * partition). The dev broker answers a fetch with one record batch per partition, so this is
@@ -49,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     { name: TOPIC, partitions: opts.partitions },
     { name: LATENCY_TOPIC, partitions: opts.partitions },
     { name: DLQ_TOPIC, partitions: 1 },
+    { name: GATEWAY_TOPIC, partitions: opts.partitions },
   ];
   const broker = await startBenchBroker(opts.broker, topics);
   progress(`broker: ${broker.name} at ${broker.bootstrapServers.join(',')}`);
@@ -98,6 +102,15 @@ export async function main(argv: string[]): Promise<number> {
       }
     });
     await publisher.close();
+    // HTTP ingest beside the Kafka path: the gateway in a child of its own (with its HTTP client).
+    const gateway = await child<GatewayBenchResult>('gateway', {
+      brokers: broker.bootstrapServers,
+      topic: GATEWAY_TOPIC,
+      // 20,000 single-event requests and 400 of 500 events in the default run; fewer in smaller ones.
+      singleRequests: Math.min(20_000, Math.max(200, Math.round(opts.events / 50))),
+      batchRequests: Math.min(400, Math.max(4, Math.round(opts.events / 2_500))),
+    } satisfies GatewayBenchParams);
+    progress(`gateway: ${gateway.gatewaySingleEventsPerSecond} ev/s single, ${gateway.gatewayBatchedEventsPerSecond} ev/s batched`);
 
     const result = {
       benchmark: opts.quick ? 'quick' : 'default',
@@ -128,11 +141,13 @@ export async function main(argv: string[]): Promise<number> {
       rssAtProgressMiB: throughput.rssAtProgressMiB,
       heapUsedAtProgressMiB: throughput.heapUsedAtProgressMiB,
       pipelineEventsPerSecondByQuarter: throughput.eventsPerSecondByQuarter,
+      pipelineEventsPerSecondByDecile: throughput.eventsPerSecondByDecile,
       totals: throughput.totals,
       accountingOk: throughput.accountingOk,
       ledgerRows: throughput.ledgerRows,
       activeLedgerParts: throughput.activeParts,
       breakdownSeconds: throughput.breakdown,
+      gateway,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return throughput.accountingOk ? 0 : 1;
@@ -225,8 +240,14 @@ function gitCommit(): string {
 
 const LAUNCHER = path.join(__dirname, '..', 'bin', 'meterline-bench');
 
+/** BENCH_CPU_PROFILE_DIR=dir: each child writes a V8 CPU profile there (open it in Chrome DevTools). */
 function spawnChild(mode: string, params: unknown): ChildProcess {
-  return fork(LAUNCHER, ['--child', mode], { env: { ...process.env, METERLINE_BENCH_PARAMS: JSON.stringify(params) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
+  return fork(LAUNCHER, ['--child', mode], {
+    env: { ...process.env, METERLINE_BENCH_PARAMS: JSON.stringify(params) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  });
 }
 
 function onExit(c: ChildProcess, reject: (e: Error) => void) {
@@ -266,6 +287,8 @@ async function runChild(mode: string): Promise<number> {
   const send = (msg: unknown) => process.send!(msg);
   if (mode === 'baseline') {
     send({ result: await runBaseline(params as BaselineParams) });
+  } else if (mode === 'gateway') {
+    send({ result: await measureGateway(params as GatewayBenchParams) });
   } else if (mode === 'pipeline') {
     const inbox: unknown[] = [];
     let waiting: ((m: unknown) => void) | undefined;

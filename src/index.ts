@@ -20,7 +20,7 @@ export {
 } from './sdk/create-publisher';
 /** The CLI's low-level publisher (a kafkajs client, a topic and an encoder; throws on failure). */
 export { createPublisher as createKafkaPublisher, type Publisher as KafkaPublisher } from './adapters/kafka/publisher';
-export { startDevBroker, DEV_BROKER_WARNING, type DevBroker } from './adapters/kafka/dev-broker';
+export { startDevBroker, DEV_BROKER_WARNING, type DevBroker } from './dev/dev-broker/broker';
 export { createSingleObjectEncoder, createConfluentEncoder, createDecoder, type EventEncoder, type EventDecoder } from './adapters/avro/codec';
 export { createEncoderFromConfig, createDecoderFromConfig } from './adapters/avro/from-config';
 export { createClickHouse } from './adapters/clickhouse/client';

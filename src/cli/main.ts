@@ -5,6 +5,8 @@ import { redactSecrets, secretsInEnv } from '../runtime/redact';
 import { registerAdmin } from './commands/admin';
 import { registerDevBroker } from './commands/dev-broker';
 import { registerDevClickHouse } from './commands/dev-clickhouse';
+import { registerGateway } from './commands/gateway';
+import { registerKeys } from './commands/keys';
 import { registerLedgerCommands } from './commands/ledger';
 import { registerPublish } from './commands/publish';
 import { registerPushes } from './commands/pushes';
@@ -38,6 +40,8 @@ export function buildProgram(): Command {
   registerRebuild(program);
   registerLedgerCommands(program);
   registerStats(program);
+  registerGateway(program);
+  registerKeys(program);
   registerAdmin(program);
   markRequiredOptions(program);
   withExamples(program, [

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { parseFaultSpec, type FaultSpec } from '../runtime/fault-spec';
+import { parseFaultSpec, type FaultSpec } from '../dev/faults/fault-spec';
 import { stripeRateLimits, type StripeRateLimits } from './stripe-rate-limits';
 
 /**
@@ -77,6 +77,20 @@ export interface Config {
     readonly metricsPort: number;
     /** /health/ready fails when a partition with messages waiting has made no progress this long. */
     readonly readyStallMs: number;
+  };
+  /** `meterline gateway`: the HTTP API (events in, usage out). */
+  readonly gateway: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxBodyBytes: number;
+    readonly maxEventsPerRequest: number;
+    /** Per API key: requests per second on average, and the burst allowed above it. */
+    readonly rateLimitPerSecond: number;
+    readonly rateLimitBurst: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    /** How often the API keys are reloaded: a revoked key stops working within about this long. */
+    readonly keyRefreshMs: number;
   };
   /** Usage alerts: off without an allotments file. */
   readonly alerts: {
@@ -187,6 +201,15 @@ const EnvSchema = z.object({
   PARTITION_IDLE_TIMEOUT_SECONDS: int(30, 1, 86400),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   METRICS_PORT: int(9464, 0, 65535),
+  GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
+  GATEWAY_PORT: int(8080, 0, 65535),
+  GATEWAY_MAX_BODY_BYTES: int(5 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+  GATEWAY_MAX_EVENTS_PER_REQUEST: int(1000, 1, 100_000),
+  GATEWAY_RATE_LIMIT: int(100, 1, 1_000_000),
+  GATEWAY_RATE_BURST: int(200, 1, 10_000_000),
+  GATEWAY_HEADERS_TIMEOUT_MS: int(10_000, 100, 600_000),
+  GATEWAY_REQUEST_TIMEOUT_MS: int(30_000, 100, 3_600_000),
+  GATEWAY_KEY_REFRESH_MS: int(1_000, 100, 60_000),
   CHAOS_CLICKHOUSE_FAULTS: optionalString.refine((v) => v === undefined || parseFaultSpec(v).ok, {
     message: 'must look like fail=0.02,fail_after=0.02,slow=0.05,slow_ms=300 (chaos testing only)',
   }),
@@ -268,6 +291,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       idleTimeoutMs: e.PARTITION_IDLE_TIMEOUT_SECONDS * 1000,
     },
     http: { host: e.HTTP_HOST, metricsPort: e.METRICS_PORT, readyStallMs: e.READY_STALL_SECONDS * 1000 },
+    gateway: {
+      host: e.GATEWAY_HOST,
+      port: e.GATEWAY_PORT,
+      maxBodyBytes: e.GATEWAY_MAX_BODY_BYTES,
+      maxEventsPerRequest: e.GATEWAY_MAX_EVENTS_PER_REQUEST,
+      rateLimitPerSecond: e.GATEWAY_RATE_LIMIT,
+      rateLimitBurst: e.GATEWAY_RATE_BURST,
+      headersTimeoutMs: e.GATEWAY_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.GATEWAY_REQUEST_TIMEOUT_MS,
+      keyRefreshMs: e.GATEWAY_KEY_REFRESH_MS,
+    },
     alerts: {
       allotmentsFile: e.ALLOTMENTS_FILE === undefined ? undefined : path.resolve(cwd, e.ALLOTMENTS_FILE),
       topic: e.ALERTS_TOPIC,

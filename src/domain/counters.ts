@@ -1,4 +1,5 @@
 import { formatDecimal, parseDecimal } from './decimal';
+import { windowKey } from './keys';
 import { counterState, type CounterState } from './lateness';
 import type { WindowSize } from './meters';
 import { WINDOW_MS } from './windows';
@@ -46,7 +47,7 @@ export function counterVersion(events: number, state: CounterState): number {
 }
 
 export function windowKeyString(k: WindowKey): string {
-  return `${k.tenant}\u0000${k.customer}\u0000${k.meter}\u0000${k.windowStart}`;
+  return windowKey(k);
 }
 
 const canonical = (text: string) => {

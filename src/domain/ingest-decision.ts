@@ -51,9 +51,9 @@ export type DecodedInput =
   | { readonly ok: true; readonly record: Record<string, unknown> }
   | { readonly ok: false; readonly code: Exclude<RejectCode, 'invalid_event' | 'unknown_meter'>; readonly reason: string };
 
-export function dedupeKey(tenant: string, id: string): string {
-  return `${tenant}\u0000${id}`;
-}
+import { dedupeKey } from './keys';
+
+export { dedupeKey };
 
 /** sha256 of the canonical body (property keys sorted): equal keys with different hashes conflict. */
 export function bodyHash(e: UsageEvent): string {

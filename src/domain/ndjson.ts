@@ -24,7 +24,15 @@ export function parseEventLine(line: string, opts: LineOptions): Validated {
     return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, reason: 'line is not a JSON object' };
-  const rec = { ...(raw as Record<string, unknown>) };
+  return validateParsedJson(raw as Record<string, unknown>, opts);
+}
+
+/**
+ * One JSON object parsed with lossless-json (an NDJSON line, or an element of a JSON array sent
+ * to the HTTP gateway) → a valid event or a reason: the rules of `meterline publish`.
+ */
+export function validateParsedJson(raw: Readonly<Record<string, unknown>>, opts: LineOptions): Validated {
+  const rec = { ...raw };
   for (const field of ['value', 'timestamp'] as const) {
     const v = rec[field];
     if (isLosslessNumber(v)) rec[field] = v.value;

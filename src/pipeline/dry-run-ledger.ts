@@ -1,4 +1,4 @@
-import type { LedgerStore, NewEvent } from '../adapters/clickhouse/ledger-store';
+import type { LedgerStore, NewEvent } from '../ports/ledger';
 import { windowKeyString, type WindowKey } from '../domain/counters';
 import { formatDecimal, parseDecimal } from '../domain/decimal';
 import { dedupeKey, type StoredKey } from '../domain/ingest-decision';
@@ -54,6 +54,7 @@ export function createDryRunLedger(real: LedgerStore): DryRunLedger {
     async insertLate() {},
     async insertDuplicates() {},
     async insertRejections() {},
+    async recordChanges() {},
     counterMoves() {
       return [...moves.values()]
         .sort((a, b) => (windowKeyString(a.key) < windowKeyString(b.key) ? -1 : 1))

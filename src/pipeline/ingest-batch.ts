@@ -1,27 +1,16 @@
-import { windowKeyString, type CounterRow, type WindowKey } from '../domain/counters';
 import { classifyMessage, decideDedupe, dedupeKey, type Candidate, type DedupeDecision, type Rejection, type SourceRef, type StoredKey } from '../domain/ingest-decision';
 import type { DedupeFilter } from '../domain/dedupe-filter';
 import { decideLateness } from '../domain/lateness';
-import { windowOf } from '../domain/windows';
-import type { CounterStore } from '../adapters/clickhouse/counter-store';
+import { streamChanges, type StreamChange } from '../domain/stream-changes';
 import type { MeterCatalog } from '../domain/meters';
-import type { EventDecoder } from '../adapters/avro/codec';
-import type { LedgerStore, NewEvent } from '../adapters/clickhouse/ledger-store';
-import type { DeadLetterSink } from '../adapters/kafka/dlq';
+import type { EventDecoder } from '../ports/event-decoder';
+import type { LedgerStore, NewEvent } from '../ports/ledger';
+import type { DeadLetterSink } from '../ports/dead-letters';
+import type { SourceMessage } from '../ports/event-source';
 import type { Metrics } from '../runtime/metrics';
-import { refreshCounters } from './counters';
 
-export interface RawMessage {
-  readonly ref: SourceRef;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  /**
-   * Published by `meterline backfill` (the `meterline-backfill` header): historical usage that is
-   * counted even in windows the watermark has made final. The flag travels with the record, so a
-   * replay of the topic decides exactly as the first read did.
-   */
-  readonly backfill?: boolean;
-}
+/** A message as the event source delivered it (see ports/event-source.ts). */
+export type RawMessage = SourceMessage;
 
 /** Event-time bounds of a replay: [from, to) in ms; null is unbounded. */
 export interface EventTimeRange {
@@ -75,8 +64,6 @@ export interface IngestDeps {
    * clears them all when a batch fails (its messages are re-read and decided again).
    */
   readonly inFlight?: Map<string, StoredKey>;
-  /** Absent: counters are not maintained (ledger only). */
-  readonly counters?: CounterStore;
   /**
    * A replay's range: valid events outside it are skipped (read, written nowhere). Decided by
    * event time, never by Kafka timestamps, which the dev broker (and a producer) may get wrong.
@@ -105,8 +92,8 @@ export interface BatchOutcome {
   readonly lateCounted: number;
   /** Highest event time among the valid events of each partition (for its watermark). */
   readonly maxEventTimeByPartition: ReadonlyMap<number, number>;
-  /** Counters recomputed for this batch's windows. */
-  readonly counters: readonly CounterRow[];
+  /** The streams whose usage this batch changed (also in the durable change record). */
+  readonly changes: readonly StreamChange[];
 }
 
 /** A batch decided in memory, ready to be written. */
@@ -210,7 +197,10 @@ export async function decideBatch(messages: readonly RawMessage[], deps: IngestD
   return { consumed: messages.length, now, rejections, skipped, decisions, newEvents, watermark, maxEventTimeByPartition };
 }
 
-/** Steps 4–5: the durable writes of a decided batch, then its counters. */
+/**
+ * Step 4: the durable writes of a decided batch. Nothing is read back: every total is an
+ * aggregate of the ledger that ClickHouse keeps with the rows themselves (rule 5).
+ */
 export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promise<BatchOutcome> {
   const { now, rejections, skipped, decisions, newEvents, watermark, maxEventTimeByPartition } = decided;
   // 4. Durable writes. Dead letters first: the DLQ topic is where operators look, and a
@@ -218,33 +208,24 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
   //    rejected_events, which is keyed by source offset).
   if (deps.deadLetters) await deps.deadLetters.send(rejections);
   const endInsert = deps.metrics?.insertDuration.startTimer();
-  // The four tables are written concurrently: each write is idempotent under reprocessing, and
-  // the batch counts as stored only once all have landed. Every write is awaited, failed or not,
+  // The five tables are written concurrently: each write is idempotent under reprocessing (the
+  // change record only tells the pusher where to look), and the batch counts as stored only
+  // once all have landed. Every write is awaited, failed or not,
   // so nothing of this batch is still being written when the caller lets it be re-read.
   // The ledger insert is one INSERT, hence one atomic part (with its by_window projection):
   // a crash leaves all of it or none.
+  const changes = streamChanges(decisions);
   const writes = await Promise.allSettled([
     deps.ledger.insertRejections(rejections, now),
     deps.ledger.insertDuplicates(decisions, now),
     deps.ledger.insertLate(newEvents, watermark, now),
     deps.ledger.insertNew(newEvents, now),
+    // Stamped now, just before its INSERT: the pusher reads changes from a little before its
+    // previous read, allowing for an INSERT's duration.
+    deps.ledger.recordChanges(changes, deps.clock()),
   ]);
   for (const w of writes) if (w.status === 'rejected') throw w.reason;
   endInsert?.();
-
-  // 5. Counters of every window this batch touched, recomputed from the ledger. Redelivered
-  //    events are included: a crash between the insert above and this step is repaired here.
-  let counters: CounterRow[] = [];
-  if (deps.counters) {
-    const keys = new Map<string, WindowKey>();
-    for (const d of decisions) {
-      if (d.kind !== 'new' && d.kind !== 'redelivered') continue;
-      const e = d.candidate.event;
-      const key = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, d.candidate.meter.window).start };
-      keys.set(windowKeyString(key), key);
-    }
-    counters = await refreshCounters(deps.counters, [...keys.values()], watermark, deps.clock);
-  }
 
   let accepted = 0;
   let duplicates = 0;
@@ -313,6 +294,6 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
     tooLate,
     lateCounted,
     maxEventTimeByPartition,
-    counters,
+    changes,
   };
 }

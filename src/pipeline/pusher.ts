@@ -18,8 +18,8 @@ interface PendingEntry extends PendingPush {
 export const IDENTIFIER_GUARANTEE_MS = RESEND_HORIZON_MS;
 
 /**
- * A cycle looks for counters written since this long before the previous cycle began reading:
- * a counter row is stamped just before its INSERT, which may become visible a little later
+ * A cycle looks for changes recorded since this long before the previous cycle began reading:
+ * a change row is stamped just before its INSERT, which may become visible a little later
  * (and several workers' clocks differ a little). Re-planning an unchanged stream is harmless.
  */
 export const CHANGE_OVERLAP_MS = 30_000;
@@ -45,7 +45,7 @@ export interface PusherDeps {
    */
   readonly active?: () => boolean;
   /**
-   * Every this often a cycle plans every stream, not only those whose counters changed: a
+   * Every this often a cycle plans every stream, not only those whose usage changed: a
    * safety net for any change the cursor could miss (default 5 minutes).
    */
   readonly fullScanEveryMs?: number;
@@ -87,7 +87,7 @@ export function createPusher(deps: PusherDeps) {
   // Which streams a cycle plans. Planning reads totals and the push ledger; reading them for
   // every stream every second would cost more than all the rest of the pipeline once history
   // grows. So a cycle plans every stream at the start of a term and every fullScanEveryMs, and
-  // otherwise only the streams whose counters (or customer mapping) changed since the previous
+  // otherwise only the streams whose usage (or customer mapping) changed since the previous
   // cycle began reading, plus those the previous cycle had to skip (a push in flight or pending).
   let lastRead = 0;
   // The next cycle is a full scan: set at the start of a term and after anything went wrong.
@@ -220,6 +220,9 @@ export function createPusher(deps: PusherDeps) {
     const absoluteMeters = meters.filter((m) => m.stripe!.mode === 'absolute');
     const readStart = deps.clock();
     const full = rescan || readStart - lastFullScan >= fullScanEveryMs;
+    // A new term, or anything uncertain: totals are read from the whole history once more.
+    // (A periodic full scan reads every stream's recent windows only; see stream-store.ts.)
+    if (rescan) deps.streams.forget();
     // Consumed here: a failure from now on (this cycle's or a delivery's) sets it again.
     rescan = false;
     let scope: ChangedStream[] | undefined;

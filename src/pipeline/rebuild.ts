@@ -1,53 +1,45 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { createCounterStore } from '../adapters/clickhouse/counter-store';
+import { createLedgerStore } from '../adapters/clickhouse/ledger-store';
 import { assertIdentifier } from '../adapters/clickhouse/migrations';
-import type { WindowKey } from '../domain/counters';
-import { refreshCounters } from './counters';
+import { createWatermarkStore } from '../adapters/clickhouse/watermark-store';
+import type { StreamChange } from '../domain/stream-changes';
 
 export interface RebuildSummary {
+  /** Windows with counted events whose start lies in the range. */
   windows: number;
-  countersWritten: number;
+  /** Streams announced to the pusher as changed. */
+  streams: number;
 }
 
 /**
- * Recomputes the counters of every window whose start lies in [from, to) from the ledger.
- * Counters are never edited, only superseded: a rebuilt row wins only if it saw at least as
- * many events (its version), so a rebuild can restore lost counters and never replaces a
- * total with a partial sum. The pusher then sends only the differences it finds.
+ * Counters are aggregates of the ledger computed where they are read (the usage_counters view),
+ * so there is nothing to recompute: a rebuild announces every stream with windows starting in
+ * [from, to) in the change record, and the pusher re-plans them from the ledger and sends only
+ * the differences it finds (after a ledger repair, a replay, a meter-definition change).
  */
-export async function rebuildCounters(
-  ch: ClickHouseClient,
-  database: string,
-  opts: { from: number; to: number; watermark: number | null; now: number; chunkSize?: number },
-): Promise<RebuildSummary> {
+export async function rebuildCounters(ch: ClickHouseClient, database: string, opts: { from: number; to: number; now: number }): Promise<RebuildSummary> {
   assertIdentifier(database);
   const rs = await ch.query({
     query: `
-      SELECT DISTINCT tenant, customer, meter, toString(toUnixTimestamp64Milli(window_start)) AS ws
-      FROM ${database}.usage_events
-      WHERE disposition = 'counted'
-        AND window_start >= fromUnixTimestamp64Milli({from:Int64}) AND window_start < fromUnixTimestamp64Milli({to:Int64})
-      ORDER BY tenant, customer, meter, ws`,
+      SELECT tenant, customer, meter, count() AS windows,
+             toString(toUnixTimestamp64Milli(min(window_start))) AS oldest, toString(toUnixTimestamp64Milli(max(window_start))) AS newest
+      FROM (
+        SELECT DISTINCT tenant, customer, meter, window_start
+        FROM ${database}.usage_events
+        WHERE disposition = 'counted'
+          AND window_start >= fromUnixTimestamp64Milli({from:Int64}) AND window_start < fromUnixTimestamp64Milli({to:Int64}))
+      GROUP BY tenant, customer, meter
+      ORDER BY tenant, customer, meter`,
     query_params: { from: opts.from, to: opts.to },
     format: 'JSONEachRow',
   });
-  const keys: WindowKey[] = (await rs.json<{ tenant: string; customer: string; meter: string; ws: string }>()).map((r) => ({
-    tenant: r.tenant,
-    customer: r.customer,
-    meter: r.meter,
-    windowStart: Number(r.ws),
-  }));
-  const store = createCounterStore(ch, database);
-  const chunk = opts.chunkSize ?? 5000;
-  let written = 0;
-  for (let i = 0; i < keys.length; i += chunk) {
-    written += (await refreshCounters(store, keys.slice(i, i + chunk), opts.watermark, () => opts.now)).length;
-  }
-  return { windows: keys.length, countersWritten: written };
+  const rows = await rs.json<{ tenant: string; customer: string; meter: string; windows: string | number; oldest: string; newest: string }>();
+  const changes: StreamChange[] = rows.map((r) => ({ tenant: r.tenant, customer: r.customer, meter: r.meter, oldestWindowStart: Number(r.oldest), newestWindowStart: Number(r.newest) }));
+  await createLedgerStore(ch, database, { dedupeWindowMs: 0 }).recordChanges(changes, opts.now);
+  return { windows: rows.reduce((n, r) => n + Number(r.windows), 0), streams: changes.length };
 }
 
-/** The worker watermark a stopped system had: the least advanced partition's newest event time, minus the bound. */
-export async function persistedWatermark(ch: ClickHouseClient, database: string, topic: string, outOfOrdernessMs: number): Promise<number | null> {
-  const maxima = [...(await createCounterStore(ch, database).loadWatermarks(topic)).values()];
-  return maxima.length === 0 ? null : Math.min(...maxima) - outOfOrdernessMs;
+/** The worker watermark a stopped system had (window states are computed from it), or null. */
+export async function persistedWatermark(ch: ClickHouseClient, database: string): Promise<number | null> {
+  return createWatermarkStore(ch, database).loadWatermark();
 }

@@ -1,3 +1,4 @@
+import { customerKey } from '../domain/keys';
 import type Stripe from 'stripe';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { rangeLedger } from '../adapters/clickhouse/reconcile-store';
@@ -77,7 +78,7 @@ export async function reconcile(ch: ClickHouseClient, database: string, meters: 
 
   const drift: DriftRow[] = [];
   for (const [key, l] of rows) {
-    const stripeCustomer = mappings.get(`${l.tenant}\u0000${l.customer}`);
+    const stripeCustomer = mappings.get(customerKey(l));
     if (!stripeCustomer) continue; // listed under awaiting mapping instead
     const eventName = meters.get(l.meter)!.stripe!.eventName;
     let billed: bigint | null = null;
@@ -93,7 +94,7 @@ export async function reconcile(ch: ClickHouseClient, database: string, meters: 
   }
 
   const awaitingMapping = totals
-    .filter((s) => !mappings.has(`${s.tenant}\u0000${s.customer}`))
+    .filter((s) => !mappings.has(customerKey(s)))
     .filter((s) => {
       const d = parseDecimal(s.total);
       return d.ok && floorUnits(d.units) !== 0n;

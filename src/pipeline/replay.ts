@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import type { CounterStore } from '../adapters/clickhouse/counter-store';
-import type { LedgerStore } from '../adapters/clickhouse/ledger-store';
+import type { LedgerStore } from '../ports/ledger';
 import type { ReplayRun, ReplayStore } from '../adapters/clickhouse/replay-store';
 import type { WatermarkOptions } from '../domain/watermarks';
 import type { Logger } from '../runtime/logger';
@@ -44,8 +43,7 @@ export interface ReplayOptions {
   readonly restart?: boolean;
   readonly runs: ReplayStore;
   readonly ledger: LedgerStore;
-  readonly counters: CounterStore;
-  readonly deps: Omit<IngestDeps, 'ledger' | 'counters' | 'watermark' | 'eventTimeRange' | 'deadLetters'>;
+  readonly deps: Omit<IngestDeps, 'ledger' | 'watermark' | 'eventTimeRange' | 'deadLetters'>;
   readonly watermarks: WatermarkOptions;
   readonly consumer?: IngestWorkerOptions['consumer'];
   readonly logger: Logger;
@@ -62,8 +60,8 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
  * Re-reads the topic, up to the end offsets it had when the run started, through the very same
  * ingest path as the live worker, in a consumer group of its own. Stored events are found by the
  * ledger lookup (duplicates or redelivered), so a replay never counts anything twice; missing
- * events are stored and their counters recomputed, and the live worker's pusher then sends only
- * the differences. Dead letters are not re-sent to the DLQ topic (they are there already);
+ * events are stored (their windows' totals follow, and the change record tells the live
+ * worker's pusher), and the pusher then sends only the differences. Dead letters are not re-sent to the DLQ topic (they are there already);
  * their rejected_events rows, keyed by source offset, are restored if missing.
  *
  * Progress lives in the run's consumer group (offsets committed after each stored batch, as
@@ -136,7 +134,6 @@ export async function replayTopic(opts: ReplayOptions): Promise<ReplaySummary> {
       topic: opts.topic,
       groupId: run.groupId,
       logger: opts.logger,
-      counters: opts.dryRun ? undefined : opts.counters,
       watermarks: opts.watermarks,
       consumer: opts.consumer,
       replay: { endOffsets: run.endOffsets, commit: !opts.dryRun },

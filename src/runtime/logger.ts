@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { prettyFactory } from 'pino-pretty';
-import { MIN_SECRET_LENGTH, replaceSecretValues } from './redact';
+import { API_KEY_SHAPE, MIN_SECRET_LENGTH, replaceSecretValues } from './redact';
 
 export type Logger = pino.Logger;
 /** `auto`: readable lines when stderr is a terminal, JSON lines otherwise (pipes, files, collectors). */
@@ -12,7 +12,8 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
  * Two layers keep secrets out: any field named like a secret is censored wherever it appears in
  * a log record, and the configured secret values themselves (`secrets`) are replaced in every
  * line written — so a secret quoted inside an error message or a URL never reaches the log.
- * Secrets are scrubbed from the JSON line before it is made readable, so both forms are clean.
+ * Secrets are scrubbed from the JSON line before it is made readable, so both forms are clean;
+ * anything shaped like a meterline API key is replaced too, configured or not.
  * Modules log through `logger.child({ module })`.
  */
 export const REDACT_PATHS = [
@@ -48,8 +49,13 @@ export function createLogger(
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    opts.secrets && opts.secrets.length > 0 ? scrubbing(readable, opts.secrets) : readable,
+    withoutApiKeys(opts.secrets && opts.secrets.length > 0 ? scrubbing(readable, opts.secrets) : readable),
   );
+}
+
+/** A destination that replaces anything shaped like a meterline API key (whoever logged it, however). */
+export function withoutApiKeys(destination: pino.DestinationStream): pino.DestinationStream {
+  return { write: (line: string) => destination.write(line.includes('mlk_') ? line.replace(API_KEY_SHAPE, '[redacted]') : line) };
 }
 
 /**

@@ -56,7 +56,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     // Named "aggregation", not "counter": Prometheus' linter reserves type names inside metric names.
     eventToCounterLatency: new Histogram({
       name: 'meterline_event_aggregation_latency_seconds',
-      help: 'From an event being stored in the ledger to its window counter (usage_counters) being updated',
+      help: 'From an ingest unit being read to its events being durable, hence in their windows\' totals (usage_counters): observed once per unit',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     }),
@@ -219,3 +219,37 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * The HTTP gateway's metrics (its own process and registry). Labels are bounded: route (the
+ * route's pattern, "other" for unknown paths), status code, outcome — never a tenant or key.
+ */
+export function createGatewayMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meterline_gateway_' });
+  const r = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'meterline_gateway_requests_total',
+      help: 'HTTP requests answered, by route and status code (401 invalid key, 413 too large, 415 wrong content type, 429 rate-limited, …)',
+      labelNames: ['route', 'status'],
+      registers: r,
+    }),
+    events: new Counter({
+      name: 'meterline_gateway_events_total',
+      help: 'Events received over HTTP by outcome: accepted (acknowledged by Kafka), rejected (invalid, with a reason), failed (Kafka did not acknowledge; the client was told to retry)',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    requestDuration: new Histogram({
+      name: 'meterline_gateway_request_duration_seconds',
+      help: 'Time from a request arriving to its answer, by route',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+  };
+}
+
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { startDevBroker, type DevBrokerTopic } from '../../src/adapters/kafka/dev-broker';
+import { startDevBroker, type DevBrokerTopic } from '../../src/dev/dev-broker/broker';
 import { startApacheKafka, type ApacheKafka } from '../../src/dev/apache-kafka/broker';
 import { kafkaVersionFromEnv } from '../../src/dev/apache-kafka/versions';
 

@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import { createCounterStore, type SettleCursor } from '../../src/adapters/clickhouse/counter-store';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
+import { createWatermarkStore } from '../../src/adapters/clickhouse/watermark-store';
 import { queryUsage } from '../../src/adapters/clickhouse/usage-query';
 import type { TestBroker } from '../helpers/kafka';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
@@ -12,8 +12,6 @@ import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import { seededRandom } from '../../src/domain/sample';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { windowOf } from '../../src/domain/windows';
-import { createSettler, refreshCounters } from '../../src/pipeline/counters';
-import type { CounterRow } from '../../src/domain/counters';
 import { rebuildCounters } from '../../src/pipeline/rebuild';
 import { startIngestWorker, type IngestWorker } from '../../src/pipeline/ingest-worker';
 import { silentLogger } from '../../src/runtime/logger';
@@ -71,7 +69,7 @@ describe('aggregate: watermark-aware windowed counters', () => {
       groupId: `agg-${topic}`,
       logger: silentLogger(),
       consumer: TEST_CONSUMER_TIMINGS,
-      counters: createCounterStore(ch.client, ch.database),
+      watermarkStore: createWatermarkStore(ch.client, ch.database),
       watermarks: { outOfOrdernessMs: 5_000, idleTimeoutMs: 60_000 },
       deps: {
         decoder: createDecoder({}),
@@ -228,25 +226,25 @@ describe('aggregate: watermark-aware windowed counters', () => {
     ]);
   });
 
-  it('rebuilds every counter exactly from the ledger after the counters table is lost', async () => {
-    const snapshot = () =>
-      rows<{ k: string; value: string; events: string | number; state: string }>(
+  it('serves every counter from the ledger: the projection-served view equals a recomputation from the raw rows, and rebuild announces every stream', async () => {
+    const snapshot = (settings = '') =>
+      rows<{ k: string; value: string; events: string | number }>(
         ch.client,
-        `SELECT concat(tenant, '/', customer, '/', meter, '/', toString(window_start)) AS k, toString(value) AS value, events, state
-         FROM ${ch.database}.usage_counters FINAL ORDER BY k`,
+        `SELECT concat(tenant, '/', customer, '/', meter, '/', toString(window_start)) AS k, toString(value) AS value, events
+         FROM ${ch.database}.usage_counters ORDER BY k ${settings}`,
       );
-    const before = await snapshot();
-    expect(before.length).toBeGreaterThan(100);
-    await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.usage_counters` });
-    expect(await snapshot()).toEqual([]);
-    const summary = await rebuildCounters(ch.client, ch.database, { from: 0, to: Date.now() + 86_400_000, watermark: null, now: Date.now() });
-    expect(summary.countersWritten).toBe(before.length);
-    // Values and event counts are identical; states restart open until a watermark settles them.
-    const strip = (r: { k: string; value: string; events: string | number }) => ({ k: r.k, value: r.value, events: Number(r.events) });
-    expect((await snapshot()).map(strip)).toEqual(before.map(strip));
-    // A second rebuild changes nothing.
-    await rebuildCounters(ch.client, ch.database, { from: 0, to: Date.now() + 86_400_000, watermark: null, now: Date.now() });
-    expect((await snapshot()).map(strip)).toEqual(before.map(strip));
+    const served = await snapshot();
+    expect(served.length).toBeGreaterThan(100);
+    // The same counters with projections off: every aggregate recomputed from the events themselves.
+    expect(await snapshot('SETTINGS optimize_use_projections = 0')).toEqual(served);
+    const windows = await count(ch.client, `SELECT count() AS c FROM (SELECT DISTINCT tenant, customer, meter, window_start FROM ${ch.database}.usage_events WHERE disposition = 'counted')`);
+    const streams = await count(ch.client, `SELECT count() AS c FROM (SELECT DISTINCT tenant, customer, meter FROM ${ch.database}.usage_events WHERE disposition = 'counted')`);
+    const before = await count(ch.client, `SELECT count() AS c FROM ${ch.database}.stream_changes`);
+    const summary = await rebuildCounters(ch.client, ch.database, { from: 0, to: Date.now() + 86_400_000, now: Date.now() });
+    expect(summary).toEqual({ windows, streams });
+    expect(await count(ch.client, `SELECT count() AS c FROM ${ch.database}.stream_changes`)).toBe(before + streams);
+    // Nothing was written over: the counters are what they were.
+    expect(await snapshot()).toEqual(served);
   });
 
   it('sums 1,000,000 values of 0.1 to exactly 100000', async () => {
@@ -264,53 +262,41 @@ describe('aggregate: watermark-aware windowed counters', () => {
       }
       await ledger.insertNew(batch, Date.now());
     }
-    const [row] = await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'million', customer: 'c', meter: 's', windowStart: windowOf(ts, 'minute').start }], null, Date.now);
-    expect(row).toMatchObject({ value: '100000', events: 1_000_000 });
+    const [row] = await rows<{ value: string; events: string | number }>(
+      ch.client,
+      `SELECT toString(value) AS value, events FROM ${ch.database}.usage_counters WHERE tenant = 'million' AND window_start = fromUnixTimestamp64Milli({w:Int64})`,
+      { w: windowOf(ts, 'minute').start },
+    );
+    expect({ value: formatDecimal((parseDecimal(row!.value) as { units: bigint }).units), events: Number(row!.events) }).toEqual({ value: '100000', events: 1_000_000 });
   });
 
-  it('settle passes after the first read only what the last one left, still finalize a counter written since, and a full pass catches anything else', async () => {
+  it('computes window states where they are read, from the persisted watermark: nothing is rewritten as it moves', async () => {
     const HOUR = 3_600_000;
-    const LATENESS = 30 * 60_000;
-    const real = createCounterStore(ch.client, ch.database);
-    // Which of this test's counters each pass read.
-    let read: string[] = [];
-    const store = { ...real, unsettled: async (wm: number, since?: SettleCursor) => {
-      const rows = await real.unsettled(wm, since);
-      read = rows.filter((r) => r.tenant === 'settle').map((r) => r.customer).sort();
-      return rows;
-    } };
     const base = DAY + 10 * 86_400_000; // a day of its own: no other test's windows around it
-    const open = (customer: string, windowStart: number, allowedLatenessMs = LATENESS): CounterRow => ({
-      tenant: 'settle', customer, meter: 'm', windowStart, windowEnd: windowStart + HOUR, aggregation: 'sum', value: '1', events: 1, state: 'open', allowedLatenessMs, lastIngestedAt: windowStart,
-    });
-    let clockNow = Date.now();
-    const settle = createSettler(store, () => clockNow);
-    const moved = async (wm: number) => (await settle(wm)).filter((r) => r.tenant === 'settle').map((r) => `${r.customer}:${r.state}`).sort();
-    // 'slow' has a day of lateness: closed at the first pass, final only a day later. Written an
-    // hour ago: only the first (full) pass sees them as written since.
-    await store.write([open('a', base), open('b', base + 2 * HOUR), open('slow', base, 86_400_000)], clockNow - 3_600_000);
-
-    expect(await moved(base + HOUR + 10 * 60_000)).toEqual(['a:closed', 'slow:closed']); // the first pass reads everything
-    clockNow += 1_000;
-    expect(await moved(base + HOUR + 40 * 60_000)).toEqual(['a:final']); // past a's end + lateness
-    // slow is closed and its deadline is far: not read again (its state change kept its stamp).
-    expect(read).toEqual(['a']);
-    clockNow += 1_000;
-    expect(await moved(base + 3 * HOUR + 5 * 60_000)).toEqual(['b:closed']); // a is final: not read again
-    // A replay writes an old window open (its own watermark knew nothing): long final-eligible,
-    // it is found because it was written since the last pass.
-    clockNow += 1_000;
-    await store.write([open('replayed', base - 5 * HOUR)], clockNow);
-    clockNow += 1_000;
-    expect(await moved(base + 3 * HOUR + 6 * 60_000)).toEqual(['replayed:final']);
-    // A row stamped before the last pass read (less the overlap) and final-eligible long ago is
-    // not what an incremental pass looks at…
-    await store.write([open('missed', base - 6 * HOUR)], clockNow - 3_600_000);
-    clockNow += 1_000;
-    expect(await moved(base + 3 * HOUR + 7 * 60_000)).toEqual([]);
-    // …but the periodic full pass settles it.
-    clockNow += 300_000;
-    expect(await moved(base + 3 * HOUR + 8 * 60_000)).toEqual(['missed:final']);
-    expect((await counter('settle', 'm', base - 6 * HOUR))?.state).toBe('final');
+    const meter = meters.get('m')!; // hourly, 30 minutes of allowed lateness
+    const event: UsageEvent = { id: 'state-1', tenant: 'states', customer: 'c', meter: 'm', value: '2.5', timestamp: base + 60_000, properties: {}, source: null };
+    await createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }).insertNew(
+      [{ candidate: { ref: { topic: 'states', partition: 0, offset: '0' }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }],
+      Date.now(),
+    );
+    const watermarks = createWatermarkStore(ch.client, ch.database);
+    const query = async () => (await queryUsage(ch.client, ch.database, { tenant: 'states', from: base, to: base + HOUR })).map((r) => `${r.value}:${r.state}`);
+    // Workers of the earlier tests saved watermarks far before this day: the window is open.
+    expect(await counter('states', 'm', base)).toMatchObject({ value: '2.5', events: 1, state: 'open' });
+    expect(await query()).toEqual(['2.5:open']);
+    const parts = () => count(ch.client, `SELECT count() AS c FROM system.parts WHERE database = '${ch.database}' AND table = 'usage_events' AND active`);
+    const partsBefore = await parts();
+    await watermarks.save('states', new Map(), base + HOUR + 60_000, Date.now());
+    expect(await counter('states', 'm', base)).toMatchObject({ value: '2.5', events: 1, state: 'closed' });
+    expect(await query()).toEqual(['2.5:closed']);
+    await watermarks.save('states', new Map(), base + HOUR + 31 * 60_000, Date.now());
+    expect(await counter('states', 'm', base)).toMatchObject({ state: 'final' });
+    expect(await query()).toEqual(['2.5:final']);
+    // A lower watermark saved later (a restarted worker that lags) does not reopen the window.
+    await watermarks.save('states', new Map(), base, Date.now());
+    expect(await query()).toEqual(['2.5:final']);
+    expect(await watermarks.loadWatermark()).toBe(base + HOUR + 31 * 60_000);
+    // No ledger row or part was written for any of it.
+    expect(await parts()).toBe(partsBefore);
   });
 });

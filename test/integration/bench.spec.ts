@@ -23,8 +23,10 @@ describe('bench harness (tiny run)', () => {
       totals: { consumed: number; accepted: number; duplicates: number };
       pipelineEventsPerSecondByQuarter: number[];
       rssAtProgressMiB: number[];
+      pipelineEventsPerSecondByDecile: number[];
+      gateway: { gatewaySingleEventsPerSecond: number; gatewayBatchedEventsPerSecond: number; gatewayEventsAccepted: number };
     };
-    for (const field of ['events', 'customers', 'meters', 'partitions', 'duplicates', 'late', 'pipelineEventsPerSecond', 'baselineEventsPerSecond', 'ratio', 'stripeCallsPerMillionEvents', 'loadAverageAtStart', 'commit', 'breakdownSeconds']) {
+    for (const field of ['events', 'customers', 'meters', 'partitions', 'duplicates', 'late', 'pipelineEventsPerSecond', 'baselineEventsPerSecond', 'ratio', 'stripeCallsPerMillionEvents', 'loadAverageAtStart', 'commit', 'breakdownSeconds', 'gateway']) {
       expect(r).toHaveProperty(field);
     }
     expect(r.events).toBe(2000);
@@ -34,6 +36,11 @@ describe('bench harness (tiny run)', () => {
     expect(r.pipelineEventsPerSecond).toBeGreaterThan(0);
     expect(r.baselineEventsPerSecond).toBeGreaterThan(0);
     expect(r.pipelineEventsPerSecondByQuarter).toHaveLength(4);
+    expect(r.pipelineEventsPerSecondByDecile).toHaveLength(10);
+    // HTTP ingest beside the Kafka path: 200 single-event requests and 4 of 500 events, all acknowledged.
+    expect(r.gateway.gatewayEventsAccepted).toBe(200 + 4 * 500);
+    expect(r.gateway.gatewaySingleEventsPerSecond).toBeGreaterThan(0);
+    expect(r.gateway.gatewayBatchedEventsPerSecond).toBeGreaterThan(0);
     expect(r.rssAtProgressMiB).toHaveLength(4);
     expect(r.latency.published).toBe(2000);
     expect(r.latency.p50Ms).not.toBeNull();

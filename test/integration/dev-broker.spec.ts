@@ -10,7 +10,7 @@ import {
   stopDetachedDevBroker,
   writeBrokerState,
   type DevBroker,
-} from '../../src/adapters/kafka/dev-broker';
+} from '../../src/dev/dev-broker/broker';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, TEST_CONSUMER_TIMINGS } from '../helpers/kafka';
 
 interface Received {

@@ -10,7 +10,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { Kafka, Producer } from 'kafkajs';
 import { createDecoder } from '../../src/adapters/avro/codec';
 import { avroTypeOptions, usageEventSchemas } from '../../src/adapters/avro/schemas';
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
+import { createWatermarkStore } from '../../src/adapters/clickhouse/watermark-store';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
 import type { TestBroker } from '../helpers/kafka';
 import { createDeadLetterSink, DLQ_HEADERS, type DeadLetterSink } from '../../src/adapters/kafka/dlq';
@@ -203,7 +203,7 @@ describe('hostile input through the real ingest worker', () => {
       groupId: 'hostile-fuzz',
       logger: silentLogger(),
       consumer: TEST_CONSUMER_TIMINGS,
-      counters: createCounterStore(ch.client, ch.database),
+      watermarkStore: createWatermarkStore(ch.client, ch.database),
       deps: {
         decoder,
         meters: () => meters.catalog,

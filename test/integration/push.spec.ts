@@ -1,19 +1,16 @@
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
-import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
+import type { NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
 import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
 import type { StreamScope } from '../../src/adapters/clickhouse/stream-scope';
 import { createShadowSink, type BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
-import { windowKeyString, type WindowKey } from '../../src/domain/counters';
 import { bodyHash } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
-import { windowOf } from '../../src/domain/windows';
-import { refreshCounters } from '../../src/pipeline/counters';
+import { storeAsIngest } from '../helpers/ledger';
 import { errorReportRoute } from '../../src/pipeline/error-reports';
 import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
@@ -45,23 +42,15 @@ describe('push: delta pusher to Stripe', () => {
   let fake: FakeStripe;
   let seq = 0;
 
-  /** Stores events in the ledger and recomputes their counters, as ingest does. */
+  /** Stores events in the ledger and records their streams as changed, as ingest does. */
   async function store(events: Omit<UsageEvent, 'id' | 'properties' | 'source'>[] & object[], props: Record<string, string>[] = [], stamp: () => number = Date.now) {
-    const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
     const batch: NewEvent[] = events.map((e, i) => {
       seq += 1;
       const event: UsageEvent = { ...(e as UsageEvent), id: `p${seq}`, properties: props[i] ?? {}, source: null };
       const meter = meters.get(event.meter)!;
       return { candidate: { ref: { topic: 'push', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) };
     });
-    await ledger.insertNew(batch, Date.now());
-    const keys = new Map<string, WindowKey>();
-    for (const b of batch) {
-      const e = b.candidate.event;
-      const k = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, 'hour').start };
-      keys.set(windowKeyString(k), k);
-    }
-    await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, stamp);
+    await storeAsIngest(ch.client, ch.database, batch, stamp());
   }
 
   function pusherWith(sink: BillingSink, extra: Partial<PusherDeps> = {}): Pusher {
@@ -403,12 +392,10 @@ describe('reconcile against Stripe', () => {
   });
 
   it('reports drift beyond epsilon while Stripe lags the local total, and none once pushed', async () => {
-    const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
     const meter = meters.get('tokens')!;
     const put = async (id: string, value: string) => {
       const event: UsageEvent = { id, tenant: 'r', customer: 'c', meter: 'tokens', value, timestamp: thisHour + 1000, properties: {}, source: null };
-      await ledger.insertNew([{ candidate: { ref: { topic: 'r', partition: 0, offset: id.slice(1) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }], Date.now());
-      await refreshCounters(createCounterStore(ch.client, ch.database), [{ tenant: 'r', customer: 'c', meter: 'tokens', windowStart: thisHour }], null, Date.now);
+      await storeAsIngest(ch.client, ch.database, [{ candidate: { ref: { topic: 'r', partition: 0, offset: id.slice(1) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }]);
     };
     const limiter = createRateLimiter(100);
     const pusher = createPusher({

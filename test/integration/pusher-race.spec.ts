@@ -1,17 +1,14 @@
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
-import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
+import type { NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore, type PushStore } from '../../src/adapters/clickhouse/push-store';
 import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
 import type { BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
-import type { WindowKey } from '../../src/domain/counters';
 import { bodyHash } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
-import { windowOf } from '../../src/domain/windows';
-import { refreshCounters } from '../../src/pipeline/counters';
+import { storeAsIngest } from '../helpers/ledger';
 import { startPushLoop } from '../../src/pipeline/push-loop';
 import { createPusher, type Pusher } from '../../src/pipeline/pusher';
 import { silentLogger } from '../../src/runtime/logger';
@@ -41,9 +38,7 @@ describe('pushers of several workers', () => {
     const event: UsageEvent = { id: `r${seq}`, tenant, customer: 'c', meter: 'tokens', value, timestamp: thisHour + 60_000, properties: {}, source: null };
     const meter = meters.get('tokens')!;
     const batch: NewEvent[] = [{ candidate: { ref: { topic: 'race', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }];
-    await createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }).insertNew(batch, Date.now());
-    const k: WindowKey = { tenant, customer: 'c', meter: 'tokens', windowStart: windowOf(event.timestamp, 'hour').start };
-    await refreshCounters(createCounterStore(ch.client, ch.database), [k], null, Date.now);
+    await storeAsIngest(ch.client, ch.database, batch);
   }
 
   const pusher = (opts: { streams?: StreamStore; pushes?: PushStore; sink?: BillingSink; active?: () => boolean } = {}): Pusher => {

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
+import { createWatermarkStore } from '../../src/adapters/clickhouse/watermark-store';
 import { migrate } from '../../src/adapters/clickhouse/migrations';
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
 import { createReplayStore } from '../../src/adapters/clickhouse/replay-store';
@@ -96,7 +96,6 @@ describe('replay and backfill: rebuild any projection from the log', () => {
     dryRun: false,
     runs: createReplayStore(ch.client, ch.database),
     ledger: ledger(),
-    counters: createCounterStore(ch.client, ch.database),
     deps,
     watermarks: { outOfOrdernessMs: 5_000, idleTimeoutMs: 60_000 },
     // Small fetches: many batches per partition, so an interruption lands mid-partition.
@@ -186,7 +185,7 @@ describe('replay and backfill: rebuild any projection from the log', () => {
       groupId: 'replay-live',
       logger: silentLogger(),
       consumer: TEST_CONSUMER_TIMINGS,
-      counters: createCounterStore(ch.client, ch.database),
+      watermarkStore: createWatermarkStore(ch.client, ch.database),
       watermarks: { outOfOrdernessMs: 5_000, idleTimeoutMs: 60_000 },
       deps: { ...deps, ledger: ledger() },
     });
@@ -327,7 +326,7 @@ describe('replay and backfill: rebuild any projection from the log', () => {
       groupId: 'backfill-live',
       logger: silentLogger(),
       consumer: TEST_CONSUMER_TIMINGS,
-      counters: createCounterStore(ch.client, ch.database),
+      watermarkStore: createWatermarkStore(ch.client, ch.database),
       watermarks: { outOfOrdernessMs: 5_000, idleTimeoutMs: 60_000 },
       deps: { ...deps, ledger: ledger() },
     });

@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createDecoder } from '../../src/adapters/avro/codec';
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore, type PushStore } from '../../src/adapters/clickhouse/push-store';
@@ -146,7 +145,6 @@ describe('security (in process)', () => {
         decoder: createDecoder(),
         meters: () => meters,
         ledger: createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }),
-        counters: createCounterStore(ch.client, ch.database),
         clock: Date.now,
         maxFutureSkewMs: 300_000,
       });
@@ -232,8 +230,9 @@ describe('security (in process)', () => {
 
     it('every value reaches SQL as a query parameter: no user input is interpolated into query text', () => {
       // Interpolations allowed inside SQL text: checked identifiers and whitelisted SQL fragments
-      // (constant SQL whose values are {parameters}: a stream scope, a settle bound, a WHERE of those).
-      const allowed = /^\$\{(database|db|table|t\('[a-z_]+'\)|bucket|period|filter|recent|where|streams\.sql|WINDOW_AGGREGATES)\}$/;
+      // (constant SQL whose values are {parameters}: a stream scope, a settle bound, a WHERE of those;
+      // the constant aggregate lists and window-state expression of window-aggregates.ts).
+      const allowed = /^\$\{(database|db|table|t\('[a-z_]+'\)|bucket|period|filter|recent|where|streams\.sql|PROJECTION_AGGREGATES|SELECT_WINDOW_AGGREGATES|VIEW_WINDOW_AGGREGATES|windowState)\}$/;
       const dir = path.join(__dirname, '..', '..', 'src', 'adapters', 'clickhouse');
       const found: string[] = [];
       for (const file of fs.readdirSync(dir)) {
@@ -254,7 +253,6 @@ describe('security (in process)', () => {
       decoder: createDecoder(),
       meters: () => meters,
       ledger: createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }),
-      counters: createCounterStore(ch.client, ch.database),
       clock: Date.now,
       maxFutureSkewMs: 300_000,
     });

@@ -2,22 +2,19 @@
  * Billing correctness against the stricter fake Stripe (issue 17): meter configuration and
  * payload keys, stuck pushes, sampled error reports, the v2 stream's 400s, and reconcile.
  */
-import { createCounterStore } from '../../src/adapters/clickhouse/counter-store';
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
-import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
+import type { NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
 import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
 import type { BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
 import { listStripeMeters } from '../../src/adapters/stripe/meters';
-import { windowKeyString, type WindowKey } from '../../src/domain/counters';
 import { bodyHash } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
-import { windowOf } from '../../src/domain/windows';
-import { refreshCounters } from '../../src/pipeline/counters';
+import { storeAsIngest } from '../helpers/ledger';
 import { errorReportRoute, type UnexplainedFailures } from '../../src/pipeline/error-reports';
 import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
@@ -46,23 +43,15 @@ let ch: TestClickHouse;
 let fake: FakeStripe;
 let seq = 0;
 
-/** Stores events in the ledger and recomputes their counters, as ingest does. */
+/** Stores events in the ledger and records their streams as changed, as ingest does. */
 async function store(events: { tenant: string; customer: string; meter: string; value: string; timestamp?: number }[]) {
-  const ledger = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
   const batch: NewEvent[] = events.map((e) => {
     seq += 1;
     const event: UsageEvent = { timestamp: thisHour + 60_000, ...e, id: `sb${seq}`, properties: {}, source: null };
     const meter = meters.get(event.meter)!;
     return { candidate: { ref: { topic: 'sb', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) };
   });
-  await ledger.insertNew(batch, Date.now());
-  const keys = new Map<string, WindowKey>();
-  for (const b of batch) {
-    const e = b.candidate.event;
-    const k = { tenant: e.tenant, customer: e.customer, meter: e.meter, windowStart: windowOf(e.timestamp, 'hour').start };
-    keys.set(windowKeyString(k), k);
-  }
-  await refreshCounters(createCounterStore(ch.client, ch.database), [...keys.values()], null, Date.now);
+  await storeAsIngest(ch.client, ch.database, batch);
 }
 
 function pusherWith(sink: BillingSink, extra: Partial<PusherDeps> = {}, catalog: MeterCatalog = meters): Pusher {

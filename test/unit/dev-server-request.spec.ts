@@ -1,4 +1,4 @@
-import { BadRequest, httpStatusFor, parseEngineRequest, parseMultipart, preamble, quoteString } from '../../src/adapters/clickhouse/dev-server-request';
+import { BadRequest, httpStatusFor, parseEngineRequest, parseMultipart, preamble, quoteString } from '../../src/dev/dev-clickhouse/request';
 
 const q = (s: string) => new URLSearchParams(s);
 

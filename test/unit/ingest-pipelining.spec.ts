@@ -25,6 +25,7 @@ function slowLedger() {
       }
       return found;
     },
+    recordChanges: async () => undefined,
     insertNew: (events) =>
       new Promise<void>((resolve) =>
         held.push(() => {

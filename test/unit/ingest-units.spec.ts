@@ -1,4 +1,6 @@
-import { splitUnits, UNIT_MAX_EVENTS } from '../../src/pipeline/ingest-units';
+import { splitUnits } from '../../src/pipeline/ingest-units';
+
+const UNIT_MAX_EVENTS = 10_000;
 
 describe('ingest units: the batches of one fetch, split so no unit outlasts the group session', () => {
   const size = (n: number) => n;

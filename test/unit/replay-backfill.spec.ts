@@ -75,6 +75,7 @@ describe('dry-run ledger', () => {
       insertLate: async () => void (ledger.writes += 1),
       insertDuplicates: async () => void (ledger.writes += 1),
       insertRejections: async () => void (ledger.writes += 1),
+      recordChanges: async () => undefined,
     };
     return ledger;
   }

@@ -6,22 +6,12 @@ import { usageEventSchemas, type SchemaVersion } from './schemas';
 
 export { createDecoder, type DecoderOptions } from './decoder';
 
-export type Encoding = 'single-object' | 'confluent';
+export type { Decoded, DecodeFailureCode, Encoding, EventDecoder } from '../../ports/event-decoder';
+import type { Encoding } from '../../ports/event-decoder';
 
 export interface EventEncoder {
   readonly encoding: Encoding;
   encode(event: UsageEvent): Promise<Buffer>;
-}
-
-export type DecodeFailureCode = 'empty' | 'bad_magic' | 'unknown_schema' | 'malformed_avro';
-
-export type Decoded =
-  | { ok: true; record: Record<string, unknown>; encoding: Encoding; writerSchemaVersion: number | null; schemaId?: number }
-  | { ok: false; code: DecodeFailureCode; reason: string };
-
-export interface EventDecoder {
-  /** One result per input, in order. Throws only when the schema registry is unavailable. */
-  decodeMany(buffers: (Buffer | null)[]): Promise<Decoded[]>;
 }
 
 export const DEFAULT_SUBJECT = 'usage.events-value';

@@ -5,8 +5,8 @@ import type { Config } from '../../config/config';
 import { seededRandom } from '../../domain/sample';
 import type { Logger } from '../../runtime/logger';
 import { requireChdb } from './chdb-module';
-import { DEV_CLICKHOUSE_STATE_FILE, readDevClickHouseState } from './dev-server-state';
-import { withClickHouseFaults } from './faulty-client';
+import { DEV_CLICKHOUSE_STATE_FILE, readDevClickHouseState } from '../../dev/dev-clickhouse/state';
+import { withClickHouseFaults } from '../../dev/faults/faulty-client';
 import { registerRawTsvInsert } from './tsv-insert';
 
 export type { ClickHouseClient };

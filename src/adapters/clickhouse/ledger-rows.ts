@@ -1,5 +1,7 @@
-import type { Candidate, DedupeDecision, SourceRef } from '../../domain/ingest-decision';
+import type { DedupeDecision, SourceRef } from '../../domain/ingest-decision';
 import type { LatenessDecision } from '../../domain/lateness';
+import type { StreamChange } from '../../domain/stream-changes';
+import type { NewEvent } from '../../ports/ledger';
 import { tsvDateTime64, tsvDateTime64Micro, tsvNullableString, tsvRows, tsvString, tsvStringMap } from './tsv';
 
 /**
@@ -19,11 +21,7 @@ export function encodeRows<Row>(t: TsvTable<Row>, rows: readonly Row[]): Buffer 
   return tsvRows(rows.map(t.fields));
 }
 
-/** A first copy, with its lateness decision (recorded with it, never revisited). */
-export interface NewEvent {
-  readonly candidate: Candidate;
-  readonly lateness: LatenessDecision;
-}
+export type { NewEvent };
 
 export const USAGE_EVENTS: TsvTable<{ readonly event: NewEvent; readonly ingestedAt: number; readonly ingestedBy: string }> = {
   table: 'usage_events',
@@ -142,5 +140,19 @@ export const REJECTED_EVENTS: TsvTable<RejectedVersion> = {
     tsvDateTime64Micro(r.at),
     r.status,
     String(r.version),
+  ],
+};
+
+/** The pusher's change record: one row per stream an ingest unit changed. */
+export const STREAM_CHANGES: TsvTable<{ readonly change: StreamChange; readonly changedAt: number }> = {
+  table: 'stream_changes',
+  columns: ['tenant', 'customer', 'meter', 'oldest_window_start', 'newest_window_start', 'changed_at'],
+  fields: ({ change: c, changedAt }) => [
+    tsvString(c.tenant),
+    tsvString(c.customer),
+    tsvString(c.meter),
+    tsvDateTime64(c.oldestWindowStart),
+    tsvDateTime64(c.newestWindowStart),
+    tsvDateTime64Micro(changedAt),
   ],
 };

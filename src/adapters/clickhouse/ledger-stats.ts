@@ -24,7 +24,7 @@ export interface CustomerTotal {
   readonly countedEvents: number;
   readonly countedValue: string;
   /**
-   * The derived counters (usage_counters FINAL) summed over windows: for sum and count meters
+   * The counters (the usage_counters view, served by the ledger's by_window projection) summed over windows: for sum and count meters
    * they must equal the counted events and sum — the check that counters explain the ledger.
    */
   readonly counterEvents: number;
@@ -83,7 +83,7 @@ export async function customerTotals(client: ClickHouseClient, database: string)
       ) AS l
       LEFT JOIN (
         SELECT tenant, customer, meter, sum(events) AS counter_events, sum(value) AS counter_total
-        FROM ${database}.usage_counters FINAL
+        FROM ${database}.usage_counters
         GROUP BY tenant, customer, meter
       ) AS c ON c.tenant = l.tenant AND c.customer = l.customer AND c.meter = l.meter
       ORDER BY tenant, customer, meter

@@ -1,28 +1,13 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { dedupeKey, type Candidate, type DedupeDecision, type Rejection, type StoredKey } from '../../domain/ingest-decision';
+import { dedupeKey, type StoredKey } from '../../domain/ingest-decision';
+import type { LedgerStore } from '../../ports/ledger';
 import { assertIdentifier } from './migrations';
 import {
-  DUPLICATE_EVENTS, encodeRows, LATE_EVENTS, REJECTED_EVENTS, USAGE_EVENTS, type CopyDecision, type NewEvent, type TooLateEvent, type TsvTable,
+  DUPLICATE_EVENTS, encodeRows, LATE_EVENTS, REJECTED_EVENTS, STREAM_CHANGES, USAGE_EVENTS, type CopyDecision, type TooLateEvent, type TsvTable,
 } from './ledger-rows';
 import { insertTsv } from './tsv-insert';
 
-export type { NewEvent };
-
-/**
- * The ledger port: the dedupe lookup and the three writes of an ingest batch. Each write is
- * one INSERT (one atomic part) and idempotent under reprocessing:
- *  - usage_events: only decisions of kind 'new' are written, and a reprocessed message is
- *    recognised as 'redelivered' by its stored (topic, partition, offset);
- *  - duplicate_events / rejected_events: keyed by the message's own offset.
- */
-export interface LedgerStore {
-  lookup(candidates: readonly Candidate[]): Promise<Map<string, StoredKey>>;
-  insertNew(events: readonly NewEvent[], ingestedAt: number): Promise<void>;
-  /** Too-late events, explained; `watermark` is the one they were judged against. */
-  insertLate(events: readonly NewEvent[], watermark: number | null, ingestedAt: number): Promise<void>;
-  insertDuplicates(decisions: readonly DedupeDecision[], detectedAt: number): Promise<void>;
-  insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
-}
+export type { LedgerStore, NewEvent } from '../../ports/ledger';
 
 /**
  * `ingestedBy` names the worker writing (stored with each new row, so its dedupe filter can tell
@@ -95,6 +80,10 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
         REJECTED_EVENTS,
         rejections.map((r) => ({ ...r, reasonCode: r.code, status: 'rejected' as const, at: rejectedAt, version: 0 })),
       );
+    },
+
+    async recordChanges(changes, changedAt) {
+      await insertRows(STREAM_CHANGES, changes.map((change) => ({ change, changedAt })));
     },
   };
 }

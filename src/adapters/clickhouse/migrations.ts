@@ -1,4 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { PROJECTION_AGGREGATES, VIEW_WINDOW_AGGREGATES, windowStateSql } from './window-aggregates';
 
 /**
  * Every table, created idempotently: each statement is safe to run any number of times, so
@@ -7,12 +8,14 @@ import type { ClickHouseClient } from '@clickhouse/client';
  * Every statement names its database explicitly (`{db}.table`): the embedded engine ignores
  * the client's default database, and explicit names keep the two modes identical.
  */
-/** The exact per-window aggregates both ledger projections keep (counters and pushes read them). */
-const WINDOW_AGGREGATES = `count(), sum(value), max(value), argMax(value, (event_time, id)),
-               uniqExact(properties[meter_unique_property]), max(ingested_at), argMax(meter_aggregation, ingested_at),
-               argMax(meter_window, ingested_at), argMax(meter_allowed_lateness_ms, ingested_at)`;
+export interface Migration {
+  readonly name: string;
+  readonly sql: (db: string) => string;
+  /** Runs first; the statement is skipped when it resolves false. */
+  readonly when?: (client: ClickHouseClient, db: string) => Promise<boolean>;
+}
 
-export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[] = [
+export const MIGRATIONS: readonly Migration[] = [
   { name: 'database', sql: (db) => `CREATE DATABASE IF NOT EXISTS ${db}` },
   {
     // The ledger: one row per accepted event, first write wins. Ordered by the dedupe key so
@@ -82,7 +85,7 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window (
         SELECT tenant, customer, meter, window_start, disposition,
-               ${WINDOW_AGGREGATES}
+               ${PROJECTION_AGGREGATES}
         GROUP BY tenant, customer, meter, window_start, disposition
       )`,
   },
@@ -97,7 +100,7 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window_time (
         SELECT tenant, window_start, customer, meter, disposition,
-               ${WINDOW_AGGREGATES}
+               ${PROJECTION_AGGREGATES}
         GROUP BY tenant, window_start, customer, meter, disposition
       )`,
   },
@@ -126,28 +129,80 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
       ORDER BY (topic, partition, offset)`,
   },
   {
-    // One current row per (tenant, customer, meter, window): read with FINAL. The version is
-    // 4 × events + state rank: the ledger only grows, so a recomputation that saw more events
-    // always wins over a slower one that saw fewer, and a state change wins at equal events.
-    name: 'usage_counters',
+    // Before 0.2 the counters were a table the worker rewrote (usage_counters, ReplacingMergeTree).
+    // They are a view of the ledger now (below): the table holds nothing the ledger does not,
+    // so it is dropped once, and only when it is that old table.
+    name: 'usage_counters.drop_legacy_table',
+    when: async (client, db) => {
+      const rs = await client.query({
+        query: `SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'usage_counters'`,
+        query_params: { db },
+        format: 'JSONEachRow',
+      });
+      const [row] = await rs.json<{ engine: string }>();
+      return row !== undefined && row.engine !== 'View';
+    },
+    sql: (db) => `DROP TABLE IF EXISTS ${db}.usage_counters`,
+  },
+  {
+    // The worker's event-time watermark, saved at most once a second while it moves: window
+    // states (open / closed / final) are computed from it where they are read. The highest
+    // saved value stands (states never go back), as a settle pass once left them.
+    name: 'event_time_watermark',
     sql: (db) => `
-      CREATE TABLE IF NOT EXISTS ${db}.usage_counters (
+      CREATE TABLE IF NOT EXISTS ${db}.event_time_watermark (
+        topic LowCardinality(String),
+        watermark DateTime64(3, 'UTC'),
+        updated_at DateTime64(6, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree(watermark)
+      ORDER BY topic`,
+  },
+  {
+    // The counters users query: one row per (tenant, customer, meter, window) with its exact
+    // value and its state, computed at read time from the ledger (through its by_window
+    // projection) and the persisted watermark. Nothing is stored, so nothing can drift; filter
+    // on tenant / customer / meter / window_start and ClickHouse reads only those windows.
+    name: 'usage_counters.view',
+    sql: (db) => {
+      const windowState = windowStateSql('window_end', 'allowed_lateness_ms', `(SELECT max(watermark) FROM ${db}.event_time_watermark)`);
+      return `
+      CREATE VIEW IF NOT EXISTS ${db}.usage_counters AS
+      SELECT tenant, customer, meter, window_start,
+             window_start + toIntervalMillisecond(window_ms) AS window_end,
+             aggregation,
+             multiIf(aggregation = 'sum', sum_value, aggregation = 'count', toDecimal128(events, 9),
+                     aggregation = 'max', max_value, aggregation = 'last', last_value, toDecimal128(unique_count, 9)) AS value,
+             events, allowed_lateness_ms,
+             ${windowState} AS state,
+             last_ingested_at,
+             -- Rises with every change (the ledger only grows, states only advance), as the old table's did.
+             events * 4 + multiIf(state = 'open', 0, state = 'closed', 1, 2) AS version
+      FROM (
+        SELECT tenant, customer, meter, window_start, ${VIEW_WINDOW_AGGREGATES}
+        FROM ${db}.usage_events
+        WHERE disposition = 'counted'
+        GROUP BY tenant, customer, meter, window_start
+      )`;
+    },
+  },
+  {
+    // Which streams each ingest unit changed: the pusher's durable change record (for the pusher
+    // of another worker, and after a restart), written with the unit's ledger rows. Read by
+    // changed_at, so a read covers the last seconds, not the history; kept two days.
+    name: 'stream_changes',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.stream_changes (
         tenant String,
         customer String,
         meter LowCardinality(String),
-        window_start DateTime64(3, 'UTC'),
-        window_end DateTime64(3, 'UTC'),
-        aggregation LowCardinality(String),
-        value Decimal(38, 9),
-        events UInt64,
-        allowed_lateness_ms UInt64,
-        version UInt64,
-        state LowCardinality(String) COMMENT 'open | closed | final',
-        last_ingested_at DateTime64(6, 'UTC') COMMENT 'newest event in the window: for event-to-counter latency',
-        updated_at DateTime64(6, 'UTC')
+        oldest_window_start DateTime64(3, 'UTC'),
+        newest_window_start DateTime64(3, 'UTC'),
+        changed_at DateTime64(6, 'UTC')
       )
-      ENGINE = ReplacingMergeTree(version)
-      ORDER BY (tenant, customer, meter, window_start)`,
+      ENGINE = MergeTree
+      ORDER BY changed_at
+      TTL toDateTime(changed_at) + INTERVAL 2 DAY`,
   },
   {
     // Highest event time stored per partition: restores watermarks after a restart.
@@ -272,6 +327,23 @@ export const MIGRATIONS: readonly { name: string; sql: (db: string) => string }[
       ORDER BY run_id`,
   },
   {
+    // Tenant API keys of the HTTP gateway: only sha256 of each key is kept (see
+    // src/gateway/api-key.ts). Revoking writes a newer version with revoked_at set.
+    name: 'api_keys',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.api_keys (
+        id String,
+        tenant String,
+        name String,
+        key_sha256 String,
+        created_at DateTime64(3, 'UTC'),
+        revoked_at Nullable(DateTime64(3, 'UTC')),
+        version UInt64
+      )
+      ENGINE = ReplacingMergeTree(version)
+      ORDER BY id`,
+  },
+  {
     // The alert ledger: one row per (tenant, customer, meter, billing period, threshold), the
     // latest state winning (pending → published → delivered; see alert-store.ts). `pending` is
     // written before the alert is published, so a crash in between is found and settled.
@@ -303,6 +375,7 @@ export async function migrate(client: ClickHouseClient, database: string): Promi
   assertIdentifier(database);
   const applied: string[] = [];
   for (const m of MIGRATIONS) {
+    if (m.when && !(await m.when(client, database))) continue;
     await client.command({ query: m.sql(database) });
     applied.push(m.name);
   }

@@ -1,3 +1,4 @@
+import { periodKey, streamKey } from '../../domain/keys';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { PlannedPush } from '../../domain/push-plan';
 import { assertIdentifier } from './migrations';
@@ -70,7 +71,7 @@ function pushRow(push: PlannedPush, status: PushStatus, opts: RecordOptions): Re
 }
 
 export function streamKeyString(k: { tenant: string; customer: string; meter: string }): string {
-  return `${k.tenant}\u0000${k.customer}\u0000${k.meter}`;
+  return streamKey(k);
 }
 
 export function createPushStore(client: ClickHouseClient, database: string): PushStore {
@@ -143,7 +144,7 @@ export function createPushStore(client: ClickHouseClient, database: string): Pus
         format: 'JSONEachRow',
       });
       const rows = await rs.json<{ tenant: string; customer: string; meter: string; ws: string; last: string }>();
-      return new Map(rows.map((r) => [`${streamKeyString(r)}\u0000${r.ws}`, BigInt(r.last)]));
+      return new Map(rows.map((r) => [periodKey(r, r.ws), BigInt(r.last)]));
     },
   };
 }

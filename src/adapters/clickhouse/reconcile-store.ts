@@ -1,3 +1,4 @@
+import { streamKey } from '../../domain/keys';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { assertIdentifier } from './migrations';
 
@@ -52,11 +53,10 @@ export async function rangeLedger(client: ClickHouseClient, database: string, me
       })
       .then((rs) => rs.json<{ tenant: string; customer: string; meter: string; reported: string; recent: string; pending: string }>()),
   ]);
-  const key = (r: { tenant: string; customer: string; meter: string }) => `${r.tenant}\u0000${r.customer}\u0000${r.meter}`;
   const rows = new Map<string, RangeLedger>();
   const row = (r: { tenant: string; customer: string; meter: string }) =>
-    rows.get(key(r)) ?? { tenant: r.tenant, customer: r.customer, meter: r.meter, local: '0', reported: 0n, recentlyReported: 0n, pending: 0n };
-  for (const u of usage) rows.set(key(u), { ...row(u), local: u.local });
-  for (const p of pushes) rows.set(key(p), { ...row(p), reported: BigInt(p.reported), recentlyReported: BigInt(p.recent), pending: BigInt(p.pending) });
-  return [...rows.values()].sort((a, b) => key(a).localeCompare(key(b)));
+    rows.get(streamKey(r)) ?? { tenant: r.tenant, customer: r.customer, meter: r.meter, local: '0', reported: 0n, recentlyReported: 0n, pending: 0n };
+  for (const u of usage) rows.set(streamKey(u), { ...row(u), local: u.local });
+  for (const p of pushes) rows.set(streamKey(p), { ...row(p), reported: BigInt(p.reported), recentlyReported: BigInt(p.recent), pending: BigInt(p.pending) });
+  return [...rows.values()].sort((a, b) => streamKey(a).localeCompare(streamKey(b)));
 }

@@ -1,12 +1,14 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { aggregateValue } from '../../domain/counters';
+import { customerKey, periodKey as partKey, streamKey } from '../../domain/keys';
+import { composable, EMPTY_PART, mergeParts, partValue, splitExpired, splitPoint, units, type StreamPart } from '../../domain/stream-parts';
 import type { WindowSize } from '../../domain/meters';
 import { billingPeriodOf, WINDOW_MS } from '../../domain/windows';
 import { listCustomers } from './customer-store';
 import { assertIdentifier } from './migrations';
 import { scopeCondition, type StreamKey, type StreamScope } from './stream-scope';
+import { SELECT_WINDOW_AGGREGATES } from './window-aggregates';
 
-/** A delta stream's running total over all its windows, and the window that changed last. */
+/** A delta stream's running total over all its windows, and the window its push is timestamped in. */
 export interface DeltaStream {
   readonly tenant: string;
   readonly customer: string;
@@ -16,7 +18,7 @@ export interface DeltaStream {
   readonly windowEnd: number;
 }
 
-/** An absolute stream's value over one billing period (monthly from the anchor day, UTC), recomputed from the ledger. */
+/** An absolute stream's value over one billing period (monthly from the anchor day, UTC), from the ledger. */
 export interface AbsoluteStream {
   readonly tenant: string;
   readonly customer: string;
@@ -27,131 +29,236 @@ export interface AbsoluteStream {
   readonly windowEnd: number;
 }
 
-/** A stream whose counters were written since some instant, and the oldest window written. */
+/** A stream whose usage changed since some instant, and the span of windows that changed. */
 export interface ChangedStream extends StreamKey {
   readonly oldestWindowStart: number;
+  /** The newest window that changed (absent: unknown, e.g. a stream re-planned for another reason). */
+  readonly newestWindowStart?: number;
 }
 
 export interface StreamStore {
-  deltaStreams(meters: readonly string[], scope?: StreamScope): Promise<DeltaStream[]>;
-  /** `fromTime`: only billing periods ending after it (the period holding it and later ones). */
-  absoluteStreams(meters: readonly string[], anchorDay?: number, scope?: StreamScope, fromTime?: number): Promise<AbsoluteStream[]>;
   /**
-   * Streams with a counter row written at or after `since` (ms, by the writer's clock), and
-   * streams of customers whose Stripe mapping changed since then.
+   * Delta totals: of every stream (scope undefined), or of the streams in scope. A scoped stream
+   * whose oldest changed window is recent is read from its recent windows only (see
+   * domain/stream-parts.ts); the older span comes from memory.
+   */
+  deltaStreams(meters: readonly string[], scope?: StreamScope | readonly ChangedStream[]): Promise<DeltaStream[]>;
+  /** `fromTime`: only billing periods ending after it (the period holding it and later ones). */
+  absoluteStreams(meters: readonly string[], anchorDay?: number, scope?: StreamScope | readonly ChangedStream[], fromTime?: number): Promise<AbsoluteStream[]>;
+  /** Drops what is kept in memory: the next unscoped read reads every stream's whole history. */
+  forget(): void;
+  /**
+   * Streams changed at or after `since` (ms, by the writers' clocks) according to the change
+   * record, and streams of customers whose Stripe mapping changed since then.
    */
   changedStreams(since: number): Promise<ChangedStream[]>;
   /** (tenant \0 customer) → Stripe customer id: every mapping, or those imported since `since` (ms). */
   customerMappings(since?: number): Promise<Map<string, string>>;
 }
 
-export function createStreamStore(client: ClickHouseClient, database: string): StreamStore {
+
+interface PartRow extends StreamKey {
+  readonly period: number;
+  readonly recent: boolean;
+  readonly part: StreamPart;
+  readonly native: WindowSize;
+}
+
+/**
+ * What a store keeps of one push mode: for each (stream, period), the exact aggregates of its
+ * windows before `split` (an empty part for a stream read with nothing there), and the meters
+ * a read of every stream filled it for (a stream of those not in it has no windows before `split`).
+ */
+interface SpanCache {
+  split: number;
+  /** The billing anchor day its periods follow (null: delta, one all-time span). */
+  readonly anchorDay: number | null;
+  readonly older: Map<string, { readonly key: StreamKey; readonly period: number; readonly part: StreamPart; readonly native: WindowSize }>;
+  readonly complete: Set<string>;
+}
+
+export function createStreamStore(client: ClickHouseClient, database: string, opts: { clock?: () => number } = {}): StreamStore {
   assertIdentifier(database);
+  const clock = opts.clock ?? Date.now;
+  const caches = { delta: emptyCache(clock(), null), absolute: emptyCache(clock(), 1) };
+  const current = (mode: 'delta' | 'absolute', anchorDay: number | null) => {
+    const c = caches[mode];
+    if (splitExpired(c.split, clock()) || c.anchorDay !== anchorDay) caches[mode] = emptyCache(clock(), anchorDay);
+    return caches[mode];
+  };
+
+  /** Per (stream, period, older/recent span) aggregates of windows starting at or after `from`. */
+  const readParts = async (meters: readonly string[], scope: StreamScope, from: number, split: number, anchorDay: number | null): Promise<PartRow[]> => {
+    if (meters.length === 0 || scope?.length === 0) return [];
+    const streams = scopeCondition(scope?.map((s) => ({ tenant: s.tenant, customer: s.customer, meter: s.meter })));
+    // The billing period starts on the anchor day of this month, or of the previous one before it.
+    const period =
+      anchorDay === null
+        ? '0'
+        : `toUnixTimestamp64Milli(toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
+            toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
+            addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC'))`;
+    // Served by the by_window projection: per-window states merged, not events read.
+    const rs = await client.query({
+      query: `
+        SELECT tenant, customer, meter, toString(${period}) AS period, window_start >= fromUnixTimestamp64Milli({split:Int64}) AS recent,
+               ${SELECT_WINDOW_AGGREGATES}, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
+        FROM ${database}.usage_events
+        WHERE disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
+          AND window_start >= fromUnixTimestamp64Milli({from:Int64})
+        GROUP BY tenant, customer, meter, period, recent`,
+      query_params: { meters, from: Math.max(0, from), split: Math.max(0, split), anchor: anchorDay ?? 1, ...streams.params },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<Record<string, string | number>>();
+    return rows.map((r) => ({
+      tenant: String(r.tenant),
+      customer: String(r.customer),
+      meter: String(r.meter),
+      period: Number(r.period),
+      recent: Number(r.recent) === 1,
+      native: String(r.native) as WindowSize,
+      part: {
+        events: Number(r.events),
+        sum: units(String(r.sum_v)),
+        max: units(String(r.max_v)),
+        last: units(String(r.last_v)),
+        uniqueCount: Number(r.uniq_v),
+        aggregation: String(r.aggregation),
+        latestWindowStart: Number(r.latest_ws),
+      },
+    }));
+  };
+
+  /**
+   * Totals of (stream, period)s: the streams in `scope` (undefined: all), each read from its
+   * recent windows when its older span is known and unchanged, else whole (and its older span
+   * kept). Unique counts are always read whole. Returns the merged part per (stream, period).
+   */
+  const totals = async (
+    mode: 'delta' | 'absolute',
+    meters: readonly string[],
+    scope: readonly (StreamKey & { oldestWindowStart?: number })[] | undefined,
+    anchorDay: number | null,
+    fromTime: number,
+  ) => {
+    const cache = current(mode, anchorDay);
+    const { split } = cache;
+    const periodFrom = (t: number) => (anchorDay === null ? 0 : billingPeriodOf(Math.max(0, t), anchorDay).start);
+    const known = (s: StreamKey & { oldestWindowStart?: number }) =>
+      (cache.complete.has(s.meter) || cache.older.has(partKey(s, -1))) && s.oldestWindowStart !== undefined && s.oldestWindowStart >= split;
+    // Unscoped: every stream's recent windows once the older spans are all known, else everything.
+    const everything = scope === undefined && !meters.every((m) => cache.complete.has(m));
+    const warm: StreamScope = scope === undefined ? (everything ? [] : undefined) : scope.filter(known);
+    const cold: StreamScope = scope === undefined ? (everything ? undefined : []) : scope.filter((s) => !known(s));
+    // Where each stream's read starts: recent windows (warm), or at least the period holding the
+    // split (cold: a later warm read may touch that period's recent windows and merges them with
+    // the older span read now).
+    const from = new Map((scope ?? []).map((s) => [streamKey(s), known(s) ? split : Math.min(s.oldestWindowStart ?? 0, split)]));
+    const fromOf = (s: StreamKey) => from.get(streamKey(s)) ?? (everything ? fromTime : split);
+    const coldFrom = everything ? periodFrom(fromTime) : periodFrom(Math.min(fromTime, split, ...(cold ?? []).map(fromOf)));
+    const [warmRows, coldRows] = await Promise.all([
+      readParts(meters, warm, Math.max(split, periodFrom(fromTime)), split, anchorDay),
+      readParts(meters, cold, coldFrom, split, anchorDay),
+    ]);
+    // A cold read tells everything about its streams' older spans.
+    if (cold === undefined) {
+      for (const [k, o] of cache.older) if (meters.includes(o.key.meter)) cache.older.delete(k);
+      for (const m of meters) cache.complete.add(m);
+    }
+    for (const s of cold ?? []) cache.older.set(partKey(s, -1), { key: s, period: -1, part: EMPTY_PART, native: 'hour' });
+    for (const r of coldRows) if (!r.recent) cache.older.set(partKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
+    const merged = new Map<string, { key: StreamKey; period: number; part: StreamPart; native: WindowSize }>();
+    const wholeReads: StreamKey[] = [];
+    for (const r of [...warmRows, ...coldRows.filter((c) => c.recent)]) {
+      const older = cache.older.get(partKey(r, r.period));
+      if (!composable(r.part.aggregation) || (older && !composable(older.part.aggregation))) wholeReads.push(r);
+      else merged.set(partKey(r, r.period), { key: r, period: r.period, part: mergeParts(older?.part ?? EMPTY_PART, r.part), native: r.native });
+    }
+    // Older spans without recent windows: of the streams read cold, or (unscoped delta) of every stream.
+    const coldKeys = new Set((cold ?? []).map(streamKey));
+    for (const [k, o] of cache.older) {
+      if (o.period === -1 || merged.has(k) || !meters.includes(o.key.meter)) continue;
+      const wanted = cold === undefined || coldKeys.has(streamKey(o.key)) || (scope === undefined && mode === 'delta');
+      if (!wanted || (anchorDay !== null && billingPeriodOf(o.period, anchorDay).end <= fromTime)) continue;
+      if (composable(o.part.aggregation)) merged.set(k, o);
+      else wholeReads.push(o.key);
+    }
+    if (wholeReads.length > 0) {
+      const whole = dedupeKeys(wholeReads);
+      for (const r of await readParts(meters, whole, periodFrom(Math.min(...whole.map(fromOf))), 0, anchorDay)) {
+        merged.set(partKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
+      }
+    }
+    return [...merged.values()];
+  };
+
   return {
     async deltaStreams(meters, scope) {
-      if (meters.length === 0 || scope?.length === 0) return [];
-      const streams = scopeCondition(scope);
-      const rs = await client.query({
-        query: `
-          SELECT tenant, customer, meter, toString(sum(value)) AS total,
-                 toString(toUnixTimestamp64Milli(argMax(window_start, (updated_at, window_start)))) AS ws,
-                 toString(toUnixTimestamp64Milli(argMax(window_end, (updated_at, window_start)))) AS we
-          FROM ${database}.usage_counters FINAL
-          WHERE meter IN {meters:Array(String)} AND ${streams.sql}
-          GROUP BY tenant, customer, meter`,
-        query_params: { meters, ...streams.params },
-        format: 'JSONEachRow',
+      const newest = new Map<string, number>();
+      for (const s of (scope ?? []) as readonly ChangedStream[]) if (s.newestWindowStart !== undefined) newest.set(streamKey(s), s.newestWindowStart);
+      return (await totals('delta', meters, scope, null, 0)).map(({ key, part, native }) => {
+        // Timestamped in the newest window that changed (or, unknown, the newest with usage).
+        const ws = newest.get(streamKey(key)) ?? part.latestWindowStart;
+        return { tenant: key.tenant, customer: key.customer, meter: key.meter, total: partValue(part), windowStart: ws, windowEnd: ws + WINDOW_MS[native] };
       });
-      const rows = await rs.json<Record<string, string>>();
-      return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, total: r.total!, windowStart: Number(r.ws), windowEnd: Number(r.we) }));
     },
 
     async absoluteStreams(meters, anchorDay = 1, scope, fromTime = 0) {
-      if (meters.length === 0 || scope?.length === 0) return [];
-      const streams = scopeCondition(scope);
-      // Only periods from the one holding fromTime: a counted event's window lies in its period.
-      const from = billingPeriodOf(fromTime, anchorDay).start;
-      // The period starts on the anchor day of this month, or of the previous one before it.
-      const period = `toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
-          toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
-          addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC')`;
-      const where = `disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql} AND window_start >= fromUnixTimestamp64Milli({from:Int64})`;
-      const params = { meters, anchor: anchorDay, from, ...streams.params };
-      // Recomputed from the ledger per period (a unique count over a month is not a sum of
-      // windows), by merging the by_window projection's per-window states: both queries use
-      // only its keys and aggregates, so they read per-window rows, not events.
-      const [values, latest] = await Promise.all([
-        client.query({
-          query: `
-            SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${period})) AS period,
-                   count() AS events, toString(sum(value)) AS sum_v, toString(max(value)) AS max_v,
-                   toString(argMax(value, (event_time, id))) AS last_v, uniqExact(properties[meter_unique_property]) AS uniq_v,
-                   argMax(meter_aggregation, ingested_at) AS aggregation
-            FROM ${database}.usage_events
-            WHERE ${where}
-            GROUP BY tenant, customer, meter, period`,
-          query_params: params,
-          format: 'JSONEachRow',
-        }),
-        // The latest window of each period with usage (the push's timestamp goes inside it).
-        client.query({
-          query: `
-            SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(period)) AS period,
-                   toString(toUnixTimestamp64Milli(max(w))) AS ws, argMax(native, w) AS native
-            FROM (
-              SELECT tenant, customer, meter, window_start AS w, ${period} AS period, argMax(meter_window, ingested_at) AS native
-              FROM ${database}.usage_events
-              WHERE ${where}
-              GROUP BY tenant, customer, meter, window_start)
-            GROUP BY tenant, customer, meter, period`,
-          query_params: params,
-          format: 'JSONEachRow',
-        }),
-      ]);
-      const periodKey = (r: Record<string, string | number>) => `${r.tenant}\u0000${r.customer}\u0000${r.meter}\u0000${r.period}`;
-      const windows = new Map((await latest.json<Record<string, string>>()).map((r) => [periodKey(r), r]));
-      const rows = await values.json<Record<string, string | number>>();
-      return rows.map((r) => {
-        const w = windows.get(periodKey(r));
-        const ws = Number(w?.ws ?? r.period);
-        return {
-          tenant: String(r.tenant),
-          customer: String(r.customer),
-          meter: String(r.meter),
-          periodStart: Number(r.period),
-          value: aggregateValue(String(r.aggregation), {
-            events: Number(r.events),
-            sum: String(r.sum_v),
-            max: String(r.max_v),
-            last: String(r.last_v),
-            uniqueCount: Number(r.uniq_v),
-          }),
-          windowStart: ws,
-          windowEnd: ws + (WINDOW_MS[String(w?.native) as WindowSize] ?? WINDOW_MS.hour),
-        };
-      });
+      return (await totals('absolute', meters, scope, anchorDay, fromTime)).map(({ key, period, part, native }) => ({
+        tenant: key.tenant,
+        customer: key.customer,
+        meter: key.meter,
+        periodStart: period,
+        value: partValue(part),
+        // The latest window of the period with usage: the push's timestamp goes inside it.
+        windowStart: part.latestWindowStart,
+        windowEnd: part.latestWindowStart + WINDOW_MS[native],
+      }));
+    },
+
+    forget() {
+      caches.delta = emptyCache(clock(), null);
+      caches.absolute = emptyCache(clock(), caches.absolute.anchorDay);
     },
 
     async changedStreams(since) {
-      // Counter rows are stamped (updated_at) by their writer just before the INSERT: the caller
-      // asks from a little before its previous read, so a row stamped then but visible only
-      // later is still seen.
+      // Change rows are stamped by their writer just before the INSERT: the caller asks from a
+      // little before its previous read, so a row stamped then but visible only later is seen.
+      // A customer whose mapping changed: its streams, from their first window (read whole).
+      // A push is timestamped in the window changed last (as the change record orders them).
       const rs = await client.query({
         query: `
-          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(min(window_start))) AS oldest
-          FROM ${database}.usage_counters
-          WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64})
-             OR (tenant, customer) IN (SELECT tenant, customer FROM ${database}.customers WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64}))
+          SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(min(oldest))) AS oldest,
+                 toString(toUnixTimestamp64Milli(argMax(newest, at))) AS newest
+          FROM (
+            SELECT tenant, customer, meter, oldest_window_start AS oldest, newest_window_start AS newest, changed_at AS at
+            FROM ${database}.stream_changes
+            WHERE changed_at >= fromUnixTimestamp64Milli({since:Int64})
+            UNION ALL
+            SELECT tenant, customer, meter, min(window_start) AS oldest, max(window_start) AS newest, toDateTime64(0, 6, 'UTC') AS at
+            FROM ${database}.usage_events
+            WHERE disposition = 'counted'
+              AND (tenant, customer) IN (SELECT tenant, customer FROM ${database}.customers WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64}))
+            GROUP BY tenant, customer, meter)
           GROUP BY tenant, customer, meter`,
         query_params: { since: Math.max(0, Math.floor(since)) },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string>>();
-      return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, oldestWindowStart: Number(r.oldest) }));
+      return rows.map((r) => ({ tenant: r.tenant!, customer: r.customer!, meter: r.meter!, oldestWindowStart: Number(r.oldest), newestWindowStart: Number(r.newest) }));
     },
 
     async customerMappings(since) {
-      return new Map((await listCustomers(client, database, since)).map((m) => [`${m.tenant}\u0000${m.customer}`, m.stripeCustomerId]));
+      return new Map((await listCustomers(client, database, since)).map((m) => [customerKey(m), m.stripeCustomerId]));
     },
   };
+}
+
+function emptyCache(now: number, anchorDay: number | null): SpanCache {
+  return { split: splitPoint(now), anchorDay, older: new Map(), complete: new Set() };
+}
+
+function dedupeKeys(keys: readonly StreamKey[]): StreamKey[] {
+  return [...new Map(keys.map((k) => [streamKey(k), { tenant: k.tenant, customer: k.customer, meter: k.meter }])).values()];
 }

@@ -1,10 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { aggregateValue, STATE_RANK } from '../../domain/counters';
-import type { CounterState } from '../../domain/lateness';
+import { aggregateValue } from '../../domain/counters';
+import { counterState, type CounterState } from '../../domain/lateness';
 import { isCoarserOrEqual, monthOf, WINDOW_MS, type QueryWindow } from '../../domain/windows';
 import type { WindowSize } from '../../domain/meters';
 import { MeterlineError } from '../../runtime/errors';
 import { assertIdentifier } from './migrations';
+import { readWatermark } from './watermark-store';
+import { SELECT_WINDOW_AGGREGATES } from './window-aggregates';
 
 export interface UsageQuery {
   readonly tenant: string;
@@ -39,7 +41,8 @@ const BUCKET: Readonly<Record<QueryWindow, string>> = {
 /**
  * Usage per (customer, meter, window), values recomputed from the deduplicated ledger (so any
  * window at least as coarse as the meter's own is exact, unique counts included) and the state
- * taken from the counters (the least settled window in the bucket; no counter yet = open).
+ * computed from the persisted watermark: that of the bucket's latest window with usage, the
+ * least settled of its windows.
  */
 export async function queryUsage(client: ClickHouseClient, database: string, q: UsageQuery): Promise<UsageRow[]> {
   assertIdentifier(database);
@@ -50,10 +53,8 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
         AND window_start >= fromUnixTimestamp64Milli({from:Int64}) AND window_start < fromUnixTimestamp64Milli({to:Int64})`;
   const valuesRs = await client.query({
     query: `
-      SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${bucket})) AS bs, count() AS events,
-             toString(sum(value)) AS sum_v, toString(max(value)) AS max_v, toString(argMax(value, (event_time, id))) AS last_v,
-             uniqExact(properties[meter_unique_property]) AS uniq_v,
-             argMax(meter_aggregation, ingested_at) AS aggregation, argMax(meter_window, ingested_at) AS native
+      SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${bucket})) AS bs,
+             ${SELECT_WINDOW_AGGREGATES}, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
       FROM ${database}.usage_events
       WHERE disposition = 'counted' AND ${filter}
       GROUP BY tenant, customer, meter, bs
@@ -62,18 +63,7 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
     format: 'JSONEachRow',
   });
   const values = await valuesRs.json<Record<string, string | number>>();
-
-  const statesRs = await client.query({
-    query: `
-      SELECT customer, meter, toString(toUnixTimestamp64Milli(${bucket})) AS bs, min(multiIf(state = 'final', 2, state = 'closed', 1, 0)) AS rank
-      FROM ${database}.usage_counters FINAL
-      WHERE ${filter}
-      GROUP BY customer, meter, bs`,
-    query_params: params,
-    format: 'JSONEachRow',
-  });
-  const rankOf = new Map((await statesRs.json<{ customer: string; meter: string; bs: string; rank: number | string }>()).map((r) => [`${r.customer}\u0000${r.meter}\u0000${r.bs}`, Number(r.rank)]));
-  const stateByRank = Object.fromEntries(Object.entries(STATE_RANK).map(([s, r]) => [r, s as CounterState])) as Record<number, CounterState>;
+  const watermark = await readWatermark(client, database);
 
   return values.map((r) => {
     const native = String(r.native) as WindowSize;
@@ -84,7 +74,7 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
     const value = aggregateValue(String(r.aggregation), { events, sum: String(r.sum_v), max: String(r.max_v), last: String(r.last_v), uniqueCount: Number(r.uniq_v) });
     const start = Number(r.bs);
     const end = q.window === 'month' ? monthOf(start).end : start + WINDOW_MS[q.window ?? native];
-    const rank = rankOf.get(`${String(r.customer)}\u0000${String(r.meter)}\u0000${String(r.bs)}`) ?? STATE_RANK.open;
+    const latest = Number(r.latest_ws);
     return {
       tenant: String(r.tenant),
       customer: String(r.customer),
@@ -93,7 +83,7 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
       window_end: new Date(end).toISOString(),
       value,
       events,
-      state: stateByRank[rank] ?? 'open',
+      state: counterState({ start: latest, end: latest + WINDOW_MS[native] }, Number(r.lateness), watermark),
     };
   });
 }

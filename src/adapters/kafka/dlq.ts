@@ -1,11 +1,7 @@
 import type { IHeaders, Kafka, Producer } from 'kafkajs';
-import type { Rejection } from '../../domain/ingest-decision';
+import type { DeadLetterSink } from '../../ports/dead-letters';
 
-export interface DeadLetterSink {
-  /** Resolves once every dead letter is acknowledged (acks = -1). */
-  send(rejections: readonly Rejection[]): Promise<void>;
-  close(): Promise<void>;
-}
+export type { DeadLetterSink };
 
 export const DLQ_HEADERS = {
   reasonCode: 'meterline-reason-code',

@@ -3,7 +3,7 @@ import type { Config } from '../../config/config';
 import path from 'node:path';
 import { MeterlineError, errorMessage } from '../../runtime/errors';
 import type { Logger } from '../../runtime/logger';
-import { DEV_BROKER_STATE_FILE, readBrokerState } from './dev-broker';
+import { DEV_BROKER_STATE_FILE, readBrokerState } from '../../dev/dev-broker/broker';
 
 /**
  * Where Kafka is: KAFKA_BROKERS when set; otherwise the dev broker that `meterline dev-broker`

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { DEV_BROKER_WARNING, clearBrokerState, readBrokerState, startDevBroker, writeBrokerState } from '../../adapters/kafka/dev-broker';
+import { DEV_BROKER_WARNING, clearBrokerState, readBrokerState, startDevBroker, writeBrokerState } from '../../dev/dev-broker/broker';
 import type { Config } from '../../config/config';
 import type { Logger } from '../../runtime/logger';
 import { startApacheKafka } from '../../dev/apache-kafka/broker';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { startDevClickHouse } from '../../adapters/clickhouse/dev-server';
-import { clearDevClickHouseState, readDevClickHouseState, writeDevClickHouseState } from '../../adapters/clickhouse/dev-server-state';
+import { startDevClickHouse } from '../../dev/dev-clickhouse/server';
+import { clearDevClickHouseState, readDevClickHouseState, writeDevClickHouseState } from '../../dev/dev-clickhouse/state';
 import { MeterlineError } from '../../runtime/errors';
 import { createContext, waitForShutdownSignal } from '../context';
 import { withExamples } from '../help';

@@ -3,7 +3,6 @@ import { parse } from 'csv-parse/sync';
 import type { Command } from 'commander';
 import { createDecoderFromConfig } from '../../adapters/avro/from-config';
 import { importCustomers } from '../../adapters/clickhouse/customer-store';
-import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { listRejected } from '../../adapters/clickhouse/rejected-store';
@@ -104,9 +103,6 @@ export function registerLedgerCommands(program: Command): void {
             ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }),
             clock: Date.now,
             maxFutureSkewMs: config.ingest.maxFutureSkewMs,
-            // Redriven events count in their window even if it was final: their only fault was
-            // our configuration. The pusher sends the resulting delta.
-            counters: createCounterStore(ch, config.clickhouse.database),
           },
           { reason: opts.reason },
         );

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { queryUsage } from '../../adapters/clickhouse/usage-query';
+import { parseIsoTime } from '../../domain/iso-time';
 import type { QueryWindow } from '../../domain/windows';
 import { MeterlineError } from '../../runtime/errors';
 import { openClickHouse } from '../clickhouse';
@@ -10,12 +11,11 @@ import { withExamples } from '../help';
 export const USAGE_COLUMNS = ['tenant', 'customer', 'meter', 'window_start', 'window_end', 'value', 'events', 'state'] as const;
 
 export function isoTime(name: string, v: string): number {
-  // Full ISO-8601 date or date-time only: "yesterday" or "1700000000" are mistakes, not times.
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) || Number.isNaN(Date.parse(v))) {
+  const t = parseIsoTime(v);
+  if (t === undefined) {
     throw new MeterlineError('bad_argument', `--${name} must be an ISO-8601 date or date-time (e.g. 2026-11-01T00:00:00Z), got ${JSON.stringify(v)}`);
   }
-  // A date-time without zone is read as UTC, like everything else in meterline.
-  return Date.parse(/T|\s/.test(v) && !/(Z|[+-]\d{2}:?\d{2})$/.test(v) ? `${v.replace(' ', 'T')}Z` : v);
+  return t;
 }
 
 export function registerQuery(program: Command): void {

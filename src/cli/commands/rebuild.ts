@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { migrate } from '../../adapters/clickhouse/migrations';
-import { persistedWatermark, rebuildCounters } from '../../pipeline/rebuild';
+import { rebuildCounters } from '../../pipeline/rebuild';
 import { MeterlineError } from '../../runtime/errors';
 import { openClickHouse } from '../clickhouse';
 import { createContext } from '../context';
@@ -10,7 +10,7 @@ import { isoTime } from './query';
 export function registerRebuild(program: Command): void {
   const command = program
     .command('rebuild')
-    .description('recompute counters from the ledger (all windows, or those starting in [--from, --to)); the pusher sends only the differences')
+    .description('have the pusher re-plan every stream with windows starting in [--from, --to) from the ledger (counters are computed from it where read); it sends only the differences')
     .option('--from <iso>', 'windows starting at or after this time (default: the beginning)')
     .option('--to <iso>', 'windows starting before this time (default: now + 1 day)')
     .action(async (opts: { from?: string; to?: string }) => {
@@ -21,15 +21,14 @@ export function registerRebuild(program: Command): void {
       const ch = await openClickHouse(config);
       try {
         await migrate(ch, config.clickhouse.database);
-        const watermark = await persistedWatermark(ch, config.clickhouse.database, config.kafka.topic, config.aggregate.outOfOrdernessMs);
-        const summary = await rebuildCounters(ch, config.clickhouse.database, { from, to, watermark, now: Date.now() });
+        const summary = await rebuildCounters(ch, config.clickhouse.database, { from, to, now: Date.now() });
         process.stdout.write(JSON.stringify(summary) + '\n');
       } finally {
         await ch.close();
       }
     });
   withExamples(command, [
-    ['recompute every counter from the ledger', 'meterline rebuild'],
+    ['after repairing the ledger: re-plan every stream', 'meterline rebuild'],
     ['only the windows of November', 'meterline rebuild --from 2026-11-01 --to 2026-12-01'],
   ]);
 }

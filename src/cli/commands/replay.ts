@@ -1,7 +1,6 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { createDecoderFromConfig } from '../../adapters/avro/from-config';
-import { createCounterStore } from '../../adapters/clickhouse/counter-store';
 import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
 import { migrate } from '../../adapters/clickhouse/migrations';
 import { createReplayStore } from '../../adapters/clickhouse/replay-store';
@@ -63,7 +62,6 @@ export function registerReplay(program: Command): void {
           restart: opts.restart === true,
           runs: createReplayStore(ch, db),
           ledger: createLedgerStore(ch, db, { dedupeWindowMs: config.ingest.dedupeWindowDays * DAY_MS }),
-          counters: createCounterStore(ch, db),
           deps: { decoder: createDecoderFromConfig(config), meters: () => meters, clock: Date.now, maxFutureSkewMs: config.ingest.maxFutureSkewMs },
           watermarks: config.aggregate,
           consumer: { sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: config.kafka.heartbeatIntervalMs, maxWaitTimeInMs: config.kafka.maxWaitTimeMs },

@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
-import { createDecoderFromConfig, createEncoderFromConfig } from '../../adapters/avro/from-config';
-import { createCounterStore } from '../../adapters/clickhouse/counter-store';
-import { startDevClickHouse } from '../../adapters/clickhouse/dev-server';
-import { clearDevClickHouseState, writeDevClickHouseState } from '../../adapters/clickhouse/dev-server-state';
-import { createLedgerStore } from '../../adapters/clickhouse/ledger-store';
+import { createEncoderFromConfig } from '../../adapters/avro/from-config';
+import { createWorkerPusher, startWorkerIngest, type WorkerContext } from '../../app/worker';
+import { startDevClickHouse } from '../../dev/dev-clickhouse/server';
+import { clearDevClickHouseState, writeDevClickHouseState } from '../../dev/dev-clickhouse/state';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
 import { ledgerSize } from '../../adapters/clickhouse/ledger-size';
 import { pushStatusCounts } from '../../adapters/clickhouse/ledger-stats';
-import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createBillingSink, stripeClientFromConfig } from '../../adapters/stripe/from-config';
 import { errorReportRoute } from '../../pipeline/error-reports';
 import { listStripeMeters } from '../../adapters/stripe/meters';
@@ -21,12 +19,10 @@ import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startHealthMonitor } from '../../pipeline/health-monitor';
-import { startDedupeFilterFromConfig } from '../../pipeline/dedupe-filter-sync';
 import { newWorkerIdentity } from '../../runtime/worker-identity';
-import { startIngestWorker } from '../../pipeline/ingest-worker';
 import { startPushLoop } from '../../pipeline/push-loop';
 import { startAlertsFromConfig } from '../../pipeline/alerts-from-config';
-import { createPusher } from '../../pipeline/pusher';
+import { createStreamStore } from '../../adapters/clickhouse/stream-store';
 import { createRateLimiter } from '../../runtime/rate-limiter';
 import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
@@ -94,6 +90,7 @@ export function registerRun(program: Command): void {
         }
         const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
         const metrics = createMetrics();
+        const ctx: WorkerContext = { config, ch, kafka, meters: () => meters, metrics, logger, ingestedBy: newWorkerIdentity() };
         const dedupeWindowMs = config.ingest.dedupeWindowDays * DAY_MS;
         // Health is watched from before the consumer starts: not ready until it runs and owns partitions.
         const health = startHealthMonitor({
@@ -139,32 +136,7 @@ export function registerRun(program: Command): void {
 
         const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
         stack.push(() => deadLetters.close());
-        // Stored with every row this worker ingests: its dedupe filter catches up with everyone else's.
-        const ingestedBy = newWorkerIdentity();
-        const dedupeFilter = await startDedupeFilterFromConfig(config, ch, { ingestedBy, clock: Date.now, metrics, logger });
-        const worker = await startIngestWorker({
-          kafka,
-          dedupeFilter,
-          topic: config.kafka.topic,
-          groupId: config.kafka.groupId,
-          logger,
-          counters: createCounterStore(ch, config.clickhouse.database),
-          watermarks: config.aggregate,
-          consumer: {
-            sessionTimeout: config.kafka.sessionTimeoutMs,
-            heartbeatInterval: config.kafka.heartbeatIntervalMs,
-            maxWaitTimeInMs: config.kafka.maxWaitTimeMs,
-          },
-          deps: {
-            decoder: createDecoderFromConfig(config),
-            meters: () => meters,
-            ledger: createLedgerStore(ch, config.clickhouse.database, { dedupeWindowMs, ingestedBy }),
-            deadLetters,
-            clock: Date.now,
-            maxFutureSkewMs: config.ingest.maxFutureSkewMs,
-            metrics,
-          },
-        });
+        const worker = await startWorkerIngest(ctx, { deadLetters });
         stack.push(() => worker.stop());
         health.attach(worker);
 
@@ -174,28 +146,10 @@ export function registerRun(program: Command): void {
         if (gate) stack.push(async () => gate.stop());
         const sink = createBillingSink(config, metrics, gate?.payloadKeys);
         stack.push(() => sink.close());
-        const limiter = createRateLimiter(config.stripe.rateLimitPerSecond);
         // One pusher per consumer group: the worker that owns partition 0 (see PushLeadership).
         const isPusher = () => worker.owns(0);
-        const pushLoop = await startPushLoop(
-          createPusher({
-            streams: createStreamStore(ch, config.clickhouse.database),
-            pushes: createPushStore(ch, config.clickhouse.database),
-            sink,
-            meters: () => gate?.billable() ?? meters,
-            clock: Date.now,
-            logger,
-            metrics,
-            rateLimit: () => limiter.take(),
-            billingAnchorDay: config.stripe.billingAnchorDay,
-            // A second of Stripe's rate limit in flight: more would only wait in the limiter.
-            maxInFlight: config.stripe.rateLimitPerSecond,
-            active: isPusher,
-          }),
-          logger,
-          1000,
-          { isLeader: isPusher, graceMs: PUSHER_GRACE_MS },
-        );
+        const pusher = createWorkerPusher(ctx, { sink, meters: () => gate?.billable() ?? meters, active: isPusher });
+        const pushLoop = await startPushLoop(pusher, logger, 1000, { isLeader: isPusher, graceMs: PUSHER_GRACE_MS });
         stack.push(() => pushLoop.stop());
 
         // Usage alerts (ALLOTMENTS_FILE): on the pusher's leadership rule, one process at a time.

@@ -4,8 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { requireChdb, resolveChdb } from './chdb-module';
-import { BadRequest, httpStatusFor, parseEngineRequest, parseMultipart, preamble, type EngineRequest } from './dev-server-request';
+import { requireChdb, resolveChdb } from '../../adapters/clickhouse/chdb-module';
+import { BadRequest, httpStatusFor, parseEngineRequest, parseMultipart, preamble, type EngineRequest } from './request';
 
 /**
  * A development ClickHouse server: the ClickHouse HTTP interface subset that @clickhouse/client

@@ -3,12 +3,12 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { MeterlineError } from '../../runtime/errors';
-import { ensureDevBrokerBinary } from './dev-broker-build';
-import { clearBrokerState, isAlive, readBrokerState, signal, writeBrokerState, type DevBrokerState } from './dev-broker-state';
+import { ensureDevBrokerBinary } from './build';
+import { clearBrokerState, isAlive, readBrokerState, signal, writeBrokerState, type DevBrokerState } from './state';
 
 // The build and the state file live in their own modules; importers keep using this one.
-export { DEV_BROKER_BIN_ENV, ensureDevBrokerBinary } from './dev-broker-build';
-export { DEV_BROKER_STATE_FILE, clearBrokerState, readBrokerState, writeBrokerState, type DevBrokerState } from './dev-broker-state';
+export { DEV_BROKER_BIN_ENV, ensureDevBrokerBinary } from './build';
+export { DEV_BROKER_STATE_FILE, clearBrokerState, readBrokerState, writeBrokerState, type DevBrokerState } from './state';
 export { projectRoot } from '../../runtime/project-root';
 
 /**

@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { decideFault, type FaultSpec } from '../../runtime/fault-spec';
-import { rawTsvInsertOf, registerRawTsvInsert } from './tsv-insert';
+import { decideFault, type FaultSpec } from './fault-spec';
+import { rawTsvInsertOf, registerRawTsvInsert } from '../../adapters/clickhouse/tsv-insert';
 
 /** Thrown for an injected fault; `afterWork` says whether ClickHouse had already done the work. */
 export class InjectedFault extends Error {

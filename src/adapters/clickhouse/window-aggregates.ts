@@ -1,0 +1,51 @@
+import { WINDOW_MS } from '../../domain/windows';
+
+/**
+ * The exact per-window aggregates of the ledger, defined once. Both projections of usage_events
+ * keep exactly these expressions, written atomically with the ledger rows; every reader selects
+ * them with the same text, so ClickHouse answers from a projection's per-part states (merged at
+ * read) instead of the events.
+ */
+export const WINDOW_AGGREGATES = {
+  events: 'count()',
+  sum: 'sum(value)',
+  max: 'max(value)',
+  last: 'argMax(value, (event_time, id))',
+  uniq: 'uniqExact(properties[meter_unique_property])',
+  lastIngestedAt: 'max(ingested_at)',
+  aggregation: 'argMax(meter_aggregation, ingested_at)',
+  window: 'argMax(meter_window, ingested_at)',
+  lateness: 'argMax(meter_allowed_lateness_ms, ingested_at)',
+} as const;
+
+/** The aggregate list of the projections. */
+export const PROJECTION_AGGREGATES = Object.values(WINDOW_AGGREGATES).join(', ');
+
+/**
+ * The aggregates as text columns a reader parses exactly (decimals as strings):
+ * events, sum_v, max_v, last_v, uniq_v, aggregation, native, lateness, last_ingested_at.
+ */
+export const SELECT_WINDOW_AGGREGATES = `${WINDOW_AGGREGATES.events} AS events, toString(${WINDOW_AGGREGATES.sum}) AS sum_v,
+  toString(${WINDOW_AGGREGATES.max}) AS max_v, toString(${WINDOW_AGGREGATES.last}) AS last_v, ${WINDOW_AGGREGATES.uniq} AS uniq_v,
+  ${WINDOW_AGGREGATES.aggregation} AS aggregation, ${WINDOW_AGGREGATES.window} AS native,
+  toString(${WINDOW_AGGREGATES.lateness}) AS lateness, toString(${WINDOW_AGGREGATES.lastIngestedAt}) AS last_ingested_at`;
+
+/** The aggregates as the usage_counters view's inner query names them (typed values, not text). */
+export const VIEW_WINDOW_AGGREGATES = `${WINDOW_AGGREGATES.events} AS events, ${WINDOW_AGGREGATES.sum} AS sum_value, ${WINDOW_AGGREGATES.max} AS max_value,
+  ${WINDOW_AGGREGATES.last} AS last_value, ${WINDOW_AGGREGATES.uniq} AS unique_count,
+  ${WINDOW_AGGREGATES.lastIngestedAt} AS last_ingested_at, ${WINDOW_AGGREGATES.aggregation} AS aggregation,
+  ${windowLengthSql(WINDOW_AGGREGATES.window)} AS window_ms, ${WINDOW_AGGREGATES.lateness} AS allowed_lateness_ms`;
+
+/** A window's length in ms from its meter_window name (SQL over a column or alias). */
+export function windowLengthSql(column: string): string {
+  return `multiIf(${column} = 'minute', ${WINDOW_MS.minute}, ${column} = 'day', ${WINDOW_MS.day}, ${WINDOW_MS.hour})`;
+}
+
+/**
+ * A window's state from its end, its allowed lateness and a watermark (DateTime64(3); the epoch
+ * when none is known), as domain/lateness.ts counterState decides it: open until the watermark
+ * reaches the end, closed until end + lateness, final after.
+ */
+export function windowStateSql(end: string, latenessMs: string, watermark: string): string {
+  return `multiIf(${watermark} < ${end}, 'open', ${watermark} < ${end} + toIntervalMillisecond(${latenessMs}), 'closed', 'final')`;
+}

@@ -1,0 +1,206 @@
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { EventSource, SourceBatch, SourceStatus, SourceUnit, UnitHandler } from '../../ports/event-source';
+import type { Clock } from '../../ports/clock';
+import type { Logger } from '../../runtime/logger';
+import type { Metrics } from '../../runtime/metrics';
+import { errorMessage } from '../../runtime/errors';
+import { splitUnits, UNIT_MAX_EVENTS } from '../../pipeline/ingest-units';
+import { isGroupMembershipError } from './kafka';
+import { BACKFILL_HEADER } from './publisher';
+
+/** Batches of at most this many partitions are handed over at once by kafkajs (and so form one unit). */
+const UNIT_MAX_PARTITIONS = 64;
+
+export interface KafkaEventSourceOptions {
+  readonly kafka: Kafka;
+  readonly topic: string;
+  readonly groupId: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly metrics?: Metrics;
+  readonly consumer?: { sessionTimeout?: number; heartbeatInterval?: number; maxWaitTimeInMs?: number; maxBytesPerPartition?: number };
+  /**
+   * A replay: per partition the offset (exclusive) where it ends — messages at or past it are not
+   * delivered and the partition is paused — and whether offsets are committed (false: a dry run).
+   */
+  readonly replay?: { readonly endOffsets: ReadonlyMap<number, bigint>; readonly commit: boolean };
+}
+
+/**
+ * The usage topic through a kafkajs consumer group: auto-commit off (offsets move only through
+ * `commit`), the batches of one fetch gathered into units, a group heartbeat after each commit.
+ *
+ * kafkajs hands the batches of a fetch to concurrent eachBatch calls (one per partition); each
+ * call parks its batch here and waits until the unit holding it is committed. Per unit, ClickHouse
+ * then sees one lookup and one INSERT per table instead of one per partition: their fixed cost,
+ * not the rows, is what limits a small batch.
+ */
+export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Promise<EventSource> {
+  const log = opts.logger.child({ module: 'ingest' });
+  const clock = opts.clock;
+  const status = { connected: false, running: true, partitions: [] as number[] };
+  const sessionTimeout = opts.consumer?.sessionTimeout ?? 30_000;
+  // Ownership as the group coordinator last confirmed it: null while (re)joining.
+  let assigned: readonly number[] | null = null;
+  let lastContact = 0;
+  const assignedListeners: ((partitions: readonly number[]) => void)[] = [];
+  let crash: (err: Error) => void = () => undefined;
+  const crashed = new Promise<never>((_, reject) => (crash = reject));
+  crashed.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+
+  const consumer: Consumer = opts.kafka.consumer({
+    groupId: opts.groupId,
+    sessionTimeout,
+    heartbeatInterval: opts.consumer?.heartbeatInterval ?? 3_000,
+    maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? 250,
+    maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? 2 * 1024 * 1024,
+    allowAutoTopicCreation: false,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const partitions = e.payload.memberAssignment[opts.topic] ?? [];
+    status.partitions = [...partitions];
+    assigned = partitions;
+    lastContact = clock();
+    for (const l of assignedListeners) l(partitions);
+    log.info({ partitions }, 'partitions assigned');
+  });
+  consumer.on(consumer.events.CONNECT, () => (status.connected = true));
+  consumer.on(consumer.events.DISCONNECT, () => (status.connected = false));
+  consumer.on(consumer.events.REBALANCING, () => {
+    status.partitions = [];
+    assigned = null;
+  });
+  consumer.on(consumer.events.HEARTBEAT, () => {
+    lastContact = clock();
+  });
+  consumer.on(consumer.events.CRASH, (e) => {
+    status.connected = false;
+    assigned = null;
+    if (e.payload.restart) {
+      log.warn({ err: e.payload.error }, 'ingest consumer failed; kafkajs restarts it from the last committed offsets');
+      return;
+    }
+    status.running = false;
+    log.error({ err: e.payload.error }, 'the Kafka consumer stopped for good');
+    crash(e.payload.error);
+  });
+
+  // Batches parked by eachBatch calls until their unit is committed (or failed).
+  type Parked = { readonly batch: SourceBatch; readonly heartbeat: () => Promise<void>; readonly done: (err?: unknown) => void };
+  let parked: Parked[] = [];
+  let unitScheduled = false;
+  /** The parked entries of each unit handed over and not yet committed. */
+  const handedOver = new Map<SourceUnit, Parked[]>();
+  let running: Promise<void> = Promise.resolve();
+  let heartbeats: Promise<void> = Promise.resolve();
+
+  const handParkedOver = (ingest: UnitHandler) => async () => {
+    unitScheduled = false;
+    const all = parked;
+    parked = [];
+    // A unit must never outlast the session timeout, or the group evicts this worker and its
+    // commit fails: a big fetch goes in units of at most UNIT_MAX_EVENTS (unless one batch alone is bigger).
+    const groups = splitUnits(all, (p) => p.batch.messages.length, UNIT_MAX_EVENTS);
+    const units: SourceUnit[] = groups.map((g) => g.map((p) => p.batch));
+    units.forEach((u, i) => handedOver.set(u, groups[i]!));
+    try {
+      await ingest(units);
+    } catch (err) {
+      // Nothing after the failed unit was committed: kafkajs re-reads all of it.
+      for (const u of units) for (const p of handedOver.get(u) ?? []) p.done(err);
+    } finally {
+      for (const u of units) handedOver.delete(u);
+    }
+  };
+
+  return {
+    async start(ingest) {
+      await consumer.connect();
+      await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
+      const handOver = handParkedOver(ingest);
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: UNIT_MAX_PARTITIONS,
+        eachBatch: async ({ batch, heartbeat, isStale, resolveOffset }) => {
+          if (batch.messages.length === 0 || isStale()) return;
+          let messages: readonly KafkaMessage[] = batch.messages;
+          if (opts.replay) {
+            // A replay covers the offsets that existed when it started, nothing newer.
+            const end = opts.replay.endOffsets.get(batch.partition);
+            messages = end === undefined ? [] : messages.filter((m) => BigInt(m.offset) < end);
+            if (messages.length < batch.messages.length) consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+            if (messages.length === 0) return;
+          }
+          const last = messages[messages.length - 1]!.offset;
+          await new Promise<void>((resolve, reject) => {
+            parked.push({
+              batch: {
+                partition: batch.partition,
+                highWatermark: batch.highWatermark,
+                next: (BigInt(last) + 1n).toString(),
+                messages: messages.map((m) => ({
+                  ref: { topic: batch.topic, partition: batch.partition, offset: m.offset },
+                  key: m.key,
+                  value: m.value,
+                  backfill: m.headers?.[BACKFILL_HEADER]?.toString() === '1',
+                })),
+              },
+              heartbeat,
+              done: (err) => (err === undefined ? resolve() : reject(err)),
+            });
+            // The first batch of a fetch schedules the hand-over after this turn, when its siblings are parked too.
+            if (!unitScheduled) {
+              unitScheduled = true;
+              setImmediate(() => {
+                running = running.then(handOver);
+              });
+            }
+          });
+          // Committed: move kafkajs' fetch position past the batch.
+          resolveOffset(last);
+        },
+      });
+      log.info({ topic: opts.topic, groupId: opts.groupId }, 'ingest consumer started');
+    },
+
+    async commit(unit) {
+      if (opts.replay?.commit !== false) {
+        const offsets = unit.map((b) => ({ topic: opts.topic, partition: b.partition, offset: b.next }));
+        try {
+          await consumer.commitOffsets(offsets);
+          for (const o of offsets) opts.metrics?.committedOffset.set({ partition: String(o.partition) }, Number(o.offset));
+        } catch (err) {
+          // Refused because the group is rebalancing (another worker joined or died): the unit is
+          // stored, so whoever owns its partitions next re-reads it and finds it stored. Not a
+          // crash: kafkajs rejoins on its next heartbeat (rethrown, a wrapped rebalance error
+          // would stop the consumer for good).
+          if (!isGroupMembershipError(err)) throw err;
+          log.info({ offsets, reason: errorMessage(err) }, 'offset commit refused by a rebalance; the unit is stored and will be recognised when re-read');
+        }
+      }
+      const entries = handedOver.get(unit) ?? [];
+      for (const p of entries) p.done();
+      // A group heartbeat between units keeps a long hand-over inside the session timeout; sent
+      // in the background (one at a time), so the unit's bookkeeping does not wait for it.
+      const beat = entries[0]?.heartbeat;
+      if (beat) {
+        heartbeats = heartbeats.then(beat).catch((err: unknown) => {
+          if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
+        });
+      }
+    },
+
+    onAssigned: (l) => void assignedListeners.push(l),
+    owns: (partition) => assigned !== null && assigned.includes(partition) && clock() - lastContact < sessionTimeout / 2,
+    status: (): SourceStatus => ({ ...status, partitions: [...status.partitions] }),
+    crashed,
+    async stop() {
+      assigned = null;
+      // kafkajs' disconnect waits for the running eachBatch calls (stored and committed) first.
+      await consumer.disconnect();
+      await running;
+      await heartbeats;
+    },
+  };
+}

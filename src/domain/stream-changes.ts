@@ -1,0 +1,35 @@
+import type { DedupeDecision } from './ingest-decision';
+import { streamKey } from './keys';
+import { windowOf } from './windows';
+
+/** A (tenant, customer, meter) whose usage a unit changed, and the span of windows it touched. */
+export interface StreamChange {
+  readonly tenant: string;
+  readonly customer: string;
+  readonly meter: string;
+  readonly oldestWindowStart: number;
+  readonly newestWindowStart: number;
+}
+
+/**
+ * The streams a unit's decisions change: its new events, and its redelivered ones (a crash
+ * between the ledger write and the change record is repaired when the unit is re-read). A
+ * too-late event changes no total but is included: recording one stream too many only costs the
+ * pusher a look. Pure.
+ */
+export function streamChanges(decisions: readonly DedupeDecision[]): StreamChange[] {
+  const byStream = new Map<string, { tenant: string; customer: string; meter: string; oldestWindowStart: number; newestWindowStart: number }>();
+  for (const d of decisions) {
+    if (d.kind !== 'new' && d.kind !== 'redelivered') continue;
+    const e = d.candidate.event;
+    const ws = windowOf(e.timestamp, d.candidate.meter.window).start;
+    const key = streamKey(e);
+    const c = byStream.get(key);
+    if (!c) byStream.set(key, { tenant: e.tenant, customer: e.customer, meter: e.meter, oldestWindowStart: ws, newestWindowStart: ws });
+    else {
+      c.oldestWindowStart = Math.min(c.oldestWindowStart, ws);
+      c.newestWindowStart = Math.max(c.newestWindowStart, ws);
+    }
+  }
+  return [...byStream.values()];
+}

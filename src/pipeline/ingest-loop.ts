@@ -1,0 +1,72 @@
+import { dedupeKey, type StoredKey } from '../domain/ingest-decision';
+import type { EventSource, SourceUnit, UnitHandler } from '../ports/event-source';
+import type { Metrics } from '../runtime/metrics';
+import type { SyncedDedupeFilter } from './dedupe-filter-sync';
+import type { EventTime } from './event-time';
+import { decideBatch, storeBatch, type BatchOutcome, type DecidedBatch, type IngestDeps } from './ingest-batch';
+import { runOrdered } from './ordered-units';
+
+interface Unit {
+  readonly unit: SourceUnit;
+  readonly decided: DecidedBatch;
+  readonly end?: () => void;
+  outcome?: BatchOutcome;
+}
+
+/**
+ * The ingest loop: for each unit, **decide → store → commit → advance event time**.
+ *
+ * Units are pipelined (runOrdered): unit n+1 is decided while unit n's writes are in flight, and
+ * offsets are committed strictly in unit order, each only after its own unit is durable — so a
+ * kill -9 at any instant leaves committed offsets at or behind what is stored, never ahead, and
+ * re-read messages are recognised by the ledger as redelivered or duplicates.
+ *
+ * Within this worker two copies of an event never both pass as new: a unit's new keys are in
+ * `inFlight` (and the dedupe filter) from its decision until its writes land, where the next
+ * unit's decision finds them; within a unit decideBatch keeps the first copy.
+ */
+export function ingestLoop(opts: {
+  readonly source: EventSource;
+  readonly deps: IngestDeps;
+  readonly eventTime: EventTime;
+  readonly dedupeFilter?: SyncedDedupeFilter;
+  readonly metrics?: Metrics;
+  readonly onCommitted: (outcome: BatchOutcome, unit: SourceUnit) => void;
+}): UnitHandler {
+  const inFlight = new Map<string, StoredKey>();
+  const deps: IngestDeps = { ...opts.deps, inFlight };
+  const newKeys = (u: Unit) => u.decided.decisions.flatMap((d) => (d.kind === 'new' ? [dedupeKey(d.candidate.event.tenant, d.candidate.event.id)] : []));
+
+  return async (units) => {
+    try {
+      await runOrdered(units, {
+        // 1. Decide, in memory (plus lookups of keys the filter cannot prove absent), after the
+        //    filter has learned the keys other workers stored (when due, and after a rebalance).
+        decide: async (unit): Promise<Unit> => {
+          const end = opts.metrics?.batchDuration.startTimer();
+          await opts.dedupeFilter?.catchUp();
+          return { unit, end, decided: await decideBatch(unit.flatMap((b) => b.messages), deps) };
+        },
+        // 2. Store: every message durable in exactly one table; its keys are in the ledger now.
+        store: async (u) => {
+          u.outcome = await storeBatch(u.decided, deps);
+          for (const k of newKeys(u)) inFlight.delete(k);
+          opts.dedupeFilter?.report();
+        },
+        // 3. Commit, in unit order; 4. advance each partition's event time.
+        commit: async (u) => {
+          await opts.source.commit(u.unit);
+          for (const b of u.unit) opts.eventTime.observe(b.partition, u.outcome!.maxEventTimeByPartition.get(b.partition) ?? null);
+          opts.metrics?.eventToCounterLatency.observe(Math.max(0, opts.deps.clock() - u.decided.now) / 1000);
+          u.end?.();
+          opts.onCommitted(u.outcome!, u.unit);
+        },
+      });
+    } catch (err) {
+      // Nothing after the failed unit was committed and nothing is still being written: the
+      // source re-delivers it all, and its keys are decided again from the ledger.
+      inFlight.clear();
+      throw err;
+    }
+  };
+}

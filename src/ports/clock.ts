@@ -1,0 +1,2 @@
+/** Milliseconds since the epoch. Injected everywhere time is read, so tests control it. */
+export type Clock = () => number;
