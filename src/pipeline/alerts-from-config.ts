@@ -2,12 +2,11 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
 import { createAlertTopic } from '../adapters/alerts/alert-topic';
 import { createAlertWebhook } from '../adapters/alerts/alert-webhook';
-import { loadAllotments } from '../adapters/allotments-file';
 import { createAlertStore } from '../adapters/clickhouse/alert-store';
 import { periodTotals } from '../adapters/clickhouse/period-totals';
 import type { ChangedStream } from '../adapters/clickhouse/stream-store';
 import type { Config } from '../config/config';
-import type { MeterCatalog } from '../domain/meters';
+import type { AllotmentCatalog } from '../domain/allotments';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
 import { createAlertDeliveries } from './alert-deliveries';
@@ -19,22 +18,22 @@ import type { PushLeadership } from './push-loop';
 export const ALERT_CHECK_INTERVAL_MS = 500;
 
 /**
- * The alerter of `meterline run`: nothing without ALLOTMENTS_FILE. Reads the allotments (checked
- * against the meters, before anything starts), then alerts as the process holding `leadership`.
+ * The alerter of `meterline run` (nothing without allotments: ALLOTMENTS_FILE, loaded and checked
+ * against the meters by the caller at start-up), alerting as the process holding `leadership`.
  */
 export async function startAlertsFromConfig(deps: {
   config: Config;
   kafka: Kafka;
   ch: ClickHouseClient;
-  meters: MeterCatalog;
+  allotments: AllotmentCatalog | null;
   changedStreams: (since: number) => Promise<ChangedStream[]>;
   leadership: PushLeadership;
   metrics: Metrics;
   logger: Logger;
 }): Promise<{ stop(): Promise<void> } | null> {
   const { config, logger } = deps;
-  if (!config.alerts.allotmentsFile) return null;
-  const allotments = loadAllotments(config.alerts.allotmentsFile, deps.meters);
+  const { allotments } = deps;
+  if (!allotments) return null;
   const database = config.clickhouse.database;
   const alerts = createAlertStore(deps.ch, database);
   const topic = await createAlertTopic(deps.kafka, config.alerts.topic);

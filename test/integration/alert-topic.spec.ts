@@ -8,6 +8,7 @@ import { createAlertTopic, type AlertTopic } from '../../src/adapters/alerts/ale
 import { createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import { createPublisher } from '../../src/adapters/kafka/publisher';
 import { BROKER_BUILD_TIMEOUT_MS, kafkaFor, startTestBroker, type TestBroker } from '../helpers/kafka';
+import { runCli } from '../helpers/cli';
 import { exited, startWorkerProcess, workerEnv } from '../helpers/worker-process';
 
 /**
@@ -55,6 +56,24 @@ describe('alerts topic on the dev broker', () => {
     await topic.publish([alert('alrt_a'), alert('alrt_b')]);
     const found = await topic.findPublished(new Set(['alrt_a', 'alrt_b', 'alrt_never']), since - 1000, 30_000);
     expect([...found].sort()).toEqual(['alrt_a', 'alrt_b']);
+  });
+
+  it('refuses to start with a bad allotments file, naming every problem and where it is', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-bad-allotments-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'meters.yaml'), 'meters:\n  - { name: tokens, aggregation: sum }\n');
+      fs.writeFileSync(path.join(dir, 'allotments.yaml'), 'allotments:\n  - { tenant: acme, meter: tokenz, limit: 10 }\n  - { tenant: acme, meter: tokens, limit: "-5", thresholds: [80, 2000] }\n');
+      const r = await runCli(['run', '--no-demo'], {
+        env: workerEnv(broker, 'bad-allotments', path.join(dir, 'data'), { METERS_FILE: path.join(dir, 'meters.yaml'), ALLOTMENTS_FILE: path.join(dir, 'allotments.yaml') }),
+        timeoutMs: 60_000,
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('allotments[0].meter: unknown meter "tokenz" (not in the meters file)');
+      expect(r.stderr).toContain('allotments[1].limit: must be greater than 0');
+      expect(r.stderr).toContain('allotments[1].thresholds[1]: must be a percentage above 0 and at most 1000');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports p50/p99 alert latency from a running worker (benchmark hook smoke test)', async () => {
