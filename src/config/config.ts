@@ -92,8 +92,19 @@ export interface Config {
     /** How often the API keys are reloaded: a revoked key stops working within about this long. */
     readonly keyRefreshMs: number;
   };
-  /** Chaos runs only (never set in production): faults injected at the ClickHouse port. */
-  readonly chaos: { readonly clickhouseFaults: FaultSpec | null; readonly seed: number };
+  /** Usage alerts: off without an allotments file. */
+  readonly alerts: {
+    readonly allotmentsFile: string | undefined;
+    readonly topic: string;
+    /** Optional signed webhook; the secret is required with the URL. */
+    readonly webhookUrl: string | undefined;
+    readonly webhookSecret: string | undefined;
+  };
+  /**
+   * Chaos runs only (never set in production): faults injected at the ClickHouse port, and a
+   * point of the alert protocol where the worker SIGKILLs itself (once it gets there).
+   */
+  readonly chaos: { readonly clickhouseFaults: FaultSpec | null; readonly seed: number; readonly alertKillAt: 'after_pending' | 'after_publish' | undefined };
 }
 
 export class ConfigError extends Error {
@@ -203,12 +214,19 @@ const EnvSchema = z.object({
     message: 'must look like fail=0.02,fail_after=0.02,slow=0.05,slow_ms=300 (chaos testing only)',
   }),
   CHAOS_SEED: int(1, 0, 2 ** 31 - 1),
+  CHAOS_ALERT_KILL_AT: z.enum(['after_pending', 'after_publish'], { message: 'must be after_pending or after_publish (chaos testing only)' }).optional(),
+  ALLOTMENTS_FILE: optionalString,
+  ALERTS_TOPIC: topicName('usage.alerts'),
+  ALERT_WEBHOOK_URL: url(['http:', 'https:']),
+  ALERT_WEBHOOK_SECRET: optionalString.refine((v) => v === undefined || v.length >= 16, { message: 'must be at least 16 characters' }),
   READY_STALL_SECONDS: int(60, 1, 86400),
 }).superRefine((e, ctx) => {
   // One filter generation indexes its bits with 32-bit hashes.
   if (e.DEDUPE_FILTER_KEYS * e.DEDUPE_FILTER_BITS_PER_KEY > 2 ** 32) {
     ctx.addIssue({ code: 'custom', path: ['DEDUPE_FILTER_KEYS'], message: 'times DEDUPE_FILTER_BITS_PER_KEY must be at most 4294967296 bits (512 MiB per generation)' });
   }
+  if (e.ALERT_WEBHOOK_URL && !e.ALERT_WEBHOOK_SECRET) ctx.addIssue({ code: 'custom', path: ['ALERT_WEBHOOK_SECRET'], message: 'must be set with ALERT_WEBHOOK_URL (deliveries are signed)' });
+  if (e.ALERT_WEBHOOK_URL && !e.ALLOTMENTS_FILE) ctx.addIssue({ code: 'custom', path: ['ALERT_WEBHOOK_URL'], message: 'must come with ALLOTMENTS_FILE (no allotments, no alerts)' });
 });
 
 /** Every variable the project reads, for .env.example and the README table. */
@@ -284,7 +302,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       requestTimeoutMs: e.GATEWAY_REQUEST_TIMEOUT_MS,
       keyRefreshMs: e.GATEWAY_KEY_REFRESH_MS,
     },
-    chaos: { clickhouseFaults: faultSpecOrNull(e.CHAOS_CLICKHOUSE_FAULTS), seed: e.CHAOS_SEED },
+    alerts: {
+      allotmentsFile: e.ALLOTMENTS_FILE === undefined ? undefined : path.resolve(cwd, e.ALLOTMENTS_FILE),
+      topic: e.ALERTS_TOPIC,
+      webhookUrl: e.ALERT_WEBHOOK_URL,
+      webhookSecret: e.ALERT_WEBHOOK_SECRET,
+    },
+    chaos: { clickhouseFaults: faultSpecOrNull(e.CHAOS_CLICKHOUSE_FAULTS), seed: e.CHAOS_SEED, alertKillAt: e.CHAOS_ALERT_KILL_AT },
   };
 }
 
@@ -316,6 +340,7 @@ export function redactConfig(config: Config): unknown {
     },
     clickhouse: { ...config.clickhouse, url: stripUserInfo(config.clickhouse.url), password: config.clickhouse.password && SECRET },
     stripe: { ...config.stripe, apiKey: config.stripe.apiKey && SECRET, webhookSecret: config.stripe.webhookSecret && SECRET },
+    alerts: { ...config.alerts, webhookUrl: stripUserInfo(config.alerts.webhookUrl), webhookSecret: config.alerts.webhookSecret && SECRET },
   };
 }
 
@@ -328,6 +353,8 @@ export function secretValues(config: Config): string[] {
     config.schemaRegistry.password,
     config.stripe.apiKey,
     config.stripe.webhookSecret,
+    config.alerts.webhookSecret,
+    urlPassword(config.alerts.webhookUrl),
     urlPassword(config.clickhouse.url),
     urlPassword(config.schemaRegistry.url),
   ].filter((s): s is string => typeof s === 'string' && s.length > 0);

@@ -203,6 +203,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Time taken at start-up to load the dedupe filter from the ledger',
       registers: r,
     }),
+    alertsEmitted: new Counter({
+      name: 'meterline_alerts_emitted_total',
+      help: 'Usage alerts (allotment thresholds crossed) published to the alerts topic by this process',
+      labelNames: ['meter', 'threshold'] as const,
+      registers: r,
+    }),
+    alertWebhookDeliveries: new Counter({
+      name: 'meterline_alert_webhook_deliveries_total',
+      help: 'Alert webhook attempts, by outcome (delivered = 2xx)',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
   };
 }
 

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, redactConfig } from '../../src/config/config';
+import { ConfigError, loadConfig, redactConfig, secretValues } from '../../src/config/config';
 import { configWarnings, describeStripeRateLimit } from '../../src/config/warnings';
 
 describe('configuration', () => {
@@ -65,6 +65,19 @@ describe('configuration', () => {
     const printed = JSON.stringify(redactConfig(c));
     for (const secret of ['sk_test_abc123SECRET', 'whsec_hook', 'pw-in-url', 'chpassword', 'regpass']) expect(printed).not.toContain(secret);
     expect(printed).toContain('[redacted]');
+  });
+
+  it('configures usage alerts: the webhook needs its signing secret and an allotments file; the secret is redacted', () => {
+    expect(loadConfig({}).alerts).toEqual({ allotmentsFile: undefined, topic: 'usage.alerts', webhookUrl: undefined, webhookSecret: undefined });
+    expect(() => loadConfig({ ALLOTMENTS_FILE: 'a.yaml', ALERT_WEBHOOK_URL: 'https://hooks.example/usage' })).toThrow(/ALERT_WEBHOOK_SECRET must be set with ALERT_WEBHOOK_URL/);
+    expect(() => loadConfig({ ALERT_WEBHOOK_URL: 'https://hooks.example/usage', ALERT_WEBHOOK_SECRET: 'alert-signing-secret-1' })).toThrow(/ALERT_WEBHOOK_URL must come with ALLOTMENTS_FILE/);
+    expect(() => loadConfig({ ALLOTMENTS_FILE: 'a.yaml', ALERT_WEBHOOK_URL: 'ftp://x', ALERT_WEBHOOK_SECRET: 'short' })).toThrow(/ALERT_WEBHOOK_URL must be a URL[\s\S]*ALERT_WEBHOOK_SECRET must be at least 16 characters/);
+    expect(() => loadConfig({ CHAOS_ALERT_KILL_AT: 'sometime' })).toThrow(/CHAOS_ALERT_KILL_AT must be after_pending or after_publish/);
+    const c = loadConfig({ ALLOTMENTS_FILE: 'a.yaml', ALERT_WEBHOOK_URL: 'https://u:url-pass@hooks.example/usage', ALERT_WEBHOOK_SECRET: 'alert-signing-secret-1' }, '/srv');
+    expect(c.alerts).toMatchObject({ allotmentsFile: '/srv/a.yaml', webhookSecret: 'alert-signing-secret-1' });
+    const printed = JSON.stringify(redactConfig(c));
+    for (const secret of ['alert-signing-secret-1', 'url-pass']) expect(printed).not.toContain(secret);
+    expect(secretValues(c)).toEqual(expect.arrayContaining(['alert-signing-secret-1', 'url-pass']));
   });
 
   it('derives the Stripe rate limit from the key: under the 25/s test-mode limit with a test key, below 1000/s live; STRIPE_RATE_LIMIT overrides', () => {

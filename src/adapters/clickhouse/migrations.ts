@@ -343,6 +343,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ENGINE = ReplacingMergeTree(version)
       ORDER BY id`,
   },
+  {
+    // The alert ledger: one row per (tenant, customer, meter, billing period, threshold), the
+    // latest state winning (pending → published → delivered; see alert-store.ts). `pending` is
+    // written before the alert is published, so a crash in between is found and settled.
+    name: 'usage_alerts',
+    sql: (db) => `
+      CREATE TABLE IF NOT EXISTS ${db}.usage_alerts (
+        alert_id String,
+        tenant String,
+        customer String,
+        meter LowCardinality(String),
+        period_start DateTime64(3, 'UTC'),
+        period_end DateTime64(3, 'UTC'),
+        threshold_percent Decimal(38, 9),
+        allotment Decimal(38, 9),
+        period_total Decimal(38, 9) COMMENT 'the period total when the crossing was detected',
+        status LowCardinality(String) COMMENT 'pending | published | delivered',
+        delivery_attempts UInt32,
+        last_error String,
+        created_at DateTime64(3, 'UTC'),
+        updated_at DateTime64(6, 'UTC'),
+        version UInt64
+      )
+      ENGINE = ReplacingMergeTree(version)
+      ORDER BY (tenant, customer, meter, period_start, threshold_percent)`,
+  },
 ];
 
 export async function migrate(client: ClickHouseClient, database: string): Promise<string[]> {

@@ -42,6 +42,7 @@ export async function startEmbeddedBroker(config: Config, logger: Logger): Promi
     topics: [
       { name: config.kafka.topic, partitions: config.kafka.devBrokerPartitions },
       { name: config.kafka.dlqTopic, partitions: config.kafka.devBrokerPartitions },
+      { name: config.alerts.topic, partitions: 1 },
     ],
     log: (m) => (m.startsWith(DEV_BROKER_WARNING) ? logger.warn({ module: 'dev-broker' }, m) : logger.info({ module: 'dev-broker' }, m)),
   });
@@ -69,6 +70,7 @@ async function startApacheKafkaBroker(config: Config, logger: Logger, version: s
     topics: [
       { name: config.kafka.topic, partitions: config.kafka.devBrokerPartitions },
       { name: config.kafka.dlqTopic, partitions: config.kafka.devBrokerPartitions },
+      { name: config.alerts.topic, partitions: 1 },
     ],
     log: (m) => log.info(m),
   });

@@ -21,6 +21,9 @@ import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startHealthMonitor } from '../../pipeline/health-monitor';
 import { newWorkerIdentity } from '../../runtime/worker-identity';
 import { startPushLoop } from '../../pipeline/push-loop';
+import { startAlertsFromConfig } from '../../pipeline/alerts-from-config';
+import { createStreamStore } from '../../adapters/clickhouse/stream-store';
+import { loadAllotments } from '../../adapters/allotments-file';
 import { createRateLimiter } from '../../runtime/rate-limiter';
 import { healthRoute, metricsRoute, startHttpServer, type Route } from '../../runtime/http-server';
 import { createMetrics } from '../../runtime/metrics';
@@ -52,6 +55,7 @@ export function registerRun(program: Command): void {
       };
       try {
         const meters = loadMeterCatalog(config.ingest.metersFile);
+        const allotments = config.alerts.allotmentsFile ? loadAllotments(config.alerts.allotmentsFile, meters) : null;
         const ch = await openClickHouse(config, { logger });
         stack.push(() => ch.close());
         await migrate(ch, config.clickhouse.database);
@@ -149,6 +153,11 @@ export function registerRun(program: Command): void {
         const pusher = createWorkerPusher(ctx, { sink, meters: () => gate?.billable() ?? meters, active: isPusher });
         const pushLoop = await startPushLoop(pusher, logger, 1000, { isLeader: isPusher, graceMs: PUSHER_GRACE_MS });
         stack.push(() => pushLoop.stop());
+
+        // Usage alerts (ALLOTMENTS_FILE): on the pusher's leadership rule, one process at a time.
+        const streams = createStreamStore(ch, config.clickhouse.database);
+        const alerts = await startAlertsFromConfig({ config, kafka, ch, allotments, changedStreams: (since) => streams.changedStreams(since), leadership: { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, metrics, logger });
+        if (alerts) stack.push(() => alerts.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
         if (reconciler) {

@@ -1,0 +1,96 @@
+import type { UsageAlert } from '../../src/adapters/alerts/alert-codec';
+import type { AlertTopic } from '../../src/adapters/alerts/alert-topic';
+import type { AlertRecord, AlertStatus, AlertStore } from '../../src/adapters/clickhouse/alert-store';
+import { allotmentCatalog } from '../../src/domain/allotments';
+import type { PeriodTotal } from '../../src/domain/alert-crossings';
+import { createAlerter } from '../../src/pipeline/alerter';
+import { createLogger } from '../../src/runtime/logger';
+
+/** The alerter's ordering and settlement rules, over in-memory stand-ins for the ledger and the topic. */
+const B = 1_000_000_000n;
+const PERIOD = { periodStart: Date.UTC(2026, 10, 1), periodEnd: Date.UTC(2026, 11, 1) };
+const NOW = Date.UTC(2026, 10, 20);
+const allotments = allotmentCatalog([{ tenant: 'acme', meter: 'tokens', customer: null, limitUnits: 100n * B, thresholds: [50n * B, 100n * B] }]);
+
+function harness(initialTotals: Record<string, bigint>) {
+  const totals = new Map(Object.entries(initialTotals));
+  const ledger = new Map<string, AlertRecord>();
+  const log: string[] = [];
+  const onTopic: string[] = [];
+  const changed: { tenant: string; customer: string; meter: string; oldestWindowStart: number }[] = [];
+  const alerts: AlertStore = {
+    recordedIds: async () => new Set(ledger.keys()),
+    record: async (list, status: AlertStatus) => {
+      for (const a of list) {
+        log.push(`${status} ${a.customer}@${a.thresholdUnits / B}`);
+        ledger.set(a.alertId, { ...a, status, deliveryAttempts: 0 });
+      }
+    },
+    list: async (status) => [...ledger.values()].filter((r) => r.status === status),
+  };
+  const topic: AlertTopic = {
+    publish: async (list) => {
+      for (const a of list) {
+        log.push(`publish ${a.customer}@${a.thresholdUnits / B}`);
+        onTopic.push(a.alertId);
+      }
+    },
+    findPublished: async (ids) => new Set(onTopic.filter((id) => ids.has(id))),
+    close: async () => undefined,
+  };
+  const periodTotals = async (q: { scope: readonly { customer: string }[] | undefined }): Promise<PeriodTotal[]> =>
+    [...totals]
+      .filter(([customer]) => !q.scope || q.scope.some((s) => s.customer === customer))
+      .map(([customer, units]) => ({ tenant: 'acme', customer, meter: 'tokens', ...PERIOD, totalUnits: units * B }));
+  const make = (faultPoint?: (p: string) => void) =>
+    createAlerter({
+      allotments,
+      changedStreams: async () => changed.splice(0),
+      periodTotals,
+      alerts,
+      topic,
+      deliveries: null,
+      billingAnchorDay: 1,
+      clock: () => NOW,
+      logger: createLogger({ level: 'silent' }),
+      faultPoint,
+    });
+  return { totals, ledger, log, onTopic, changed, make };
+}
+
+class Killed extends Error {}
+
+describe('alerter', () => {
+  it('records pending before publishing and published after, once per crossing', async () => {
+    const h = harness({ c1: 60n, c2: 10n });
+    const alerter = h.make();
+    await alerter.startTerm();
+    expect(h.log).toEqual(['pending c1@50', 'publish c1@50', 'published c1@50']);
+    // Only changed streams are re-checked; a crossing already recorded is not raised again.
+    h.totals.set('c1', 100n);
+    h.totals.set('c2', 99n);
+    h.changed.push({ tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW });
+    await alerter.cycle();
+    expect(h.log.slice(3)).toEqual(['pending c1@100', 'publish c1@100', 'published c1@100']);
+    await alerter.cycle();
+    expect(h.log).toHaveLength(6);
+  });
+
+  it('a crash after pending: the next term finds the alert absent from the topic and publishes it once', async () => {
+    const h = harness({ c1: 60n });
+    await expect(h.make((p) => { if (p === 'after_pending') throw new Killed(); }).startTerm()).rejects.toThrow(Killed);
+    expect(h.onTopic).toHaveLength(0);
+    await h.make().startTerm();
+    expect(h.onTopic).toHaveLength(1);
+    expect([...h.ledger.values()].map((r) => r.status)).toEqual(['published']);
+  });
+
+  it('a crash after publishing: the next term finds the alert on the topic and only records it as published', async () => {
+    const h = harness({ c1: 60n });
+    await expect(h.make((p) => { if (p === 'after_publish') throw new Killed(); }).startTerm()).rejects.toThrow(Killed);
+    expect(h.onTopic).toHaveLength(1);
+    await h.make().startTerm();
+    expect(h.onTopic).toHaveLength(1);
+    expect([...h.ledger.values()].map((r) => r.status)).toEqual(['published']);
+  });
+});
