@@ -10,6 +10,7 @@ import { startApacheKafka } from '../src/dev/apache-kafka/broker';
 import { kafkaVersionFromEnv } from '../src/dev/apache-kafka/versions';
 import { createPublisher, type Publisher } from '../src/adapters/kafka/publisher';
 import { measureGateway, type GatewayBenchParams, type GatewayBenchResult } from './gateway';
+import { alertBenchAllotments, measureAlertLatency, type AlertLatencyResult } from './alerts';
 import type { UsageEvent } from '../src/domain/usage-event';
 import { projectRoot } from '../src/runtime/project-root';
 import { runBaseline, type BaselineParams, type BaselineResult } from './baseline';
@@ -22,6 +23,11 @@ const LATENCY_TOPIC = 'bench.latency';
 const DLQ_TOPIC = 'bench.events.dlq';
 /** The gateway's events go to a topic of their own: the pipeline's accounting stays exact. */
 const GATEWAY_TOPIC = 'bench.gateway';
+const ALERTS_TOPIC = 'bench.alerts';
+/** Alert latency: fresh customers of a tenant of their own, each crossing its allotment with one event. */
+const ALERT_TENANT = 'bench-alerts';
+const ALERT_METER = 'tokens';
+const ALERT_LIMIT = '1000';
 /**
  * Events per producer send in the throughput phase (one record batch of ~2,500 events per
  * partition). The dev broker answers a fetch with one record batch per partition, so this is
@@ -53,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     { name: LATENCY_TOPIC, partitions: opts.partitions },
     { name: DLQ_TOPIC, partitions: 1 },
     { name: GATEWAY_TOPIC, partitions: opts.partitions },
+    { name: ALERTS_TOPIC, partitions: 1 },
   ];
   const broker = await startBenchBroker(opts.broker, topics);
   progress(`broker: ${broker.name} at ${broker.bootstrapServers.join(',')}`);
@@ -92,11 +99,28 @@ export async function main(argv: string[]): Promise<number> {
       customers: opts.customers,
       tenants: opts.tenants,
       uniqueEvents: w.stats.produced - w.stats.copies,
+      allotmentsFile: path.join(dir, 'allotments.yaml'),
+      alertsTopic: ALERTS_TOPIC,
     };
+    fs.writeFileSync(pipelineParams.allotmentsFile, alertBenchAllotments(ALERT_TENANT, ALERT_METER, ALERT_LIMIT));
+    let alertLatency: AlertLatencyResult | undefined;
     const { throughput, latency } = await pipelineChild(pipelineParams, async () => {
       const latencyPublisher = await createPublisher({ kafka, topic: LATENCY_TOPIC, encoder: createSingleObjectEncoder() });
       try {
-        return await publishAtRate(latencyPublisher, opts);
+        // Crossings of allotments during the offered load: publication → alert on the topic.
+        const alertsMeasured = measureAlertLatency({
+          kafka,
+          publisher: latencyPublisher,
+          alertsTopic: ALERTS_TOPIC,
+          tenant: ALERT_TENANT,
+          meter: ALERT_METER,
+          limit: ALERT_LIMIT,
+          crossings: Math.max(3, Math.min(40, opts.latencySeconds * 2)),
+          spacingMs: 400,
+        });
+        const published = await publishAtRate(latencyPublisher, opts);
+        alertLatency = await alertsMeasured;
+        return published;
       } finally {
         await latencyPublisher.close();
       }
@@ -148,6 +172,7 @@ export async function main(argv: string[]): Promise<number> {
       activeLedgerParts: throughput.activeParts,
       breakdownSeconds: throughput.breakdown,
       gateway,
+      alerts: alertLatency,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return throughput.accountingOk ? 0 : 1;

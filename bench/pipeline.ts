@@ -1,6 +1,9 @@
 import { createClickHouse } from '../src/adapters/clickhouse/client';
 import { importCustomers } from '../src/adapters/clickhouse/customer-store';
 import type { LedgerStore } from '../src/ports/ledger';
+import { createStreamStore } from '../src/adapters/clickhouse/stream-store';
+import { loadAllotments } from '../src/adapters/allotments-file';
+import { startAlertsFromConfig } from '../src/pipeline/alerts-from-config';
 import { createWorkerPusher, startWorkerIngest, type WorkerContext } from '../src/app/worker';
 import { migrate } from '../src/adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../src/adapters/kafka/dlq';
@@ -47,6 +50,9 @@ export interface PipelineParams {
   readonly tenants: number;
   /** Distinct events the workload published (events − copies): what the ledger must hold. */
   readonly uniqueEvents: number;
+  /** Usage alerts during the latency phase: the allotments file and the alerts topic. */
+  readonly allotmentsFile: string;
+  readonly alertsTopic: string;
 }
 
 export interface ThroughputResult {
@@ -93,6 +99,8 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     KAFKA_BROKERS: p.brokers.join(','),
     KAFKA_DLQ_TOPIC: p.dlqTopic,
     METERS_FILE: p.metersFile,
+    ALLOTMENTS_FILE: p.allotmentsFile,
+    ALERTS_TOPIC: p.alertsTopic,
     LOG_LEVEL: 'warn',
   };
   const config = loadConfig(env);
@@ -246,11 +254,24 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   });
   recording = true;
   const latencyLoop = await startPushLoop(pusher, logger);
+  // The alerter, as `meterline run` starts it, on the latency worker's leadership (its own change reads).
+  const alertStreams = createStreamStore(ch, db);
+  const alerts = await startAlertsFromConfig({
+    config,
+    kafka,
+    ch,
+    allotments: loadAllotments(p.allotmentsFile, meters),
+    changedStreams: (since) => alertStreams.changedStreams(since),
+    leadership: { isLeader: () => lat.owns(0), graceMs: 5_000 },
+    metrics,
+    logger,
+  });
   send({ type: 'latency-ready' });
   const { published } = (await receive()) as { published: number };
   const deadline = Date.now() + 60_000;
   while (lat.totals.consumed < published && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await lat.stop();
+  await alerts?.stop();
   await latencyLoop.stop();
   const sorted = Float64Array.from(latencies).sort();
   const result: LatencyResult = {

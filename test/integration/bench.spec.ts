@@ -25,6 +25,7 @@ describe('bench harness (tiny run)', () => {
       rssAtProgressMiB: number[];
       pipelineEventsPerSecondByDecile: number[];
       gateway: { gatewaySingleEventsPerSecond: number; gatewayBatchedEventsPerSecond: number; gatewayEventsAccepted: number };
+      alerts: { alertCrossings: number; alertsReceived: number; alertLatencyP50Ms: number | null };
     };
     for (const field of ['events', 'customers', 'meters', 'partitions', 'duplicates', 'late', 'pipelineEventsPerSecond', 'baselineEventsPerSecond', 'ratio', 'stripeCallsPerMillionEvents', 'loadAverageAtStart', 'commit', 'breakdownSeconds', 'gateway']) {
       expect(r).toHaveProperty(field);
@@ -41,6 +42,10 @@ describe('bench harness (tiny run)', () => {
     expect(r.gateway.gatewayEventsAccepted).toBe(200 + 4 * 500);
     expect(r.gateway.gatewaySingleEventsPerSecond).toBeGreaterThan(0);
     expect(r.gateway.gatewayBatchedEventsPerSecond).toBeGreaterThan(0);
+    // Allotment crossings during the offered load: every one alerted, its latency measured.
+    expect(r.alerts.alertsReceived).toBe(r.alerts.alertCrossings);
+    expect(r.alerts.alertCrossings).toBeGreaterThan(0);
+    expect(r.alerts.alertLatencyP50Ms).not.toBeNull();
     expect(r.rssAtProgressMiB).toHaveLength(4);
     expect(r.latency.published).toBe(2000);
     expect(r.latency.p50Ms).not.toBeNull();
