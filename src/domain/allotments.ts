@@ -1,3 +1,4 @@
+import { allotmentKey } from './keys';
 import { z } from 'zod';
 import { formatDecimal, parseDecimal } from './decimal';
 
@@ -80,7 +81,7 @@ export function parseAllotments(doc: unknown, knownMeters: ReadonlySet<string>):
       else if (thresholds.includes(pct.units)) problems.push(`${where}.thresholds[${ti}]: duplicate threshold ${formatDecimal(pct.units)}`);
       else thresholds.push(pct.units);
     });
-    const key = `${a.tenant}\u0000${a.meter}\u0000${a.customer ?? ''}`;
+    const key = allotmentKey(a.tenant, a.meter, a.customer ?? '');
     if (seen.has(key)) problems.push(`${where}: a second allotment for tenant ${JSON.stringify(a.tenant)}, meter ${JSON.stringify(a.meter)}${a.customer ? `, customer ${JSON.stringify(a.customer)}` : ''}`);
     seen.add(key);
     if (problems.length > before || !limit.ok) return;
@@ -90,11 +91,11 @@ export function parseAllotments(doc: unknown, knownMeters: ReadonlySet<string>):
 }
 
 export function allotmentCatalog(allotments: readonly Allotment[]): AllotmentCatalog {
-  const byKey = new Map(allotments.map((a) => [`${a.tenant}\u0000${a.meter}\u0000${a.customer ?? ''}`, a]));
+  const byKey = new Map(allotments.map((a) => [allotmentKey(a.tenant, a.meter, a.customer ?? ''), a]));
   return {
     allotments,
     meters: [...new Set(allotments.map((a) => a.meter))].sort(),
     // A customer's own allotment first, then the tenant's meter-wide one.
-    allotmentFor: (tenant, customer, meter) => byKey.get(`${tenant}\u0000${meter}\u0000${customer}`) ?? byKey.get(`${tenant}\u0000${meter}\u0000`),
+    allotmentFor: (tenant, customer, meter) => byKey.get(allotmentKey(tenant, meter, customer)) ?? byKey.get(allotmentKey(tenant, meter, '')),
   };
 }

@@ -28,3 +28,8 @@ export function windowKey(k: { readonly tenant: string; readonly customer: strin
 export function periodKey(k: { readonly tenant: string; readonly customer: string; readonly meter: string }, periodStart: number | string): string {
   return `${streamKey(k)}${SEP}${periodStart}`;
 }
+
+/** An allotment: a tenant's meter, for one customer or ('' ) all of them. */
+export function allotmentKey(tenant: string, meter: string, customer: string): string {
+  return `${tenant}${SEP}${meter}${SEP}${customer}`;
+}
