@@ -7,7 +7,7 @@ import { billingPeriodOf } from '../domain/windows';
 import { planAbsolute, planDelta, RESEND_HORIZON_MS, type PlannedPush, type PlanResult } from '../domain/push-plan';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
-import { backoffDelay } from '../runtime/rate-limiter';
+import { backoffDelay } from '../runtime/retry';
 import { pendingDecision, pendingStats, type PendingPush } from '../domain/pending-resend';
 
 interface PendingEntry extends PendingPush {
