@@ -44,8 +44,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
     } catch (err) {
       if (attempt >= opts.attempts || !isRetriable(err)) throw err;
       await opts.onRetry?.(err, attempt);
-      const wait = delay(attempt);
-      if (wait > 0) await sleep(wait);
+      await sleep(delay(attempt));
     }
   }
 }

@@ -57,7 +57,7 @@ export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () =>
             throw err;
           }
         },
-        { attempts: 2, isRetriable: (err) => err instanceof Stripe.errors.TemporarySessionExpiredError, onRetry: () => void (session = null), delay: () => 0 },
+        { attempts: 2, isRetriable: (err) => err instanceof Stripe.errors.TemporarySessionExpiredError, onRetry: () => void (session = null), delay: () => 0, sleep: async () => undefined },
       );
       opts.metrics?.stripeCalls.inc({ status: '2xx' });
       return { kind: 'reported' };
