@@ -1,5 +1,5 @@
 import type { PushRecord, PushStore } from '../adapters/clickhouse/push-store';
-import type { BillingSink, SendOutcome } from '../adapters/stripe/billing-sink';
+import type { BillingSink, SendOutcome } from '../ports/billing-sink';
 import { pendingDecision, pendingStats, type PendingPush } from '../domain/pending-resend';
 import { streamKey } from '../domain/keys';
 import type { PlannedPush } from '../domain/push-plan';

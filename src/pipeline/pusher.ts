@@ -1,6 +1,6 @@
 import type { PushStore, PushRecord } from '../adapters/clickhouse/push-store';
 import type { StreamStore } from '../adapters/clickhouse/stream-store';
-import type { BillingSink } from '../adapters/stripe/billing-sink';
+import type { BillingSink } from '../ports/billing-sink';
 import type { MeterCatalog } from '../domain/meters';
 import { streamKey } from '../domain/keys';
 import { RESEND_HORIZON_MS } from '../domain/push-plan';
