@@ -1,6 +1,7 @@
 import type { PushStatus, PushStore } from '../../src/adapters/clickhouse/push-store';
 import type { SendOutcome } from '../../src/adapters/stripe/billing-sink';
 import type { PlannedPush } from '../../src/domain/push-plan';
+import { streamKey } from '../../src/domain/keys';
 import { createDelivery } from '../../src/pipeline/push-delivery';
 import { silentLogger } from '../../src/runtime/logger';
 
@@ -58,7 +59,7 @@ function deliveryWith(outcomes: SendOutcome[], opts: { maxAttempts?: number; onS
   return { delivery, events, sleeps };
 }
 
-const KEY = 't\u0000c\u0000tokens';
+const KEY = streamKey(push);
 
 describe('push delivery (the retry loop under the pusher)', () => {
   it('retries a retry outcome, writing each attempt to the ledger before backing off, until delivered', async () => {
