@@ -32,11 +32,3 @@ export function createRateLimiter(perSecond: number, opts: { burst?: number; now
     },
   };
 }
-
-/** Exponential backoff with full jitter: attempt 1 → up to base, doubling to at most max. */
-export function backoffDelay(attempt: number, opts: { baseMs?: number; maxMs?: number; random?: () => number } = {}): number {
-  const base = opts.baseMs ?? 250;
-  const max = opts.maxMs ?? 30_000;
-  const ceiling = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
-  return Math.floor((opts.random ?? Math.random)() * ceiling);
-}

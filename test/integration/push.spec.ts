@@ -12,14 +12,14 @@ import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { storeAsIngest } from '../helpers/ledger';
 import { errorReportRoute } from '../../src/pipeline/error-reports';
-import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
+import type { Pusher, PusherDeps } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
 import { startHttpServer } from '../../src/runtime/http-server';
 import { silentLogger } from '../../src/runtime/logger';
 import { createMetrics } from '../../src/runtime/metrics';
-import { createRateLimiter } from '../../src/runtime/rate-limiter';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
+import { cycleAndDrain, testPusher } from '../helpers/pusher';
 
 const HOUR = 3_600_000;
 const now = Date.now();
@@ -53,25 +53,7 @@ describe('push: delta pusher to Stripe', () => {
     await storeAsIngest(ch.client, ch.database, batch, stamp());
   }
 
-  function pusherWith(sink: BillingSink, extra: Partial<PusherDeps> = {}): Pusher {
-    const limiter = createRateLimiter(1000);
-    return createPusher({
-      streams: createStreamStore(ch.client, ch.database),
-      pushes: createPushStore(ch.client, ch.database),
-      sink,
-      meters: () => meters,
-      clock: Date.now,
-      logger: silentLogger(),
-      rateLimit: () => limiter.take(),
-      sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
-      ...extra,
-    });
-  }
-  const cycleAndDrain = async (p: Pusher) => {
-    const s = await p.cycle();
-    await p.drain();
-    return s;
-  };
+  const pusherWith = (sink: BillingSink, extra: Partial<PusherDeps> = {}): Pusher => testPusher(ch, sink, meters, extra);
   const ev = (tenant: string, customer: string, meter: string, value: string, timestamp = thisHour + 60_000) => ({ tenant, customer, meter, value, timestamp });
 
   beforeAll(async () => {
@@ -397,16 +379,7 @@ describe('reconcile against Stripe', () => {
       const event: UsageEvent = { id, tenant: 'r', customer: 'c', meter: 'tokens', value, timestamp: thisHour + 1000, properties: {}, source: null };
       await storeAsIngest(ch.client, ch.database, [{ candidate: { ref: { topic: 'r', partition: 0, offset: id.slice(1) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }]);
     };
-    const limiter = createRateLimiter(100);
-    const pusher = createPusher({
-      streams: createStreamStore(ch.client, ch.database),
-      pushes: createPushStore(ch.client, ch.database),
-      sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
-      meters: () => meters,
-      clock: Date.now,
-      logger: silentLogger(),
-      rateLimit: () => limiter.take(),
-    });
+    const pusher = testPusher(ch, createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), meters, { callsPerSecond: 100 });
     const range = { from: thisHour - HOUR, to: thisHour + HOUR, epsilon: 0.005 };
     await put('r1', '100.6');
     await pusher.cycle();
@@ -450,16 +423,7 @@ describe('pending pushes after a restart', () => {
     const stale = { ...base, customer: 'stale', stripeCustomerId: 'cus_stale', identifier: 'ml_stale_0001', value: 9n, pushedTo: 9n };
     await pushes.record(fresh, 'pending', { attempts: 1, createdAt: now - 3_600_000, now: now - 3_600_000 });
     await pushes.record(stale, 'pending', { attempts: 1, createdAt: now - 25 * 3_600_000, now: now - 25 * 3_600_000 });
-    const limiter = createRateLimiter(100);
-    const pusher = createPusher({
-      streams: createStreamStore(ch.client, ch.database),
-      pushes,
-      sink: createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
-      meters: () => meters,
-      clock: Date.now,
-      logger: silentLogger(),
-      rateLimit: () => limiter.take(),
-    });
+    const pusher = testPusher(ch, createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), meters, { callsPerSecond: 100, pushes });
     expect(await pusher.resendPending()).toEqual({ resent: 1, held: 1 });
     expect(fake.acceptedEvents().map((e) => [e.identifier, String(e.value)])).toEqual([['ml_fresh_0001', '7']]);
     const byId = new Map((await pushes.list()).map((p) => [p.identifier, p]));

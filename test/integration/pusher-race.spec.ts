@@ -10,11 +10,11 @@ import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { storeAsIngest } from '../helpers/ledger';
 import { startPushLoop } from '../../src/pipeline/push-loop';
-import { createPusher, type Pusher } from '../../src/pipeline/pusher';
-import { silentLogger } from '../../src/runtime/logger';
-import { createRateLimiter } from '../../src/runtime/rate-limiter';
+import type { Pusher } from '../../src/pipeline/pusher';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
+import { testPusher } from '../helpers/pusher';
+import { silentLogger } from '../../src/runtime/logger';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -41,19 +41,8 @@ describe('pushers of several workers', () => {
     await storeAsIngest(ch.client, ch.database, batch);
   }
 
-  const pusher = (opts: { streams?: StreamStore; pushes?: PushStore; sink?: BillingSink; active?: () => boolean } = {}): Pusher => {
-    const limiter = createRateLimiter(1000);
-    return createPusher({
-      streams: opts.streams ?? createStreamStore(ch.client, ch.database),
-      pushes: opts.pushes ?? createPushStore(ch.client, ch.database),
-      sink: opts.sink ?? createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })),
-      meters: () => meters,
-      clock: Date.now,
-      logger: silentLogger(),
-      rateLimit: () => limiter.take(),
-      active: opts.active,
-    });
-  };
+  const pusher = ({ sink, ...opts }: { streams?: StreamStore; pushes?: PushStore; sink?: BillingSink; active?: () => boolean } = {}): Pusher =>
+    testPusher(ch, sink ?? createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), meters, opts);
 
   const only = (tenant: string): StreamStore => {
     const real = createStreamStore(ch.client, ch.database);

@@ -5,7 +5,6 @@
 import { importCustomers } from '../../src/adapters/clickhouse/customer-store';
 import type { NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createPushStore } from '../../src/adapters/clickhouse/push-store';
-import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
 import type { BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
@@ -16,7 +15,7 @@ import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { storeAsIngest } from '../helpers/ledger';
 import { errorReportRoute, type UnexplainedFailures } from '../../src/pipeline/error-reports';
-import { createPusher, type Pusher, type PusherDeps } from '../../src/pipeline/pusher';
+import type { Pusher, PusherDeps } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
 import { createReconcileRunner } from '../../src/pipeline/reconcile-runner';
 import { startMeterGate } from '../../src/pipeline/stripe-meter-gate';
@@ -26,6 +25,7 @@ import { createMetrics } from '../../src/runtime/metrics';
 import { createRateLimiter } from '../../src/runtime/rate-limiter';
 import { startFakeStripe, type FakeStripe } from '../fakes/stripe';
 import { testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
+import { cycleAndDrain, testPusher } from '../helpers/pusher';
 
 const HOUR = 3_600_000;
 const thisHour = Math.floor(Date.now() / HOUR) * HOUR;
@@ -54,25 +54,7 @@ async function store(events: { tenant: string; customer: string; meter: string; 
   await storeAsIngest(ch.client, ch.database, batch);
 }
 
-function pusherWith(sink: BillingSink, extra: Partial<PusherDeps> = {}, catalog: MeterCatalog = meters): Pusher {
-  const limiter = createRateLimiter(20);
-  return createPusher({
-    streams: createStreamStore(ch.client, ch.database),
-    pushes: createPushStore(ch.client, ch.database),
-    sink,
-    meters: () => catalog,
-    clock: Date.now,
-    logger: silentLogger(),
-    rateLimit: () => limiter.take(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
-    ...extra,
-  });
-}
-const cycleAndDrain = async (p: Pusher) => {
-  const s = await p.cycle();
-  await p.drain();
-  return s;
-};
+const pusherWith = (sink: BillingSink, extra: Partial<PusherDeps> = {}, catalog: MeterCatalog = meters): Pusher => testPusher(ch, sink, catalog, { callsPerSecond: 20, ...extra });
 const map = (tenant: string, customer = 'c') => importCustomers(ch.client, ch.database, [{ tenant, customer, stripeCustomerId: `cus_${tenant}_${customer}` }], Date.now());
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { classifyStripeError } from '../../src/adapters/stripe/errors';
 import { planAbsolute, planDelta, pushIdentifier, pushTimestamp, RESEND_HORIZON_MS, STRIPE_MAX_AGE_MS } from '../../src/domain/push-plan';
-import { backoffDelay } from '../../src/runtime/rate-limiter';
+import { backoffDelay } from '../../src/runtime/retry';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const W = Date.parse('2026-11-22T10:00:00Z');

@@ -4,6 +4,7 @@ import type { Metrics } from '../../runtime/metrics';
 import type { BillingSink, SendOutcome } from './billing-sink';
 import { classifyStripeError } from './errors';
 import { sendSplittingOnReject } from './stream-batch-split';
+import { retry } from '../../runtime/retry';
 import { DEFAULT_PAYLOAD_KEYS } from '../../domain/meter-config-check';
 import { meterEventPayload, type PayloadKeysFor } from './meter-events-sink';
 
@@ -43,20 +44,25 @@ export function createMeterEventStreamSink(stripe: Stripe, opts: { clock?: () =>
       timestamp: new Date(p.timestamp * 1000).toISOString(),
       payload: meterEventPayload(p, payloadKeys(p.eventName)),
     }));
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        await stripe.v2.billing.meterEventStream.create({ events }, { apiKey: await token() });
-        opts.metrics?.stripeCalls.inc({ status: '2xx' });
-        return { kind: 'reported' };
-      } catch (err) {
-        const status = (err as { statusCode?: number }).statusCode;
-        opts.metrics?.stripeCalls.inc({ status: status ? `${Math.floor(status / 100)}xx` : 'network' });
-        if (err instanceof Stripe.errors.TemporarySessionExpiredError && attempt === 0) {
-          session = null; // expired early (clock skew, revoked): a new session, the same batch
-          continue;
-        }
-        return classifyStripeError(err);
-      }
+    try {
+      // An expired session (early: clock skew, a revoked token) is replaced and the same batch
+      // sent once more: same identifiers, no double count. Anything else is the pusher's to retry.
+      await retry(
+        async () => {
+          try {
+            await stripe.v2.billing.meterEventStream.create({ events }, { apiKey: await token() });
+          } catch (err) {
+            const status = (err as { statusCode?: number }).statusCode;
+            opts.metrics?.stripeCalls.inc({ status: status ? `${Math.floor(status / 100)}xx` : 'network' });
+            throw err;
+          }
+        },
+        { attempts: 2, isRetriable: (err) => err instanceof Stripe.errors.TemporarySessionExpiredError, onRetry: () => void (session = null), delay: () => 0, sleep: async () => undefined },
+      );
+      opts.metrics?.stripeCalls.inc({ status: '2xx' });
+      return { kind: 'reported' };
+    } catch (err) {
+      return classifyStripeError(err);
     }
   };
 

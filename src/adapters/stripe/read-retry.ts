@@ -1,4 +1,4 @@
-import { backoffDelay } from '../../runtime/rate-limiter';
+import { backoffDelay, retry } from '../../runtime/retry';
 
 /** A read refused for the moment: 429, or a 400 with code rate_limit / lock_timeout (stripe-node: StripeRateLimitError). */
 export function isRateLimited(err: unknown): boolean {
@@ -26,15 +26,11 @@ export interface ReadPacing {
  * is safe to repeat). Any other error is thrown.
  */
 export async function pacedRead<T>(call: () => Promise<T>, pacing: ReadPacing = {}): Promise<T> {
-  const sleep = pacing.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const attempts = pacing.attempts ?? 8;
-  for (let attempt = 1; ; attempt += 1) {
-    await pacing.rateLimit?.();
-    try {
-      return await call();
-    } catch (err) {
-      if (!isTransient(err) || attempt >= attempts) throw err;
-      await sleep(Math.max(100, backoffDelay(attempt, { baseMs: 500 })));
-    }
-  }
+  return retry(
+    async () => {
+      await pacing.rateLimit?.();
+      return call();
+    },
+    { attempts: pacing.attempts ?? 8, isRetriable: isTransient, delay: (attempt) => Math.max(100, backoffDelay(attempt, { baseMs: 500 })), ...(pacing.sleep ? { sleep: pacing.sleep } : {}) },
+  );
 }

@@ -1,0 +1,90 @@
+import type { PushStore } from '../adapters/clickhouse/push-store';
+import { settledStatuses } from '../adapters/clickhouse/push-store';
+import type { AbsoluteStream, DeltaStream } from '../adapters/clickhouse/stream-store';
+import type { MeterCatalog } from '../domain/meters';
+import { customerKey, periodKey, streamKey } from '../domain/keys';
+import { planAbsolute, planDelta, type PlannedPush, type PlanResult } from '../domain/push-plan';
+import { addDue, type DueStream } from '../domain/push-schedule';
+import { billingPeriodOf } from '../domain/windows';
+import type { Delivery } from './push-delivery';
+
+export interface PlannerDeps {
+  readonly pushes: PushStore;
+  readonly shadow: boolean;
+  readonly meters: () => MeterCatalog;
+  readonly billingAnchorDay: number;
+  readonly delivery: Delivery;
+}
+
+/** A stream's plan, with the stream as a later cycle should see it if this one defers it. */
+export type StreamPlan = readonly [key: string, plan: PlanResult, stream: DueStream];
+
+/**
+ * Plans pushes from the totals a cycle read and what the push ledger says was pushed. That is
+ * read by a full scan and then kept up to date by this process as it records pushes: while it is
+ * the pusher, it is the ledger's only writer of new pushes (status changes by others never change
+ * what counts as pushed). A new term, or any failure, reads the ledger again.
+ */
+export function createPlanner(deps: PlannerDeps) {
+  let pushedDeltas = new Map<string, bigint>();
+  let lastAbsolutes = new Map<string, bigint>();
+  /** customerKey → Stripe customer id: all of them at a full scan, then what changed since. */
+  let mappings = new Map<string, string>();
+
+  const recorded = (push: PlannedPush) => {
+    if (push.mode === 'delta') pushedDeltas.set(streamKey(push), push.pushedTo);
+    else lastAbsolutes.set(periodKey(push, push.windowStart), push.pushedTo);
+  };
+  const customerOf = (s: DeltaStream | AbsoluteStream) => mappings.get(customerKey(s)) ?? null;
+  const eventNameOf = (s: DeltaStream | AbsoluteStream) => deps.meters().get(s.meter)!.stripe!.eventName;
+
+  return {
+    /** Reads what was pushed, and what is pending, from the push ledger. */
+    async readPushLedger() {
+      const statuses = settledStatuses(deps.shadow);
+      const [deltas, absolutes, pending] = await Promise.all([deps.pushes.pushedDeltas(statuses), deps.pushes.lastAbsolutes(statuses), deps.pushes.list({ status: 'pending' })]);
+      pushedDeltas = deltas;
+      lastAbsolutes = absolutes;
+      deps.delivery.setPending(pending);
+      // A push being delivered may not be in the ledger yet (shadow mode writes it once sent).
+      for (const push of deps.delivery.delivering()) recorded(push);
+    },
+
+    /** A push recorded (or being delivered): what counts as pushed from now on. */
+    recorded,
+
+    /** Every mapping (a full scan), or those changed since the last read. */
+    mappingsRead(read: Map<string, string> | undefined, full: boolean) {
+      if (full) mappings = read!;
+      else for (const [k, v] of read ?? []) mappings.set(k, v);
+    },
+
+    /** Plans each stream read; a stream whose push is in flight or pending is added to `deferred` instead. */
+    plan(deltas: readonly DeltaStream[], absolutes: readonly AbsoluteStream[], now: number, deferred: Map<string, DueStream>): StreamPlan[] {
+      const plans: StreamPlan[] = [];
+      for (const s of deltas) {
+        const key = streamKey(s);
+        const due = { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.windowStart };
+        if (deps.delivery.busy(key)) addDue(deferred, key, due);
+        else plans.push([key, planDelta({ ...s, eventName: eventNameOf(s), stripeCustomerId: customerOf(s), pushed: pushedDeltas.get(key) ?? 0n }, now), due]);
+      }
+      for (const s of absolutes) {
+        const key = streamKey(s);
+        const due = { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.periodStart };
+        if (deps.delivery.busy(key)) {
+          addDue(deferred, key, due);
+          continue;
+        }
+        const input = {
+          ...s,
+          eventName: eventNameOf(s),
+          stripeCustomerId: customerOf(s),
+          periodEnd: billingPeriodOf(s.periodStart, deps.billingAnchorDay).end,
+          lastPushed: lastAbsolutes.get(periodKey(s, s.periodStart)) ?? null,
+        };
+        plans.push([key, planAbsolute(input, now), due]);
+      }
+      return plans;
+    },
+  };
+}
