@@ -51,7 +51,7 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
   afterAll(async () => ch?.close());
 
   it('delta: exact totals from a kept older span plus recent windows; an unannounced old change is not read, an announced one is', async () => {
-    const store = createStreamStore(ch.client, ch.database, { clock: () => NOW });
+    const store = createStreamStore(ch.client, ch.database, { clock: () => NOW, proveProjection: true });
     await put('a', 'tokens', '10.5', SPLIT - 3 * DAY);
     await put('a', 'tokens', '1', SPLIT + HOUR);
     expect(await delta(store, 'a')).toBe('11.5'); // the first read is whole
@@ -76,12 +76,12 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
   it('delta: a stream first seen through the change record is read whole once', async () => {
     await put('b', 'tokens', '5', SPLIT - 10 * DAY);
     await put('b', 'tokens', '7', NOW - HOUR);
-    const store = createStreamStore(ch.client, ch.database, { clock: () => NOW });
+    const store = createStreamStore(ch.client, ch.database, { clock: () => NOW, proveProjection: true });
     expect(await delta(store, 'b', NOW - HOUR)).toBe('12');
   });
 
   it('absolute: a period value composes (max) across the split; a unique count is always read whole', async () => {
-    const store = createStreamStore(ch.client, ch.database, { clock: () => NOW });
+    const store = createStreamStore(ch.client, ch.database, { clock: () => NOW, proveProjection: true });
     await put('c', 'peak', '9', Date.parse('2026-11-03T10:00:00Z'));
     await put('c', 'peak', '4', SPLIT + 2 * HOUR);
     await put('c', 'peak', '6', Date.parse('2026-10-20T10:00:00Z'));

@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { customerKey, periodKey as partKey, streamKey } from '../../domain/keys';
+import { customerKey, periodKey, periodKey as partKey, streamKey } from '../../domain/keys';
 import { composable, EMPTY_PART, mergeParts, partValue, splitExpired, splitPoint, units, type StreamPart } from '../../domain/stream-parts';
 import type { WindowSize } from '../../domain/meters';
 import { billingPeriodOf, WINDOW_MS } from '../../domain/windows';
@@ -77,8 +77,14 @@ interface SpanCache {
   readonly complete: Set<string>;
 }
 
-export function createStreamStore(client: ClickHouseClient, database: string, opts: { clock?: () => number } = {}): StreamStore {
+/**
+ * `proveProjection` (tests only): every read of the ledger runs with force_optimize_projection,
+ * so a query the by_window projection cannot serve fails instead of reading events. (Not for
+ * production: ClickHouse also refuses a query whose key range selects no part at all.)
+ */
+export function createStreamStore(client: ClickHouseClient, database: string, opts: { clock?: () => number; proveProjection?: boolean } = {}): StreamStore {
   assertIdentifier(database);
+  const forceProjection = opts.proveProjection ? '\n        SETTINGS force_optimize_projection = 1' : '';
   const clock = opts.clock ?? Date.now;
   const caches = { delta: emptyCache(clock(), null), absolute: emptyCache(clock(), 1) };
   const current = (mode: 'delta' | 'absolute', anchorDay: number | null) => {
@@ -98,18 +104,40 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
         : `toUnixTimestamp64Milli(toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
             toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
             addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC'))`;
-    // Served by the by_window projection: per-window states merged, not events read.
-    const rs = await client.query({
-      query: `
-        SELECT tenant, customer, meter, toString(${period}) AS period, window_start >= fromUnixTimestamp64Milli({split:Int64}) AS recent,
-               ${SELECT_WINDOW_AGGREGATES}, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
+    // Both served by the by_window projection: per-window states merged, not events read. Every
+    // aggregate must be one the projection keeps (a max(window_start) beside them makes ClickHouse
+    // read the events instead, a cost that grows with history), so each span's latest window comes
+    // from a second query that groups by window first. The tests run them with
+    // force_optimize_projection (`proveProjection`), which fails a query the projection cannot serve.
+    const where = `disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
+          AND window_start >= fromUnixTimestamp64Milli({from:Int64})`;
+    const recent = `window_start >= fromUnixTimestamp64Milli({split:Int64})`;
+    const params = { meters, from: Math.max(0, from), split: Math.max(0, split), anchor: anchorDay ?? 1, ...streams.params };
+    const [rs, latestRs] = await Promise.all([
+      client.query({
+        query: `
+        SELECT tenant, customer, meter, toString(${period}) AS period, ${recent} AS recent, ${SELECT_WINDOW_AGGREGATES}
         FROM ${database}.usage_events
-        WHERE disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
-          AND window_start >= fromUnixTimestamp64Milli({from:Int64})
-        GROUP BY tenant, customer, meter, period, recent`,
-      query_params: { meters, from: Math.max(0, from), split: Math.max(0, split), anchor: anchorDay ?? 1, ...streams.params },
-      format: 'JSONEachRow',
-    });
+        WHERE ${where}
+        GROUP BY tenant, customer, meter, period, recent${forceProjection}`,
+        query_params: params,
+        format: 'JSONEachRow',
+      }),
+      client.query({
+        query: `
+        SELECT tenant, customer, meter, toString(period) AS period, recent, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
+        FROM (
+          SELECT tenant, customer, meter, window_start, ${period} AS period, ${recent} AS recent, count() AS events
+          FROM ${database}.usage_events
+          WHERE ${where}
+          GROUP BY tenant, customer, meter, window_start)
+        GROUP BY tenant, customer, meter, period, recent${forceProjection}`,
+        query_params: params,
+        format: 'JSONEachRow',
+      }),
+    ]);
+    const spanKey = (r: Record<string, string | number>) => `${periodKey(r as unknown as StreamKey, String(r.period))}\u0000${Number(r.recent)}`;
+    const latest = new Map((await latestRs.json<Record<string, string | number>>()).map((r) => [spanKey(r), Number(r.latest_ws)]));
     const rows = await rs.json<Record<string, string | number>>();
     return rows.map((r) => ({
       tenant: String(r.tenant),
@@ -125,7 +153,7 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
         last: units(String(r.last_v)),
         uniqueCount: Number(r.uniq_v),
         aggregation: String(r.aggregation),
-        latestWindowStart: Number(r.latest_ws),
+        latestWindowStart: latest.get(spanKey(r)) ?? -Infinity,
       },
     }));
   };

@@ -51,19 +51,37 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
   const filter = `tenant = {tenant:String} AND ({customer:String} = '' OR customer = {customer:String})
         AND ({meter:String} = '' OR meter = {meter:String})
         AND window_start >= fromUnixTimestamp64Milli({from:Int64}) AND window_start < fromUnixTimestamp64Milli({to:Int64})`;
-  const valuesRs = await client.query({
-    query: `
-      SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${bucket})) AS bs,
-             ${SELECT_WINDOW_AGGREGATES}, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
+  // Both served by the by_window projection (only its aggregates appear: a max(window_start)
+  // beside them would make ClickHouse read the events); the buckets' latest windows (for their
+  // state) from a second query that groups by window first.
+  const [valuesRs, latestRs, watermark] = await Promise.all([
+    client.query({
+      query: `
+      SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${bucket})) AS bs, ${SELECT_WINDOW_AGGREGATES}
       FROM ${database}.usage_events
       WHERE disposition = 'counted' AND ${filter}
       GROUP BY tenant, customer, meter, bs
       ORDER BY customer, meter, toInt64(bs)`,
-    query_params: params,
-    format: 'JSONEachRow',
-  });
+      query_params: params,
+      format: 'JSONEachRow',
+    }),
+    client.query({
+      query: `
+      SELECT customer, meter, toString(toUnixTimestamp64Milli(${bucket})) AS bs, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
+      FROM (
+        SELECT tenant, customer, meter, window_start, count() AS events
+        FROM ${database}.usage_events
+        WHERE disposition = 'counted' AND ${filter}
+        GROUP BY tenant, customer, meter, window_start)
+      GROUP BY customer, meter, bs`,
+      query_params: params,
+      format: 'JSONEachRow',
+    }),
+    readWatermark(client, database),
+  ]);
   const values = await valuesRs.json<Record<string, string | number>>();
-  const watermark = await readWatermark(client, database);
+  const bucketKey = (r: Record<string, string | number>) => `${String(r.customer)}\u0000${String(r.meter)}\u0000${String(r.bs)}`;
+  const latestOf = new Map((await latestRs.json<Record<string, string>>()).map((r) => [bucketKey(r), Number(r.latest_ws)]));
 
   return values.map((r) => {
     const native = String(r.native) as WindowSize;
@@ -74,7 +92,7 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
     const value = aggregateValue(String(r.aggregation), { events, sum: String(r.sum_v), max: String(r.max_v), last: String(r.last_v), uniqueCount: Number(r.uniq_v) });
     const start = Number(r.bs);
     const end = q.window === 'month' ? monthOf(start).end : start + WINDOW_MS[q.window ?? native];
-    const latest = Number(r.latest_ws);
+    const latest = latestOf.get(bucketKey(r)) ?? start;
     return {
       tenant: String(r.tenant),
       customer: String(r.customer),
