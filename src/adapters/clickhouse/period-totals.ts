@@ -4,6 +4,7 @@ import { aggregateValue } from '../../domain/counters';
 import { parseDecimal } from '../../domain/decimal';
 import { billingPeriodOf } from '../../domain/windows';
 import { assertIdentifier } from './migrations';
+import { SELECT_WINDOW_AGGREGATES } from './window-aggregates';
 import { scopeCondition, type StreamScope } from './stream-scope';
 
 /**
@@ -26,9 +27,7 @@ export async function periodTotals(
   const rs = await client.query({
     query: `
       SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${period})) AS period,
-             count() AS events, toString(sum(value)) AS sum_v, toString(max(value)) AS max_v,
-             toString(argMax(value, (event_time, id))) AS last_v, uniqExact(properties[meter_unique_property]) AS uniq_v,
-             argMax(meter_aggregation, ingested_at) AS aggregation
+             ${SELECT_WINDOW_AGGREGATES}
       FROM ${database}.usage_events
       WHERE disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
         AND window_start >= fromUnixTimestamp64Milli({from:Int64})
