@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { customerKey, periodKey, periodKey as partKey, streamKey } from '../../domain/keys';
+import { customerKey, periodKey, streamKey } from '../../domain/keys';
 import { composable, EMPTY_PART, mergeParts, partValue, splitExpired, splitPoint, units, type StreamPart } from '../../domain/stream-parts';
 import type { WindowSize } from '../../domain/meters';
 import { billingPeriodOf, WINDOW_MS } from '../../domain/windows';
@@ -174,7 +174,7 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
     const { split } = cache;
     const periodFrom = (t: number) => (anchorDay === null ? 0 : billingPeriodOf(Math.max(0, t), anchorDay).start);
     const known = (s: StreamKey & { oldestWindowStart?: number }) =>
-      (cache.complete.has(s.meter) || cache.older.has(partKey(s, -1))) && s.oldestWindowStart !== undefined && s.oldestWindowStart >= split;
+      (cache.complete.has(s.meter) || cache.older.has(periodKey(s, -1))) && s.oldestWindowStart !== undefined && s.oldestWindowStart >= split;
     // Unscoped: every stream's recent windows once the older spans are all known, else everything.
     const everything = scope === undefined && !meters.every((m) => cache.complete.has(m));
     const warm: StreamScope = scope === undefined ? (everything ? [] : undefined) : scope.filter(known);
@@ -194,14 +194,14 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
       for (const [k, o] of cache.older) if (meters.includes(o.key.meter)) cache.older.delete(k);
       for (const m of meters) cache.complete.add(m);
     }
-    for (const s of cold ?? []) cache.older.set(partKey(s, -1), { key: s, period: -1, part: EMPTY_PART, native: 'hour' });
-    for (const r of coldRows) if (!r.recent) cache.older.set(partKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
+    for (const s of cold ?? []) cache.older.set(periodKey(s, -1), { key: s, period: -1, part: EMPTY_PART, native: 'hour' });
+    for (const r of coldRows) if (!r.recent) cache.older.set(periodKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
     const merged = new Map<string, { key: StreamKey; period: number; part: StreamPart; native: WindowSize }>();
     const wholeReads: StreamKey[] = [];
     for (const r of [...warmRows, ...coldRows.filter((c) => c.recent)]) {
-      const older = cache.older.get(partKey(r, r.period));
+      const older = cache.older.get(periodKey(r, r.period));
       if (!composable(r.part.aggregation) || (older && !composable(older.part.aggregation))) wholeReads.push(r);
-      else merged.set(partKey(r, r.period), { key: r, period: r.period, part: mergeParts(older?.part ?? EMPTY_PART, r.part), native: r.native });
+      else merged.set(periodKey(r, r.period), { key: r, period: r.period, part: mergeParts(older?.part ?? EMPTY_PART, r.part), native: r.native });
     }
     // Older spans without recent windows: of the streams read cold, or (unscoped delta) of every stream.
     const coldKeys = new Set((cold ?? []).map(streamKey));
@@ -215,7 +215,7 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
     if (wholeReads.length > 0) {
       const whole = dedupeKeys(wholeReads);
       for (const r of await readParts(meters, whole, periodFrom(Math.min(...whole.map(fromOf))), 0, anchorDay)) {
-        merged.set(partKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
+        merged.set(periodKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
       }
     }
     return [...merged.values()];
