@@ -135,6 +135,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       eventTime,
       dedupeFilter: opts.dedupeFilter,
       metrics: opts.deps.metrics,
+      logger: log,
       onCommitted: (outcome, unit) => {
         addOutcome(totals, outcome);
         const positions = new Map(unit.map((b) => [b.partition, { next: b.next, highWatermark: b.highWatermark }]));

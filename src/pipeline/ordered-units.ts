@@ -17,46 +17,138 @@ export class EarlierUnitFailed extends Error {
 }
 
 /**
+ * A pipeline of units that outlives one hand-over: the units of the next fetch are decided while
+ * the previous fetch's units are still being written.
+ */
+export interface OrderedUnits<U> {
+  /**
+   * Takes units in order and resolves once every one of them is decided and being written (not
+   * yet durable: each is committed later, in order, once its own writes landed). Rejects if one
+   * of them, or an earlier unit, failed; by then every write already started has settled, the
+   * units left uncommitted were handed to `onFailure`, and the pipeline takes units again.
+   */
+  accept(units: readonly U[]): Promise<void>;
+  /** Resolves once every accepted unit has settled: committed, or failed and handed to `onFailure`. */
+  drain(): Promise<void>;
+}
+
+export interface OrderedUnitsOptions<U> {
+  /** At most this many units decided and not yet committed (the next decision waits). */
+  readonly maxInFlight?: number;
+  /**
+   * After a failure, once nothing is being written any more: the units accepted and left
+   * uncommitted (oldest first), which must be delivered again. Units of the failing hand-over
+   * that were never accepted are not among them: their hand-over rejects.
+   */
+  readonly onFailure: (uncommitted: readonly U[], error: unknown) => void | Promise<void>;
+}
+
+/**
  * Runs units through decide → store → commit, pipelined: unit n+1 is decided while unit n's
- * writes are in flight, with at most `maxInFlight` units decided but not yet committed.
+ * writes are in flight, across hand-overs, with at most `maxInFlight` units decided but not
+ * committed.
  *
  * Ordering invariants (what makes a kill -9 at any instant safe):
  *  - a unit's offsets are committed only after its own store resolved AND every earlier unit
  *    committed: commits happen strictly in unit order, so a slow unit n holds n+1's commit back;
- *  - after any failure no further unit is started or committed; stores already started are
- *    awaited before the first error is rethrown, so nothing is still writing when the caller
- *    lets the units be re-read.
+ *  - after any failure no further unit is started or committed until every store already
+ *    started has settled and the uncommitted units were handed back (`onFailure`), so nothing is
+ *    still being written when they are read again.
  */
-export async function runOrdered<U, D>(units: readonly U[], steps: UnitSteps<U, D>, maxInFlight = 2): Promise<void> {
-  let failure: { error: unknown } | null = null;
-  const fail = (error: unknown) => {
-    failure ??= { error };
-  };
+export function createOrderedUnits<U, D>(steps: UnitSteps<U, D>, opts: OrderedUnitsOptions<U>): OrderedUnits<U> {
+  const maxInFlight = opts.maxInFlight ?? 2;
+  let index = 0;
+  /** Accepted units not yet committed, oldest first. */
+  let uncommitted: U[] = [];
   const pending = new Set<Promise<void>>();
   let previousCommit: Promise<void> = Promise.resolve();
-  for (const [index, unit] of units.entries()) {
-    while (pending.size >= maxInFlight && !failure) await Promise.race(pending);
-    if (failure) break;
-    let decided: D;
-    try {
-      decided = await steps.decide(unit, index);
-    } catch (err) {
-      fail(err);
-      break;
-    }
-    if (failure) break;
-    const stored = steps.store(decided, index);
+  let failure: { readonly error: unknown; readonly recovered: Promise<void> } | null = null;
+
+  const settleAll = async () => {
+    while (pending.size > 0) await Promise.allSettled([...pending]);
+  };
+  const fail = (error: unknown): void => {
+    if (failure) return;
+    // Recovery waits for every write already started, hands the uncommitted units back, then
+    // lets the pipeline take units again (from a clean chain of commits).
+    const recovered = (async () => {
+      await settleAll();
+      const lost = uncommitted;
+      uncommitted = [];
+      previousCommit = Promise.resolve();
+      try {
+        await opts.onFailure(lost, error);
+      } finally {
+        failure = null;
+      }
+    })();
+    failure = { error, recovered };
+  };
+
+  const start = async (unit: U): Promise<void> => {
+    const i = index;
+    index += 1;
+    const decided = await steps.decide(unit, i);
+    if (failure) throw failure.error;
+    uncommitted.push(unit);
+    const stored = steps.store(decided, i);
     const earlier = previousCommit;
     const committed = (async () => {
       await stored;
       await earlier;
       if (failure) throw new EarlierUnitFailed();
-      await steps.commit(decided, index);
+      await steps.commit(decided, i);
+      uncommitted.shift();
     })();
     previousCommit = committed;
     const tracked: Promise<void> = committed.catch(fail).finally(() => pending.delete(tracked));
     pending.add(tracked);
+  };
+
+  return {
+    async accept(units) {
+      // Units handed over while an earlier unit's failure is being recovered from were read
+      // before the re-read position was set: they are delivered again, not taken now.
+      const before = failure;
+      if (before) {
+        await before.recovered;
+        throw before.error;
+      }
+      for (const unit of units) {
+        while (pending.size >= maxInFlight && !failure) await Promise.race(pending);
+        if (failure) break;
+        try {
+          await start(unit);
+        } catch (err) {
+          fail(err);
+          break;
+        }
+      }
+      const f = failure;
+      if (f) {
+        await f.recovered;
+        throw f.error;
+      }
+    },
+    async drain() {
+      await settleAll();
+      if (failure) await failure.recovered;
+    },
+  };
+}
+
+/**
+ * One hand-over through a fresh pipeline: resolves once every unit is committed, or rejects
+ * (after every started store settled) with the first failure.
+ */
+export async function runOrdered<U, D>(units: readonly U[], steps: UnitSteps<U, D>, maxInFlight = 2): Promise<void> {
+  let failed: { error: unknown } | null = null;
+  const pipeline = createOrderedUnits(steps, { maxInFlight, onFailure: (_, error) => void (failed ??= { error }) });
+  try {
+    await pipeline.accept(units);
+  } catch (err) {
+    failed ??= { error: err };
   }
-  await Promise.all(pending);
-  if (failure) throw (failure as { error: unknown }).error;
+  await pipeline.drain();
+  if (failed) throw (failed as { error: unknown }).error;
 }

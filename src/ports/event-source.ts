@@ -27,11 +27,17 @@ export interface SourceBatch {
 export type SourceUnit = readonly SourceBatch[];
 
 /**
- * Hands over fetched units, in order, to `ingest`, one call at a time. `ingest` must commit each
- * unit (through `commit`, in unit order, each only once it is durable) before resolving; if it
- * rejects, whatever it did not commit is delivered again (from the last committed offsets).
+ * What the source hands fetched units to. `accept` is called once per fetch, one call at a time,
+ * in order; it resolves once the units are decided and being written (the source then fetches
+ * again while they are written), and commits each unit later through `commit`, in unit order,
+ * each only once it is durable. Units it accepted and could not store go back through `rewind`;
+ * if `accept` rejects, none of its units not rewound were taken and they are delivered again.
  */
-export type UnitHandler = (units: readonly SourceUnit[]) => Promise<void>;
+export interface UnitHandler {
+  accept(units: readonly SourceUnit[]): Promise<void>;
+  /** Resolves once every accepted unit is committed or rewound: nothing is being written. */
+  drain(): Promise<void>;
+}
 
 export interface SourceStatus {
   /** Connected to the cluster (no disconnect or crash since). */
@@ -50,6 +56,11 @@ export interface EventSource {
    * the partitions' next owner re-reads the unit and finds it stored.
    */
   commit(unit: SourceUnit): Promise<void>;
+  /**
+   * Accepted units that were not stored (oldest first): the source delivers their messages again,
+   * from each partition's first uncommitted offset (everything later on it comes again too).
+   */
+  rewind(units: readonly SourceUnit[]): void;
   /** Called with this worker's partitions after every assignment (a join or a rebalance). */
   onAssigned(listener: (partitions: readonly number[]) => void): void;
   /** Whether this worker owns `partition` now, as the group last confirmed it. */
@@ -57,6 +68,6 @@ export interface EventSource {
   status(): SourceStatus;
   /** Rejects if the source stopped for good. */
   readonly crashed: Promise<never>;
-  /** Lets the unit in progress finish (stored and committed), then leaves. */
+  /** Lets the units in progress finish (stored and committed), then leaves. */
   stop(): Promise<void>;
 }

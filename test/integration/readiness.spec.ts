@@ -53,9 +53,11 @@ describe('readiness: a worker whose consumption stalls turns not ready', () => {
 
   it('goes not ready while a hung batch leaves lag growing, and ready again when it completes', async () => {
     const real = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 });
-    let release: () => void = () => undefined;
+    // While hanging, every insert waits (units are pipelined: the next one is written meanwhile).
+    const hung: (() => void)[] = [];
+    const release = () => hung.splice(0).forEach((r) => r());
     let hang = false;
-    const gate = () => (hang ? new Promise<void>((r) => (release = r)) : Promise.resolve());
+    const gate = () => (hang ? new Promise<void>((r) => hung.push(r)) : Promise.resolve());
     const ledger: LedgerStore = { ...real, insertNew: async (events, at) => (await gate(), real.insertNew(events, at)) };
     const metrics = createMetrics({ defaultMetrics: false });
     health = startHealthMonitor({

@@ -1,4 +1,4 @@
-import { runOrdered, type UnitSteps } from '../../src/pipeline/ordered-units';
+import { createOrderedUnits, runOrdered, type UnitSteps } from '../../src/pipeline/ordered-units';
 
 function deferred() {
   let resolve!: () => void;
@@ -124,5 +124,132 @@ describe('pipelined units, ordered commits', () => {
     // Durable units may stay uncommitted (they are re-read and recognised), never commit out of order.
     const commits = log.filter((l) => l.startsWith('commit'));
     expect(['commit 0', 'commit 1'].slice(0, commits.length)).toEqual(commits);
+  });
+});
+
+describe('pipelined units across hand-overs (one per fetch)', () => {
+  const failures = () => {
+    const seen: { units: number[]; error: string }[] = [];
+    return { seen, onFailure: (units: readonly number[], error: unknown) => void seen.push({ units: [...units], error: String(error) }) };
+  };
+
+  it('accepts a fetch once its units are decided, so the next fetch is decided while the first is still being written', async () => {
+    const { log, stores, steps } = scripted(2);
+    const pipeline = createOrderedUnits(steps, { onFailure: failures().onFailure });
+    await pipeline.accept([0]);
+    expect(log).toEqual(['decide 0', 'store 0 start']);
+    await pipeline.accept([1]);
+    expect(log).toEqual(['decide 0', 'store 0 start', 'decide 1', 'store 1 start']);
+    stores[0]!.resolve();
+    stores[1]!.resolve();
+    await pipeline.drain();
+    expect(log.filter((l) => l.startsWith('commit'))).toEqual(['commit 0', 'commit 1']);
+  });
+
+  it('given the later fetch is stored first, then its offsets are committed only after the earlier fetch is stored and committed', async () => {
+    const { log, stores, steps } = scripted(2);
+    const pipeline = createOrderedUnits(steps, { onFailure: failures().onFailure });
+    await pipeline.accept([0]);
+    await pipeline.accept([1]);
+    stores[1]!.resolve();
+    await tick();
+    await tick();
+    expect(log.filter((l) => l.startsWith('commit'))).toEqual([]);
+    stores[0]!.resolve();
+    await pipeline.drain();
+    expect(log.filter((l) => l.startsWith('commit'))).toEqual(['commit 0', 'commit 1']);
+    expect(log.indexOf('commit 1')).toBeGreaterThan(log.indexOf('store 0 done'));
+  });
+
+  it('holds the third fetch until the first is committed (at most maxInFlight units written at once)', async () => {
+    const { log, stores, steps } = scripted(3);
+    const pipeline = createOrderedUnits(steps, { maxInFlight: 2, onFailure: failures().onFailure });
+    await pipeline.accept([0]);
+    await pipeline.accept([1]);
+    let third = false;
+    const accepting = pipeline.accept([2]).then(() => (third = true));
+    await tick();
+    expect(third).toBe(false);
+    expect(log).not.toContain('decide 2');
+    stores[0]!.resolve();
+    await accepting;
+    expect(log.indexOf('decide 2')).toBeGreaterThan(log.indexOf('commit 0'));
+    stores[1]!.resolve();
+    stores[2]!.resolve();
+    await pipeline.drain();
+  });
+
+  it('given an accepted unit fails after its fetch was accepted, then it and every later unit are handed back uncommitted, once no write is in flight', async () => {
+    const { log, stores, steps } = scripted(3);
+    const { seen, onFailure } = failures();
+    const pipeline = createOrderedUnits(steps, { onFailure });
+    await pipeline.accept([0]);
+    await pipeline.accept([1]);
+    stores[0]!.reject(new Error('insert failed'));
+    await tick();
+    await tick();
+    // Unit 1 is still being written: nothing may be read again yet.
+    expect(seen).toEqual([]);
+    // A fetch handed over meanwhile was read before the re-read position moved: refused.
+    const meanwhile = pipeline.accept([2]);
+    stores[1]!.resolve();
+    await expect(meanwhile).rejects.toThrow('insert failed');
+    await pipeline.drain();
+    expect(seen).toEqual([{ units: [0, 1], error: 'Error: insert failed' }]);
+    expect(log.filter((l) => l.startsWith('commit'))).toEqual([]);
+    expect(log).not.toContain('decide 2');
+  });
+
+  it('takes units again after recovering from a failure, committing from a fresh chain', async () => {
+    let failNext = true;
+    const log: string[] = [];
+    const { seen, onFailure } = failures();
+    const pipeline = createOrderedUnits<number, number>(
+      {
+        decide: async (u) => u,
+        store: async (u) => {
+          if (failNext) {
+            failNext = false;
+            throw new Error('ClickHouse unavailable');
+          }
+          log.push(`store ${u}`);
+        },
+        commit: async (u) => void log.push(`commit ${u}`),
+      },
+      { onFailure },
+    );
+    await pipeline.accept([0]);
+    await pipeline.drain();
+    expect(seen).toEqual([{ units: [0], error: 'Error: ClickHouse unavailable' }]);
+    // Unit 0 read again, then unit 1.
+    await pipeline.accept([0]);
+    await pipeline.accept([1]);
+    await pipeline.drain();
+    expect(log).toEqual(['store 0', 'commit 0', 'store 1', 'commit 1']);
+  });
+
+  it('given a decision fails (registry down), the hand-over is refused and nothing of it is handed back as stored', async () => {
+    const { stores, steps } = scripted(1);
+    const { seen, onFailure } = failures();
+    const pipeline = createOrderedUnits<number, number>({ ...steps, decide: async () => Promise.reject(new Error('registry unreachable')) }, { onFailure });
+    await expect(pipeline.accept([0])).rejects.toThrow('registry unreachable');
+    stores[0]!.resolve();
+    await pipeline.drain();
+    expect(seen).toEqual([{ units: [], error: 'Error: registry unreachable' }]);
+  });
+
+  it('drain resolves only once every accepted unit is committed', async () => {
+    const { log, stores, steps } = scripted(2);
+    const pipeline = createOrderedUnits(steps, { onFailure: failures().onFailure });
+    await pipeline.accept([0, 1]);
+    let drained = false;
+    const draining = pipeline.drain().then(() => (drained = true));
+    stores[0]!.resolve();
+    await tick();
+    await tick();
+    expect(drained).toBe(false);
+    stores[1]!.resolve();
+    await draining;
+    expect(log.filter((l) => l.startsWith('commit'))).toEqual(['commit 0', 'commit 1']);
   });
 });

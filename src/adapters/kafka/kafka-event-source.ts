@@ -6,6 +6,7 @@ import type { Metrics } from '../../runtime/metrics';
 import { errorMessage } from '../../runtime/errors';
 import { splitUnits, UNIT_MAX_EVENTS } from '../../pipeline/ingest-units';
 import { isGroupMembershipError } from './kafka';
+import { groupFence } from './group-fence';
 import { BACKFILL_HEADER } from './publisher';
 
 /** Batches of at most this many partitions are handed over at once by kafkajs (and so form one unit). */
@@ -61,6 +62,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     status.partitions = [...partitions];
     assigned = partitions;
     lastContact = clock();
+    fence.joined(e.payload.memberId);
     for (const l of assignedListeners) l(partitions);
     log.info({ partitions }, 'partitions assigned');
   });
@@ -85,45 +87,61 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     crash(e.payload.error);
   });
 
-  // Batches parked by eachBatch calls until their unit is committed (or failed).
-  type Parked = { readonly batch: SourceBatch; readonly heartbeat: () => Promise<void>; readonly done: (err?: unknown) => void };
+  // Batches parked by eachBatch calls until their fetch's units are accepted (or refused).
+  type Outcome = 'accepted' | 'dropped' | { readonly error: unknown };
+  type Parked = { readonly batch: SourceBatch; readonly heartbeat: () => Promise<void>; readonly isStale: () => boolean; readonly done: (o: Outcome) => void };
   let parked: Parked[] = [];
   let unitScheduled = false;
-  /** The parked entries of each unit handed over and not yet committed. */
-  const handedOver = new Map<SourceUnit, Parked[]>();
+  let stopping = false;
+  let handler: UnitHandler | null = null;
+  /** A group heartbeat per accepted unit not yet committed, sent once it is. */
+  const heartbeatOf = new Map<SourceUnit, () => Promise<void>>();
   let running: Promise<void> = Promise.resolve();
   let heartbeats: Promise<void> = Promise.resolve();
+  // Before kafkajs rejoins or leaves the group, every unit accepted here is stored (or failed):
+  // no other worker can be given a partition while this one still writes its messages.
+  const fence = groupFence(async () => {
+    await running;
+    await handler?.drain();
+  });
 
-  const handParkedOver = (ingest: UnitHandler) => async () => {
+  const handParkedOver = async () => {
     unitScheduled = false;
     const all = parked;
     parked = [];
+    // Fetched before a rewind (kafkajs reads them again from the rewound offsets) or while stopping.
+    const live = all.filter((p) => {
+      if (!stopping && !p.isStale()) return true;
+      p.done('dropped');
+      return false;
+    });
+    if (live.length === 0 || !handler) return;
     // A unit must never outlast the session timeout, or the group evicts this worker and its
     // commit fails: a big fetch goes in units of at most UNIT_MAX_EVENTS (unless one batch alone is bigger).
-    const groups = splitUnits(all, (p) => p.batch.messages.length, UNIT_MAX_EVENTS);
+    const groups = splitUnits(live, (p) => p.batch.messages.length, UNIT_MAX_EVENTS);
     const units: SourceUnit[] = groups.map((g) => g.map((p) => p.batch));
-    units.forEach((u, i) => handedOver.set(u, groups[i]!));
+    units.forEach((u, i) => heartbeatOf.set(u, groups[i]![0]!.heartbeat));
     try {
-      await ingest(units);
-    } catch (err) {
-      // Nothing after the failed unit was committed: kafkajs re-reads all of it.
-      for (const u of units) for (const p of handedOver.get(u) ?? []) p.done(err);
-    } finally {
-      for (const u of units) handedOver.delete(u);
+      await handler.accept(units);
+      for (const p of live) p.done('accepted');
+    } catch (error) {
+      // Units not accepted are delivered again by kafkajs (their offsets were never resolved).
+      for (const u of units) heartbeatOf.delete(u);
+      for (const p of live) p.done({ error });
     }
   };
 
   return {
     async start(ingest) {
+      handler = ingest;
       await consumer.connect();
       await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
-      const handOver = handParkedOver(ingest);
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: UNIT_MAX_PARTITIONS,
         eachBatch: async ({ batch, heartbeat, isStale, resolveOffset }) => {
-          if (batch.messages.length === 0 || isStale()) return;
+          if (batch.messages.length === 0 || isStale() || stopping) return;
           let messages: readonly KafkaMessage[] = batch.messages;
           if (opts.replay) {
             // A replay covers the offsets that existed when it started, nothing newer.
@@ -133,7 +151,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
             if (messages.length === 0) return;
           }
           const last = messages[messages.length - 1]!.offset;
-          await new Promise<void>((resolve, reject) => {
+          const outcome = await new Promise<Outcome>((done) => {
             parked.push({
               batch: {
                 partition: batch.partition,
@@ -147,17 +165,21 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
                 })),
               },
               heartbeat,
-              done: (err) => (err === undefined ? resolve() : reject(err)),
+              isStale,
+              done,
             });
             // The first batch of a fetch schedules the hand-over after this turn, when its siblings are parked too.
             if (!unitScheduled) {
               unitScheduled = true;
               setImmediate(() => {
-                running = running.then(handOver);
+                running = running.then(handParkedOver);
               });
             }
           });
-          // Committed: move kafkajs' fetch position past the batch.
+          if (outcome === 'dropped') return;
+          if (outcome !== 'accepted') throw outcome.error;
+          // Accepted (decided, its writes under way, committed later in order): kafkajs may fetch
+          // past the batch now. A rewind moves it back if the unit then fails to store.
           resolveOffset(last);
         },
       });
@@ -179,16 +201,33 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
           log.info({ offsets, reason: errorMessage(err) }, 'offset commit refused by a rebalance; the unit is stored and will be recognised when re-read');
         }
       }
-      const entries = handedOver.get(unit) ?? [];
-      for (const p of entries) p.done();
       // A group heartbeat between units keeps a long hand-over inside the session timeout; sent
       // in the background (one at a time), so the unit's bookkeeping does not wait for it.
-      const beat = entries[0]?.heartbeat;
+      const beat = heartbeatOf.get(unit);
+      heartbeatOf.delete(unit);
       if (beat) {
         heartbeats = heartbeats.then(beat).catch((err: unknown) => {
           if (!isGroupMembershipError(err)) log.warn({ err }, 'group heartbeat between ingest units failed');
         });
       }
+    },
+
+    rewind(units) {
+      // Each partition's first uncommitted offset: units are committed in order, so it is the
+      // first message of its oldest unit handed back.
+      const from = new Map<number, bigint>();
+      for (const u of units) {
+        heartbeatOf.delete(u);
+        for (const b of u) {
+          const first = b.messages[0];
+          if (!first) continue;
+          const offset = BigInt(first.ref.offset);
+          const known = from.get(b.partition);
+          if (known === undefined || offset < known) from.set(b.partition, offset);
+        }
+      }
+      for (const [partition, offset] of from) consumer.seek({ topic: opts.topic, partition, offset: offset.toString() });
+      if (from.size > 0) log.info({ partitions: Object.fromEntries(from) }, 'ingest rewound to the first uncommitted offsets');
     },
 
     onAssigned: (l) => void assignedListeners.push(l),
@@ -197,9 +236,12 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     crashed,
     async stop() {
       assigned = null;
-      // kafkajs' disconnect waits for the running eachBatch calls (stored and committed) first.
-      await consumer.disconnect();
+      // No new units; the ones accepted are stored and committed before the group is left.
+      stopping = true;
       await running;
+      await handler?.drain();
+      await consumer.disconnect();
+      fence.release();
       await heartbeats;
     },
   };
