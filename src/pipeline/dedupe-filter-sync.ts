@@ -17,7 +17,11 @@ const CATCH_UP_OVERLAP_MS = 10_000;
 
 export interface SyncedDedupeFilter {
   readonly filter: DedupeFilter;
-  /** Before a unit is decided: reads the keys others stored, when due (and right after a rebalance). */
+  /**
+   * Before a unit is decided: makes sure the filter knows every key others stored before a read
+   * that started less than CATCH_UP_INTERVAL_MS ago (a fresh read right after a rebalance), reading
+   * when needed; the next read starts in the background once half the interval has passed.
+   */
   catchUp(): Promise<void>;
   /** Partitions moved (perhaps from another worker): the next unit waits for a catch-up. */
   rebalanced(): void;
@@ -47,8 +51,10 @@ export async function startDedupeFilter(deps: {
   const buildSeconds = (deps.clock() - started) / 1000;
   deps.metrics?.dedupeFilterBuildSeconds.set(buildSeconds);
   // Keys stored while the build read the ledger are picked up by the first catch-up.
+  // `lastCatchUp`: when the last completed read started (everything stored before it is known).
   let lastCatchUp = started;
   let due = true;
+  let reading: Promise<void> | null = null;
   const report = () => {
     const s = filter.stats();
     deps.metrics?.dedupeFilterKeys.set(s.keys);
@@ -56,18 +62,43 @@ export async function startDedupeFilter(deps: {
     deps.metrics?.dedupeFilterFalsePositiveRate.set(s.falsePositiveRate);
     deps.metrics?.dedupeFilterCoverageStart.set(s.coverageStart / 1000);
   };
+  /** One read of the keys others stored since the last one (a read already under way is shared). */
+  const read = (): Promise<void> => {
+    reading ??= (async () => {
+      const startedAt = deps.clock();
+      try {
+        const keys = await deps.keys.ingestedSince(lastCatchUp - CATCH_UP_OVERLAP_MS, deps.ingestedBy);
+        for (const [tenant, id] of keys) filter.record(tenant, id, startedAt);
+        lastCatchUp = startedAt;
+        report();
+      } finally {
+        reading = null;
+      }
+    })();
+    return reading;
+  };
   report();
   log.info({ loaded, buildSeconds, ...filter.stats() }, 'dedupe filter built from the ledger');
   return {
     filter,
     async catchUp() {
-      const now = deps.clock();
-      if (!due && now - lastCatchUp < CATCH_UP_INTERVAL_MS) return;
-      const keys = await deps.keys.ingestedSince(lastCatchUp - CATCH_UP_OVERLAP_MS, deps.ingestedBy);
-      for (const [tenant, id] of keys) filter.record(tenant, id, now);
-      lastCatchUp = now;
-      due = false;
-      report();
+      if (due) {
+        // After a rebalance: a read that starts now, not one started before it.
+        if (reading) await reading.catch(() => undefined);
+        await read();
+        due = false;
+        return;
+      }
+      const age = deps.clock() - lastCatchUp;
+      if (age < CATCH_UP_INTERVAL_MS) {
+        // Fresh enough for this unit. Past half the interval the next read starts in the
+        // background, so the unit that needs it usually finds it done (or nearly).
+        if (age >= CATCH_UP_INTERVAL_MS / 2 && !reading) {
+          read().catch((err: unknown) => log.warn({ err }, 'dedupe filter catch-up failed; the next unit reads again'));
+        }
+        return;
+      }
+      await read();
     },
     rebalanced() {
       due = true;

@@ -65,6 +65,12 @@ export interface IngestDeps {
    */
   readonly inFlight?: Map<string, StoredKey>;
   /**
+   * Keys this worker's own units stored lately (their writes landed), bounded by the caller. Like
+   * `inFlight`, a copy of one is decided from it without a ledger lookup: the ledger holds that
+   * very row (its first write, unless another worker stored the key in the race the README names).
+   */
+  readonly recentlyStored?: ReadonlyMap<string, StoredKey>;
+  /**
    * A replay's range: valid events outside it are skipped (read, written nowhere). Decided by
    * event time, never by Kafka timestamps, which the dev broker (and a producer) may get wrong.
    */
@@ -159,15 +165,19 @@ export async function decideBatch(messages: readonly RawMessage[], deps: IngestD
   //    Keys the filter proves absent skip the lookup; every "maybe" is confirmed in the ledger.
   const filter = deps.dedupeFilter;
   const maybe = filter ? candidates.filter((c) => !filter.certainlyAbsent(c.event.tenant, c.event.id, c.event.timestamp)) : candidates;
-  const stored = await deps.ledger.lookup(maybe);
-  // A key decided new by a unit whose writes are still in flight is not in the ledger yet.
-  if (deps.inFlight) {
-    for (const c of maybe) {
-      const k = dedupeKey(c.event.tenant, c.event.id);
-      const pending = stored.has(k) ? undefined : deps.inFlight.get(k);
-      if (pending) stored.set(k, pending);
-    }
+  //    A key this worker decided new itself — still being written (not in the ledger yet) or
+  //    stored lately — is answered from memory; only the others are looked up.
+  const own = new Map<string, StoredKey>();
+  const unknown: Candidate[] = [];
+  for (const c of maybe) {
+    const k = dedupeKey(c.event.tenant, c.event.id);
+    const mine = deps.inFlight?.get(k) ?? deps.recentlyStored?.get(k);
+    if (mine) own.set(k, mine);
+    else unknown.push(c);
   }
+  const stored = await deps.ledger.lookup(unknown);
+  for (const [k, mine] of own) stored.set(k, mine);
+  deps.metrics?.dedupeOwnKeys.inc(own.size);
   const decisions = decideDedupe(candidates, stored);
   // Recorded at decision time, before the writes: a later unit (even one decided while this
   // one's writes are in flight) sees these keys as "maybe" and looks them up. A key recorded

@@ -7,6 +7,9 @@ import { decideBatch, storeBatch, type BatchOutcome, type DecidedBatch, type Ing
 import { createOrderedUnits } from './ordered-units';
 import type { Logger } from '../runtime/logger';
 
+/** Keys of this worker's latest stored units kept to answer copies without a lookup (~15 MB). */
+const RECENTLY_STORED_KEYS = 50_000;
+
 interface Unit {
   readonly unit: SourceUnit;
   readonly decided: DecidedBatch;
@@ -38,7 +41,10 @@ export function ingestLoop(opts: {
   readonly onCommitted: (outcome: BatchOutcome, unit: SourceUnit) => void;
 }): UnitHandler {
   const inFlight = new Map<string, StoredKey>();
-  const deps: IngestDeps = { ...opts.deps, inFlight };
+  // The keys of the last units stored (oldest first, at most RECENTLY_STORED_KEYS): most copies
+  // follow their original within seconds, and are then decided without a ledger lookup.
+  const recentlyStored = new Map<string, StoredKey>();
+  const deps: IngestDeps = { ...opts.deps, inFlight, recentlyStored };
   const newKeys = (u: Unit) => u.decided.decisions.flatMap((d) => (d.kind === 'new' ? [dedupeKey(d.candidate.event.tenant, d.candidate.event.id)] : []));
 
   return createOrderedUnits<SourceUnit, Unit>(
@@ -53,7 +59,15 @@ export function ingestLoop(opts: {
       // 2. Store: every message durable in exactly one table; its keys are in the ledger now.
       store: async (u) => {
         u.outcome = await storeBatch(u.decided, deps);
-        for (const k of newKeys(u)) inFlight.delete(k);
+        for (const k of newKeys(u)) {
+          const key = inFlight.get(k);
+          inFlight.delete(k);
+          if (key) recentlyStored.set(k, key);
+        }
+        for (const k of recentlyStored.keys()) {
+          if (recentlyStored.size <= RECENTLY_STORED_KEYS) break;
+          recentlyStored.delete(k);
+        }
         opts.dedupeFilter?.report();
       },
       // 3. Commit, in unit order; 4. advance each partition's event time.

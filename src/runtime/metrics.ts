@@ -186,6 +186,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Keys the dedupe filter could not prove absent (looked up in the ledger); checked − maybe = lookups saved',
       registers: r,
     }),
+    dedupeOwnKeys: new Counter({
+      name: 'meterline_dedupe_own_keys_total',
+      help: 'Keys the filter could not prove absent that this worker decided new itself lately (being written or just stored): answered without a ledger lookup',
+      registers: r,
+    }),
     dedupeFilterKeys: new Gauge({ name: 'meterline_dedupe_filter_keys', help: 'Keys held by the in-memory dedupe filter', registers: r }),
     dedupeFilterBytes: new Gauge({ name: 'meterline_dedupe_filter_bytes', help: 'Memory of the in-memory dedupe filter (its bit arrays)', registers: r }),
     dedupeFilterFalsePositiveRate: new Gauge({

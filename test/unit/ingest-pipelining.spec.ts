@@ -83,3 +83,62 @@ describe.each([
     expect(again.decisions.map((d) => d.kind)).toEqual(['new']);
   });
 });
+
+describe('copies of keys this worker stored lately are decided without a ledger lookup', () => {
+  /** A ledger that holds `stored` and records which keys each lookup asked for. */
+  function countingLedger(stored: StoredKey[]) {
+    const asked: string[][] = [];
+    const ledger: LedgerStore = {
+      lookup: async (cs) => {
+        asked.push(cs.map((c) => c.event.id));
+        const found = new Map<string, StoredKey>();
+        for (const s of stored) if (cs.some((c) => c.event.id === s.id && c.event.tenant === s.tenant)) found.set(dedupeKey(s.tenant, s.id), s);
+        return found;
+      },
+      recordChanges: async () => undefined,
+      insertNew: async () => undefined,
+      insertLate: async () => undefined,
+      insertDuplicates: async () => undefined,
+      insertRejections: async () => undefined,
+    };
+    return { ledger, asked };
+  }
+  const depsWith = (ledger: LedgerStore, recentlyStored: Map<string, StoredKey>): IngestDeps => ({
+    decoder: createDecoder({}),
+    meters: () => meters,
+    ledger,
+    clock: () => NOW,
+    maxFutureSkewMs: 300_000,
+    inFlight: new Map(),
+    recentlyStored,
+  });
+
+  it('a copy of a recently stored key is a duplicate of that row, and only the other keys are looked up', async () => {
+    const e = event('own-1');
+    const hash = (await decideBatch([await message(e, 0, 1)], depsWith(countingLedger([]).ledger, new Map()))).decisions[0]!.candidate.bodyHash;
+    const mine: StoredKey = { tenant: 't', id: 'own-1', bodyHash: hash, topic: 'usage.events', partition: 0, offset: '1' };
+    const { ledger, asked } = countingLedger([]);
+    const decided = await decideBatch([await message(e, 2, 50), await message(event('other-1'), 2, 51)], depsWith(ledger, new Map([[dedupeKey('t', 'own-1'), mine]])));
+    expect(decided.decisions.map((d) => d.kind)).toEqual(['duplicate', 'new']);
+    expect(decided.decisions[0]).toMatchObject({ original: { partition: 0, offset: '1' } });
+    expect(asked).toEqual([['other-1']]);
+  });
+
+  it('the very message read again (same partition and offset) is recognised as redelivered, and a different body as a conflict', async () => {
+    const e = event('own-2');
+    const hash = (await decideBatch([await message(e, 0, 7)], depsWith(countingLedger([]).ledger, new Map()))).decisions[0]!.candidate.bodyHash;
+    const recent = new Map([[dedupeKey('t', 'own-2'), { tenant: 't', id: 'own-2', bodyHash: hash, topic: 'usage.events', partition: 0, offset: '7' }]]);
+    const { ledger, asked } = countingLedger([]);
+    const again = await decideBatch([await message(e, 0, 7), await message({ ...e, value: '2' }, 1, 8)], depsWith(ledger, recent));
+    expect(again.decisions.map((d) => d.kind)).toEqual(['redelivered', 'conflict']);
+    expect(asked).toEqual([[]]);
+  });
+
+  it('a key stored by another writer is still looked up in the ledger', async () => {
+    const theirs: StoredKey = { tenant: 't', id: 'theirs-1', bodyHash: 'x'.repeat(64), topic: 'usage.events', partition: 5, offset: '3' };
+    const { ledger, asked } = countingLedger([theirs]);
+    const decided = await decideBatch([await message(event('theirs-1'), 1, 9)], depsWith(ledger, new Map()));
+    expect(asked).toEqual([['theirs-1']]);
+    expect(decided.decisions.map((d) => d.kind)).toEqual(['conflict']);
+  });
+});

@@ -1,0 +1,109 @@
+import type { LedgerKeySource } from '../../src/adapters/clickhouse/ledger-keys';
+import { CATCH_UP_INTERVAL_MS, startDedupeFilter } from '../../src/pipeline/dedupe-filter-sync';
+import { silentLogger } from '../../src/runtime/logger';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 10, 29, 12);
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** Keys other workers stored, each read held open until the test answers it. */
+function otherWorkers() {
+  const reads: { since: number; answer: (keys: [string, string][]) => void }[] = [];
+  const keys: LedgerKeySource = {
+    load: async () => 0,
+    ingestedSince: (since) => new Promise((resolve) => reads.push({ since, answer: resolve })),
+  };
+  return { keys, reads };
+}
+
+async function started(clock: { now: number }) {
+  const { keys, reads } = otherWorkers();
+  const synced = await startDedupeFilter({
+    options: { capacity: 1_000, bitsPerKey: 10, dedupeWindowMs: 35 * DAY, maxFutureSkewMs: 300_000 },
+    keys,
+    ingestedBy: 'worker-a',
+    clock: () => clock.now,
+    logger: silentLogger(),
+  });
+  return { synced, reads };
+}
+
+describe('dedupe filter catch-up: keys other workers stored are known before a unit is decided', () => {
+  it('waits for a fresh read at start and after a rebalance, then knows what it read', async () => {
+    const clock = { now: T0 };
+    const { synced, reads } = await started(clock);
+    let done = false;
+    const first = synced.catchUp().then(() => (done = true));
+    await tick();
+    expect(reads).toHaveLength(1);
+    expect(done).toBe(false);
+    reads[0]!.answer([['t', 'stored-by-b']]);
+    await first;
+    expect(synced.filter.certainlyAbsent('t', 'stored-by-b', T0)).toBe(false);
+
+    clock.now += 100;
+    synced.rebalanced();
+    done = false;
+    const afterRebalance = synced.catchUp().then(() => (done = true));
+    await tick();
+    expect(reads).toHaveLength(2);
+    expect(done).toBe(false);
+    reads[1]!.answer([]);
+    await afterRebalance;
+  });
+
+  it('within the interval a unit does not wait; past half of it the next read starts in the background; past the interval a unit waits for a read', async () => {
+    const clock = { now: T0 };
+    const { synced, reads } = await started(clock);
+    const first = synced.catchUp();
+    await tick();
+    reads[0]!.answer([]);
+    await first;
+
+    clock.now = T0 + CATCH_UP_INTERVAL_MS / 4;
+    await synced.catchUp(); // fresh: no read
+    expect(reads).toHaveLength(1);
+
+    clock.now = T0 + (CATCH_UP_INTERVAL_MS * 3) / 4;
+    await synced.catchUp(); // resolves at once, while a read starts behind it
+    expect(reads).toHaveLength(2);
+    reads[1]!.answer([['t', 'k-background']]);
+    await tick();
+    expect(synced.filter.certainlyAbsent('t', 'k-background', T0)).toBe(false);
+
+    // The background read started at 3/4 of the interval: a quarter-interval later it is fresh.
+    clock.now = T0 + CATCH_UP_INTERVAL_MS;
+    await synced.catchUp();
+    expect(reads).toHaveLength(2);
+
+    clock.now = T0 + CATCH_UP_INTERVAL_MS * 3;
+    let done = false;
+    const stale = synced.catchUp().then(() => (done = true));
+    await tick();
+    expect(reads).toHaveLength(3);
+    expect(done).toBe(false);
+    reads[2]!.answer([['t', 'k-late']]);
+    await stale;
+    expect(synced.filter.certainlyAbsent('t', 'k-late', T0)).toBe(false);
+  });
+
+  it('a unit that finds a read under way and the last one too old waits for it (one read, shared)', async () => {
+    const clock = { now: T0 };
+    const { synced, reads } = await started(clock);
+    const first = synced.catchUp();
+    await tick();
+    reads[0]!.answer([]);
+    await first;
+    clock.now = T0 + (CATCH_UP_INTERVAL_MS * 3) / 4;
+    await synced.catchUp();
+    expect(reads).toHaveLength(2); // under way, not answered yet
+    clock.now = T0 + CATCH_UP_INTERVAL_MS + 10;
+    let done = false;
+    const waiting = synced.catchUp().then(() => (done = true));
+    await tick();
+    expect(reads).toHaveLength(2);
+    expect(done).toBe(false);
+    reads[1]!.answer([]);
+    await waiting;
+  });
+});
