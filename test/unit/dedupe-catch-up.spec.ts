@@ -28,37 +28,33 @@ async function started(clock: { now: number }) {
   return { synced, reads };
 }
 
+/** A unit's catch-up that must wait for read number `n` (counting from 1) until it is answered with `keys`. */
+async function waitsForRead(synced: { catchUp(): Promise<void> }, reads: ReturnType<typeof otherWorkers>['reads'], n: number, keys: [string, string][]) {
+  let done = false;
+  const catchingUp = synced.catchUp().then(() => (done = true));
+  await tick();
+  expect(reads).toHaveLength(n);
+  expect(done).toBe(false);
+  reads[n - 1]!.answer(keys);
+  await catchingUp;
+}
+
 describe('dedupe filter catch-up: keys other workers stored are known before a unit is decided', () => {
   it('waits for a fresh read at start and after a rebalance, then knows what it read', async () => {
     const clock = { now: T0 };
     const { synced, reads } = await started(clock);
-    let done = false;
-    const first = synced.catchUp().then(() => (done = true));
-    await tick();
-    expect(reads).toHaveLength(1);
-    expect(done).toBe(false);
-    reads[0]!.answer([['t', 'stored-by-b']]);
-    await first;
+    await waitsForRead(synced, reads, 1, [['t', 'stored-by-b']]);
     expect(synced.filter.certainlyAbsent('t', 'stored-by-b', T0)).toBe(false);
 
     clock.now += 100;
     synced.rebalanced();
-    done = false;
-    const afterRebalance = synced.catchUp().then(() => (done = true));
-    await tick();
-    expect(reads).toHaveLength(2);
-    expect(done).toBe(false);
-    reads[1]!.answer([]);
-    await afterRebalance;
+    await waitsForRead(synced, reads, 2, []);
   });
 
   it('within the interval a unit does not wait; past half of it the next read starts in the background; past the interval a unit waits for a read', async () => {
     const clock = { now: T0 };
     const { synced, reads } = await started(clock);
-    const first = synced.catchUp();
-    await tick();
-    reads[0]!.answer([]);
-    await first;
+    await waitsForRead(synced, reads, 1, []);
 
     clock.now = T0 + CATCH_UP_INTERVAL_MS / 4;
     await synced.catchUp(); // fresh: no read
@@ -77,33 +73,18 @@ describe('dedupe filter catch-up: keys other workers stored are known before a u
     expect(reads).toHaveLength(2);
 
     clock.now = T0 + CATCH_UP_INTERVAL_MS * 3;
-    let done = false;
-    const stale = synced.catchUp().then(() => (done = true));
-    await tick();
-    expect(reads).toHaveLength(3);
-    expect(done).toBe(false);
-    reads[2]!.answer([['t', 'k-late']]);
-    await stale;
+    await waitsForRead(synced, reads, 3, [['t', 'k-late']]);
     expect(synced.filter.certainlyAbsent('t', 'k-late', T0)).toBe(false);
   });
 
   it('a unit that finds a read under way and the last one too old waits for it (one read, shared)', async () => {
     const clock = { now: T0 };
     const { synced, reads } = await started(clock);
-    const first = synced.catchUp();
-    await tick();
-    reads[0]!.answer([]);
-    await first;
+    await waitsForRead(synced, reads, 1, []);
     clock.now = T0 + (CATCH_UP_INTERVAL_MS * 3) / 4;
     await synced.catchUp();
     expect(reads).toHaveLength(2); // under way, not answered yet
     clock.now = T0 + CATCH_UP_INTERVAL_MS + 10;
-    let done = false;
-    const waiting = synced.catchUp().then(() => (done = true));
-    await tick();
-    expect(reads).toHaveLength(2);
-    expect(done).toBe(false);
-    reads[1]!.answer([]);
-    await waiting;
+    await waitsForRead(synced, reads, 2, []);
   });
 });
