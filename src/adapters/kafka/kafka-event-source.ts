@@ -111,7 +111,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     parked = [];
     // Fetched before a rewind (kafkajs reads them again from the rewound offsets) or while stopping.
     const live = all.filter((p) => {
-      if (!stopping && !p.isStale()) return true;
+      if (handler && !stopping && !p.isStale()) return true;
       p.done('dropped');
       return false;
     });
@@ -226,7 +226,16 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
           if (known === undefined || offset < known) from.set(b.partition, offset);
         }
       }
-      for (const [partition, offset] of from) consumer.seek({ topic: opts.topic, partition, offset: offset.toString() });
+      try {
+        for (const [partition, offset] of from) consumer.seek({ topic: opts.topic, partition, offset: offset.toString() });
+      } catch (err) {
+        // Only when the consumer is gone (stopped or crashed): its next start reads from the
+        // committed offsets anyway. Never go on without the rewind: stop for good instead.
+        log.error({ err }, 'could not move the read position back to the first uncommitted offsets');
+        status.running = false;
+        crash(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
       if (from.size > 0) log.info({ partitions: Object.fromEntries(from) }, 'ingest rewound to the first uncommitted offsets');
     },
 
@@ -236,8 +245,14 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     crashed,
     async stop() {
       assigned = null;
-      // No new units; the ones accepted are stored and committed before the group is left.
+      // No new units (and no more fetching); the ones accepted are stored and committed before
+      // the group is left.
       stopping = true;
+      try {
+        consumer.pause([{ topic: opts.topic }]);
+      } catch {
+        // Not running (never started, or crashed): nothing is being fetched.
+      }
       await running;
       await handler?.drain();
       await consumer.disconnect();
