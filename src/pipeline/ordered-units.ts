@@ -105,15 +105,17 @@ export function createOrderedUnits<U, D>(steps: UnitSteps<U, D>, opts: OrderedUn
     pending.add(tracked);
   };
 
+  /** Rejects with a failure's error once it is recovered from (the caller's units come again). */
+  const refuseAfterRecovery = async (f: NonNullable<typeof failure>): Promise<never> => {
+    await f.recovered;
+    throw f.error;
+  };
+
   return {
     async accept(units) {
       // Units handed over while an earlier unit's failure is being recovered from were read
       // before the re-read position was set: they are delivered again, not taken now.
-      const before = failure;
-      if (before) {
-        await before.recovered;
-        throw before.error;
-      }
+      if (failure) return refuseAfterRecovery(failure);
       for (const unit of units) {
         while (pending.size >= maxInFlight && !failure) await Promise.race(pending);
         if (failure) break;
@@ -124,11 +126,7 @@ export function createOrderedUnits<U, D>(steps: UnitSteps<U, D>, opts: OrderedUn
           break;
         }
       }
-      const f = failure;
-      if (f) {
-        await f.recovered;
-        throw f.error;
-      }
+      if (failure) return refuseAfterRecovery(failure);
     },
     async drain() {
       await settleAll();
@@ -137,18 +135,3 @@ export function createOrderedUnits<U, D>(steps: UnitSteps<U, D>, opts: OrderedUn
   };
 }
 
-/**
- * One hand-over through a fresh pipeline: resolves once every unit is committed, or rejects
- * (after every started store settled) with the first failure.
- */
-export async function runOrdered<U, D>(units: readonly U[], steps: UnitSteps<U, D>, maxInFlight = 2): Promise<void> {
-  let failed: { error: unknown } | null = null;
-  const pipeline = createOrderedUnits(steps, { maxInFlight, onFailure: (_, error) => void (failed ??= { error }) });
-  try {
-    await pipeline.accept(units);
-  } catch (err) {
-    failed ??= { error: err };
-  }
-  await pipeline.drain();
-  if (failed) throw (failed as { error: unknown }).error;
-}

@@ -1,4 +1,4 @@
-import { createOrderedUnits, runOrdered, type UnitSteps } from '../../src/pipeline/ordered-units';
+import { createOrderedUnits, type UnitSteps } from '../../src/pipeline/ordered-units';
 
 function deferred() {
   let resolve!: () => void;
@@ -10,6 +10,22 @@ function deferred() {
   return { promise, resolve, reject };
 }
 const tick = () => new Promise((r) => setImmediate(r));
+
+/**
+ * One hand-over through a fresh pipeline: resolves once every unit is committed, or rejects
+ * (after every started store settled) with the first failure.
+ */
+async function runOrdered<U, D>(units: readonly U[], steps: UnitSteps<U, D>, maxInFlight = 2): Promise<void> {
+  let failed: { error: unknown } | null = null;
+  const pipeline = createOrderedUnits(steps, { maxInFlight, onFailure: (_, error) => void (failed ??= { error }) });
+  try {
+    await pipeline.accept(units);
+  } catch (err) {
+    failed ??= { error: err };
+  }
+  await pipeline.drain();
+  if (failed) throw (failed as { error: unknown }).error;
+}
 
 /** Steps that log what happens, with each unit's store held until the test releases it. */
 function scripted(n: number) {
