@@ -180,8 +180,8 @@ export async function decideBatch(messages: readonly RawMessage[], deps: IngestD
   deps.metrics?.dedupeOwnKeys.inc(own.size);
   const decisions = decideDedupe(candidates, stored);
   // Recorded at decision time, before the writes: a later unit (even one decided while this
-  // one's writes are in flight) sees these keys as "maybe" and looks them up. A key recorded
-  // for a unit that then fails to store only costs a lookup.
+  // one's writes are in flight) sees these keys as "maybe" and finds them in flight or stored
+  // lately. A key recorded for a unit that then fails to store only costs a lookup.
   if (filter) {
     for (const d of decisions) if (d.kind === 'new') filter.record(d.candidate.event.tenant, d.candidate.event.id, now);
     deps.metrics?.dedupeFilterChecked.inc(candidates.length);

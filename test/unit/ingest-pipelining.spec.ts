@@ -45,19 +45,23 @@ async function message(e: UsageEvent, partition: number, offset: number): Promis
 }
 const event = (id: string): UsageEvent => ({ id, tenant: 't', customer: 'c', meter: 'api_calls', value: '1', timestamp: NOW - 1000, properties: {}, source: null });
 
+/** A worker's ingest deps over `ledger`, with its own in-flight keys (and whatever `extra` adds). */
+const workerDeps = (ledger: LedgerStore, extra: Partial<IngestDeps> = {}): IngestDeps => ({
+  decoder: createDecoder({}),
+  meters: () => meters,
+  ledger,
+  clock: () => NOW,
+  maxFutureSkewMs: 300_000,
+  inFlight: new Map(),
+  ...extra,
+});
+
 describe.each([
   ['with the dedupe filter', true],
   ['without a filter (every key looked up)', false],
 ])('two units in flight never both take one key as new (%s)', (_, withFilter) => {
-  const depsFor = (ledger: LedgerStore): IngestDeps => ({
-    decoder: createDecoder({}),
-    meters: () => meters,
-    ledger,
-    clock: () => NOW,
-    maxFutureSkewMs: 300_000,
-    inFlight: new Map(),
-    ...(withFilter ? { dedupeFilter: createDedupeFilter({ capacity: 1000, bitsPerKey: 10, dedupeWindowMs: 35 * 86_400_000, maxFutureSkewMs: 300_000 }, NOW - 40 * 86_400_000) } : {}),
-  });
+  const depsFor = (ledger: LedgerStore): IngestDeps =>
+    workerDeps(ledger, withFilter ? { dedupeFilter: createDedupeFilter({ capacity: 1000, bitsPerKey: 10, dedupeWindowMs: 35 * 86_400_000, maxFutureSkewMs: 300_000 }, NOW - 40 * 86_400_000) } : {});
 
   it('given unit n decided a key new and its insert has not landed, when unit n+1 holds a copy from another partition, then the copy is a duplicate', async () => {
     const { ledger, rows, land } = slowLedger();
@@ -103,15 +107,7 @@ describe('copies of keys this worker stored lately are decided without a ledger 
     };
     return { ledger, asked };
   }
-  const depsWith = (ledger: LedgerStore, recentlyStored: Map<string, StoredKey>): IngestDeps => ({
-    decoder: createDecoder({}),
-    meters: () => meters,
-    ledger,
-    clock: () => NOW,
-    maxFutureSkewMs: 300_000,
-    inFlight: new Map(),
-    recentlyStored,
-  });
+  const depsWith = (ledger: LedgerStore, recentlyStored: Map<string, StoredKey>): IngestDeps => workerDeps(ledger, { recentlyStored });
 
   it('a copy of a recently stored key is a duplicate of that row, and only the other keys are looked up', async () => {
     const e = event('own-1');

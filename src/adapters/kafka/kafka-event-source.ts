@@ -75,6 +75,11 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
   consumer.on(consumer.events.HEARTBEAT, () => {
     lastContact = clock();
   });
+  const stopForGood = (err: Error, why: string) => {
+    status.running = false;
+    log.error({ err }, why);
+    crash(err);
+  };
   consumer.on(consumer.events.CRASH, (e) => {
     status.connected = false;
     assigned = null;
@@ -82,9 +87,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
       log.warn({ err: e.payload.error }, 'ingest consumer failed; kafkajs restarts it from the last committed offsets');
       return;
     }
-    status.running = false;
-    log.error({ err: e.payload.error }, 'the Kafka consumer stopped for good');
-    crash(e.payload.error);
+    stopForGood(e.payload.error, 'the Kafka consumer stopped for good');
   });
 
   // Batches parked by eachBatch calls until their fetch's units are accepted (or refused).
@@ -98,12 +101,14 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
   const heartbeatOf = new Map<SourceUnit, () => Promise<void>>();
   let running: Promise<void> = Promise.resolve();
   let heartbeats: Promise<void> = Promise.resolve();
-  // Before kafkajs rejoins or leaves the group, every unit accepted here is stored (or failed):
-  // no other worker can be given a partition while this one still writes its messages.
-  const fence = groupFence(async () => {
+  /** Resolves once no hand-over is running and every accepted unit is committed or rewound. */
+  const settled = async () => {
     await running;
     await handler?.drain();
-  });
+  };
+  // Before kafkajs rejoins or leaves the group, every unit accepted here is stored (or failed):
+  // no other worker can be given a partition while this one still writes its messages.
+  const fence = groupFence(settled);
 
   const handParkedOver = async () => {
     unitScheduled = false;
@@ -231,9 +236,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
       } catch (err) {
         // Only when the consumer is gone (stopped or crashed): its next start reads from the
         // committed offsets anyway. Never go on without the rewind: stop for good instead.
-        log.error({ err }, 'could not move the read position back to the first uncommitted offsets');
-        status.running = false;
-        crash(err instanceof Error ? err : new Error(String(err)));
+        stopForGood(err instanceof Error ? err : new Error(String(err)), 'could not move the read position back to the first uncommitted offsets');
         return;
       }
       if (from.size > 0) log.info({ partitions: Object.fromEntries(from) }, 'ingest rewound to the first uncommitted offsets');
@@ -253,8 +256,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
       } catch {
         // Not running (never started, or crashed): nothing is being fetched.
       }
-      await running;
-      await handler?.drain();
+      await settled();
       await consumer.disconnect();
       fence.release();
       await heartbeats;
