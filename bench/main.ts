@@ -162,6 +162,7 @@ export async function main(argv: string[]): Promise<number> {
       stripeCallsPerMillionEvents: Math.round((throughput.stripeCalls / opts.events) * 1e6),
       pushDrainSeconds: round1(throughput.pushDrainSeconds),
       peakRssMiB: { pipelineWorker: latency.peakRssMiB, baselineConsumer: Math.round(baseline.peakRssMiB) },
+      memoryMiB: latency.memory,
       rssAtProgressMiB: throughput.rssAtProgressMiB,
       heapUsedAtProgressMiB: throughput.heapUsedAtProgressMiB,
       pipelineEventsPerSecondByQuarter: throughput.eventsPerSecondByQuarter,

@@ -16,6 +16,7 @@ import type { IngestWorker } from '../src/pipeline/ingest-worker';
 import { startPushLoop } from '../src/pipeline/push-loop';
 import { createLogger } from '../src/runtime/logger';
 import { createMetrics } from '../src/runtime/metrics';
+import { startMemorySampler, type MemoryPeaks } from './memory';
 import { percentile } from './workload';
 
 /** Wall time spent in each method of a port, accumulated (ms): where the pipeline waits. */
@@ -82,6 +83,8 @@ export interface LatencyResult {
   readonly p99Ms: number | null;
   readonly maxMs: number | null;
   readonly peakRssMiB: number;
+  /** Where the resident memory was (both phases), and the dedupe filter's share of it. */
+  readonly memory: MemoryPeaks & { readonly dedupeFilterMiB: number };
 }
 
 type Send = (msg: unknown) => void;
@@ -94,6 +97,7 @@ type Receive = () => Promise<unknown>;
  * fixed offered rate and measures publish → counter-update latency per new event.
  */
 export async function runPipeline(p: PipelineParams, send: Send, receive: Receive): Promise<void> {
+  const memorySampler = startMemorySampler();
   const env = {
     METERLINE_DATA_DIR: p.dataDir,
     KAFKA_BROKERS: p.brokers.join(','),
@@ -274,13 +278,16 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   await alerts?.stop();
   await latencyLoop.stop();
   const sorted = Float64Array.from(latencies).sort();
+  const filterBytes = (await metrics.dedupeFilterBytes.get()).values[0]?.value ?? 0;
+  const memory = { ...memorySampler.stop(), dedupeFilterMiB: Math.round((filterBytes / 1048576) * 10) / 10 };
   const result: LatencyResult = {
     published,
     counted: sorted.length,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     maxMs: percentile(sorted, 1),
-    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    peakRssMiB: memory.peakRssMiB,
+    memory,
   };
   await deadLetters.close();
   await ch.close();
