@@ -266,13 +266,17 @@ function gitCommit(): string {
 
 const LAUNCHER = path.join(__dirname, '..', 'bin', 'meterline-bench');
 
-/** BENCH_CPU_PROFILE_DIR=dir: each child writes a V8 CPU profile there (open it in Chrome DevTools). */
+/**
+ * BENCH_CPU_PROFILE_DIR=dir: each child writes a V8 CPU profile there (open it in Chrome DevTools).
+ * BENCH_CHILD_NODE_FLAGS="--flag …": Node/V8 flags for each child (e.g. --trace-gc), for experiments.
+ */
 function spawnChild(mode: string, params: unknown): ChildProcess {
   const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
+  const flags = (process.env.BENCH_CHILD_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
   return fork(LAUNCHER, ['--child', mode], {
     env: { ...process.env, METERLINE_BENCH_PARAMS: JSON.stringify(params) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    execArgv: [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...flags],
   });
 }
 

@@ -39,7 +39,7 @@ function libchdbResidentKiB(): number {
 }
 
 /** Samples /proc/self/status (Linux only; elsewhere reports only getrusage's peak). */
-export function startMemorySampler(): { stop(): MemoryPeaks } {
+export function startMemorySampler(): { peakAnonSoFarMiB(): number; stop(): MemoryPeaks } {
   let peakAnon = 0;
   let fileAtPeak = 0;
   let atPeak = { heapTotal: 0, external: 0 };
@@ -61,6 +61,10 @@ export function startMemorySampler(): { stop(): MemoryPeaks } {
   const timer = setInterval(sample, 250);
   timer.unref();
   return {
+    peakAnonSoFarMiB() {
+      sample();
+      return Math.round((peakAnon * 1024) / MiB);
+    },
     stop() {
       clearInterval(timer);
       sample();

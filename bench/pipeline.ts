@@ -84,7 +84,7 @@ export interface LatencyResult {
   readonly maxMs: number | null;
   readonly peakRssMiB: number;
   /** Where the resident memory was (both phases), and the dedupe filter's share of it. */
-  readonly memory: MemoryPeaks & { readonly dedupeFilterMiB: number };
+  readonly memory: MemoryPeaks & { readonly peakAnonThroughputPhaseMiB: number; readonly dedupeFilterMiB: number };
 }
 
 type Send = (msg: unknown) => void;
@@ -206,6 +206,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     });
   });
   const seconds = (performance.now() - started) / 1000;
+  const peakAnonThroughputPhaseMiB = memorySampler.peakAnonSoFarMiB();
   const breakdown = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { calls: v.calls, seconds: Math.round(v.ms) / 1000 }]));
   await worker.stop();
   const totals = { ...worker.totals } as unknown as Record<string, number>;
@@ -279,7 +280,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   await latencyLoop.stop();
   const sorted = Float64Array.from(latencies).sort();
   const filterBytes = (await metrics.dedupeFilterBytes.get()).values[0]?.value ?? 0;
-  const memory = { ...memorySampler.stop(), dedupeFilterMiB: Math.round((filterBytes / 1048576) * 10) / 10 };
+  const memory = { ...memorySampler.stop(), peakAnonThroughputPhaseMiB, dedupeFilterMiB: Math.round((filterBytes / 1048576) * 10) / 10 };
   const result: LatencyResult = {
     published,
     counted: sorted.length,
