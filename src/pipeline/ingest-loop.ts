@@ -5,6 +5,7 @@ import type { SyncedDedupeFilter } from './dedupe-filter-sync';
 import type { EventTime } from './event-time';
 import { decideBatch, storeBatch, type BatchOutcome, type DecidedBatch, type IngestDeps } from './ingest-batch';
 import { createOrderedUnits } from './ordered-units';
+import { createRecentKeys } from './recent-keys';
 import type { Logger } from '../runtime/logger';
 
 /** Keys of this worker's latest stored units kept to answer copies without a lookup (~15 MB). */
@@ -41,9 +42,9 @@ export function ingestLoop(opts: {
   readonly onCommitted: (outcome: BatchOutcome, unit: SourceUnit) => void;
 }): UnitHandler {
   const inFlight = new Map<string, StoredKey>();
-  // The keys of the last units stored (oldest first, at most RECENTLY_STORED_KEYS): most copies
-  // follow their original within seconds, and are then decided without a ledger lookup.
-  const recentlyStored = new Map<string, StoredKey>();
+  // The keys of the last units stored (at most RECENTLY_STORED_KEYS): most copies follow their
+  // original within seconds, and are then decided without a ledger lookup.
+  const recentlyStored = createRecentKeys<StoredKey>(RECENTLY_STORED_KEYS);
   const deps: IngestDeps = { ...opts.deps, inFlight, recentlyStored };
   const newKeys = (u: Unit) => u.decided.decisions.flatMap((d) => (d.kind === 'new' ? [dedupeKey(d.candidate.event.tenant, d.candidate.event.id)] : []));
 
@@ -62,11 +63,7 @@ export function ingestLoop(opts: {
         for (const k of newKeys(u)) {
           const key = inFlight.get(k);
           inFlight.delete(k);
-          if (key) recentlyStored.set(k, key);
-        }
-        for (const k of recentlyStored.keys()) {
-          if (recentlyStored.size <= RECENTLY_STORED_KEYS) break;
-          recentlyStored.delete(k);
+          if (key) recentlyStored.add(k, key);
         }
         opts.dedupeFilter?.report();
       },
