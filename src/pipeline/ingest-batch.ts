@@ -69,7 +69,7 @@ export interface IngestDeps {
    * `inFlight`, a copy of one is decided from it without a ledger lookup: the ledger holds that
    * very row (its first write, unless another worker stored the key in the race the README names).
    */
-  readonly recentlyStored?: ReadonlyMap<string, StoredKey>;
+  readonly recentlyStored?: { get(key: string): StoredKey | undefined };
   /**
    * A replay's range: valid events outside it are skipped (read, written nowhere). Decided by
    * event time, never by Kafka timestamps, which the dev broker (and a producer) may get wrong.
@@ -253,23 +253,19 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
         t.accepted += 1;
         accepted += 1;
         storedRefs.push(d.candidate.ref);
-        deps.metrics?.eventsAccepted.inc({ meter });
         break;
       case 'duplicate':
         t.duplicates += 1;
         duplicates += 1;
-        deps.metrics?.eventsDuplicate.inc({ meter });
         break;
       case 'conflict':
         t.conflicts += 1;
         conflicts += 1;
-        deps.metrics?.eventsConflicting.inc({ meter });
         break;
       case 'redelivered':
         t.redelivered += 1;
         redelivered += 1;
         storedRefs.push(d.candidate.ref);
-        deps.metrics?.eventsRedelivered.inc();
         break;
       default: {
         const never: never = d;
@@ -277,19 +273,19 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
       }
     }
   }
-  for (const r of rejections) deps.metrics?.eventsRejected.inc({ reason: r.code });
-  deps.metrics?.eventsConsumed.inc(decided.consumed);
   let tooLate = 0;
   let lateCounted = 0;
+  const lateByMeter = new Map<string, { too_late: number; counted: number }>();
   for (const n of newEvents) {
-    if (n.lateness.disposition === 'too_late') {
-      tooLate += 1;
-      deps.metrics?.eventsLate.inc({ meter: n.candidate.event.meter, outcome: 'too_late' });
-    } else if (n.lateness.late) {
-      lateCounted += 1;
-      deps.metrics?.eventsLate.inc({ meter: n.candidate.event.meter, outcome: 'counted' });
-    }
+    const outcome = n.lateness.disposition === 'too_late' ? 'too_late' : n.lateness.late ? 'counted' : null;
+    if (!outcome) continue;
+    if (outcome === 'too_late') tooLate += 1;
+    else lateCounted += 1;
+    const meter = n.candidate.event.meter;
+    if (!lateByMeter.has(meter)) lateByMeter.set(meter, { too_late: 0, counted: 0 });
+    lateByMeter.get(meter)![outcome] += 1;
   }
+  if (deps.metrics) countDecisions(deps.metrics, decided.consumed, byMeter, redelivered, rejections, lateByMeter);
   return {
     consumed: decided.consumed,
     accepted,
@@ -306,4 +302,31 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
     maxEventTimeByPartition,
     changes,
   };
+}
+
+/**
+ * The batch's decisions into the event counters, once per label set (a labelled increment costs
+ * a label lookup: per batch, not per event). A series appears only once something is counted.
+ */
+function countDecisions(
+  metrics: Metrics,
+  consumed: number,
+  byMeter: Readonly<Record<string, MeterTally>>,
+  redelivered: number,
+  rejections: readonly Rejection[],
+  lateByMeter: ReadonlyMap<string, { too_late: number; counted: number }>,
+): void {
+  metrics.eventsConsumed.inc(consumed);
+  for (const [meter, t] of Object.entries(byMeter)) {
+    if (t.accepted > 0) metrics.eventsAccepted.inc({ meter }, t.accepted);
+    if (t.duplicates > 0) metrics.eventsDuplicate.inc({ meter }, t.duplicates);
+    if (t.conflicts > 0) metrics.eventsConflicting.inc({ meter }, t.conflicts);
+  }
+  if (redelivered > 0) metrics.eventsRedelivered.inc(redelivered);
+  const rejectedByReason = new Map<string, number>();
+  for (const r of rejections) rejectedByReason.set(r.code, (rejectedByReason.get(r.code) ?? 0) + 1);
+  for (const [reason, n] of rejectedByReason) metrics.eventsRejected.inc({ reason }, n);
+  for (const [meter, late] of lateByMeter) {
+    for (const outcome of ['too_late', 'counted'] as const) if (late[outcome] > 0) metrics.eventsLate.inc({ meter, outcome }, late[outcome]);
+  }
 }
