@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { MeterCatalog, MeterDefinition } from './meters';
 import { validateEvent, type UsageEvent, type ValidationOptions } from './usage-event';
 
@@ -52,6 +51,7 @@ export type DecodedInput =
   | { readonly ok: false; readonly code: Exclude<RejectCode, 'invalid_event' | 'unknown_meter'>; readonly reason: string };
 
 import { dedupeKey } from './keys';
+import { sha256Hex } from './sha256';
 
 export { dedupeKey };
 
@@ -60,9 +60,7 @@ export function bodyHash(e: UsageEvent): string {
   const props = Object.keys(e.properties)
     .sort()
     .map((k) => [k, e.properties[k]]);
-  return createHash('sha256')
-    .update(JSON.stringify([e.tenant, e.id, e.customer, e.meter, e.value, e.timestamp, props, e.source]))
-    .digest('hex');
+  return sha256Hex(JSON.stringify([e.tenant, e.id, e.customer, e.meter, e.value, e.timestamp, props, e.source]));
 }
 
 /**
