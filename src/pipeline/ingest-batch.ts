@@ -134,32 +134,35 @@ export async function decideBatch(messages: readonly RawMessage[], deps: IngestD
   const now = deps.clock();
   const meters = deps.meters();
 
-  // 1. Decode. Bad bytes become values; an unreachable schema registry throws (retriable).
-  const decoded = await deps.decoder.decodeMany(messages.map((m) => m.value));
-
-  // 2. Validate and enrich (pure). Every message becomes a candidate or a rejection.
+  // 1. Decode, and 2. validate and enrich (pure), one message at a time (the decoded record is
+  //    garbage at once). Bad bytes become values; an unreachable schema registry throws
+  //    (retriable). Every message becomes a candidate or a rejection.
   const candidates: Candidate[] = [];
   const rejections: Rejection[] = [];
   const skipped: Candidate[] = [];
   const backfilled = new Set<Candidate>();
   const maxEventTimeByPartition = new Map<number, number>();
-  for (const [i, m] of messages.entries()) {
-    const r = classifyMessage(m.ref, m.key, m.value, decoded[i]!, meters, { now, maxFutureSkewMs: deps.maxFutureSkewMs });
-    if (!('candidate' in r)) {
-      rejections.push(r.rejection);
-      continue;
-    }
-    const t = r.candidate.event.timestamp;
-    // Every valid event moves its partition's event time, in range or not.
-    const p = m.ref.partition;
-    maxEventTimeByPartition.set(p, Math.max(t, maxEventTimeByPartition.get(p) ?? -Infinity));
-    if (!inEventTimeRange(t, deps.eventTimeRange)) {
-      skipped.push(r.candidate);
-      continue;
-    }
-    if (m.backfill) backfilled.add(r.candidate);
-    candidates.push(r.candidate);
-  }
+  await deps.decoder.decodeEach(
+    messages.map((m) => m.value),
+    (decoded, i) => {
+      const m = messages[i]!;
+      const r = classifyMessage(m.ref, m.key, m.value, decoded, meters, { now, maxFutureSkewMs: deps.maxFutureSkewMs });
+      if (!('candidate' in r)) {
+        rejections.push(r.rejection);
+        return;
+      }
+      const t = r.candidate.event.timestamp;
+      // Every valid event moves its partition's event time, in range or not.
+      const p = m.ref.partition;
+      maxEventTimeByPartition.set(p, Math.max(t, maxEventTimeByPartition.get(p) ?? -Infinity));
+      if (!inEventTimeRange(t, deps.eventTimeRange)) {
+        skipped.push(r.candidate);
+        return;
+      }
+      if (m.backfill) backfilled.add(r.candidate);
+      candidates.push(r.candidate);
+    },
+  );
 
   // 3. Dedupe: what the ledger already holds, then first-write-wins within the batch (pure).
   //    Keys the filter proves absent skip the lookup; every "maybe" is confirmed in the ledger.

@@ -9,4 +9,11 @@ export type Decoded =
 export interface EventDecoder {
   /** One result per input, in order. Throws only when the schema registry is unavailable. */
   decodeMany(buffers: (Buffer | null)[]): Promise<Decoded[]>;
+  /**
+   * The same results, each handed to `visit` as soon as it is decoded (in order), so a caller that
+   * keeps only what it derives from a record lets the record die young — the ingest hot path,
+   * where records kept for a whole unit cost the garbage collector a copy each. Unknown registry
+   * ids are fetched first: throws, before visiting anything, only when the registry is unavailable.
+   */
+  decodeEach(buffers: (Buffer | null)[], visit: (decoded: Decoded, index: number) => void): Promise<void>;
 }

@@ -126,6 +126,17 @@ describe('Confluent wire format through a (fake) schema registry', () => {
     expect(err).toMatchObject({ code: 'registry_unavailable', retriable: true });
   });
 
+  it('decodeEach throws the same error before handing anything over (the unit is retried whole)', async () => {
+    const buf = await createConfluentEncoder(registry).encode(event);
+    fake.setUnavailable(true);
+    const visited: number[] = [];
+    const err = await createDecoder({ registry: clientFor(fake) })
+      .decodeEach([buf, buf], (_, i) => visited.push(i))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'registry_unavailable', retriable: true });
+    expect(visited).toEqual([]);
+  });
+
   it('throws a retriable MeterlineError when the registry is unreachable', async () => {
     const buf = await createConfluentEncoder(registry).encode(event);
     const gone = clientFor(fake);

@@ -215,4 +215,11 @@ describe('decoding bad input never throws', () => {
     const results = await createDecoder().decodeMany([good, null, Buffer.from('x'), good.subarray(0, 12), good]);
     expect(results.map((r) => (r.ok ? 'ok' : r.code))).toEqual(['ok', 'empty', 'bad_magic', 'malformed_avro', 'ok']);
   });
+
+  it('decodeEach hands over the same results as decodeMany, one per input, in order', async () => {
+    const inputs = [good, null, Buffer.from('x'), good.subarray(0, 12), good];
+    const visited: [number, unknown][] = [];
+    await createDecoder().decodeEach(inputs, (d, i) => visited.push([i, d]));
+    expect(visited).toEqual((await createDecoder().decodeMany(inputs)).map((d, i) => [i, d]));
+  });
 });

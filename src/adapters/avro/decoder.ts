@@ -143,6 +143,10 @@ export function createDecoder(opts: DecoderOptions = {}): EventDecoder {
       const missing = await fetchUnknownIds(buffers);
       return buffers.map((buf) => decodeOne(buf, missing));
     },
+    async decodeEach(buffers, visit) {
+      const missing = await fetchUnknownIds(buffers);
+      for (let i = 0; i < buffers.length; i += 1) visit(decodeOne(buffers[i]!, missing), i);
+    },
   };
 }
 
