@@ -4,7 +4,7 @@ import type { LedgerStore } from '../src/ports/ledger';
 import { createStreamStore } from '../src/adapters/clickhouse/stream-store';
 import { loadAllotments } from '../src/adapters/allotments-file';
 import { startAlertsFromConfig } from '../src/pipeline/alerts-from-config';
-import { createWorkerPusher, startWorkerIngest, type WorkerContext } from '../src/app/worker';
+import { createWorkerPusher, pushPace, startWorkerIngest, type WorkerContext } from '../src/app/worker';
 import { migrate } from '../src/adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../src/adapters/kafka/dlq';
 import { createKafka } from '../src/adapters/kafka/kafka';
@@ -13,6 +13,7 @@ import { createBillingSink } from '../src/adapters/stripe/from-config';
 import { loadConfig } from '../src/config/config';
 import { newWorkerIdentity } from '../src/runtime/worker-identity';
 import type { IngestWorker } from '../src/pipeline/ingest-worker';
+import { PUSH_PACE } from '../src/domain/push-pace';
 import { startPushLoop } from '../src/pipeline/push-loop';
 import { createLogger } from '../src/runtime/logger';
 import { createMetrics } from '../src/runtime/metrics';
@@ -162,7 +163,10 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       },
     });
   const pusher = createWorkerPusher(ctx, { sink: createBillingSink(config, metrics) });
-  const pushLoop = await startPushLoop(pusher, logger);
+  // Paced by the ingest worker running beside it, as in `meterline run` (domain/push-pace.ts).
+  let ingesting: IngestWorker | null = null;
+  const pace = pushPace({ backlog: () => ingesting?.backlog() ?? 0 });
+  const pushLoop = await startPushLoop(pusher, logger, PUSH_PACE.INTERVAL_MS, undefined, pace);
 
   // Phase 1: throughput over the backlog.
   const rssAtProgress: number[] = [];
@@ -179,6 +183,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   let nextDecile = 1;
   const started = performance.now();
   const worker = await startWorker(p.topic, 'bench-pipeline');
+  ingesting = worker;
   let lastProgress = 0;
   await new Promise<void>((resolve) => {
     worker.onUnit(() => {
@@ -252,13 +257,14 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
 
   // Phase 2: latency at a fixed offered rate (the parent publishes; event time = publish time).
   const lat = await startWorker(p.latencyTopic, 'bench-latency');
+  ingesting = lat;
   lat.onUnit(() => {
     const now = Date.now();
     for (const ts of justStored) latencies.push(now - ts);
     justStored = [];
   });
   recording = true;
-  const latencyLoop = await startPushLoop(pusher, logger);
+  const latencyLoop = await startPushLoop(pusher, logger, PUSH_PACE.INTERVAL_MS, undefined, pace);
   // The alerter, as `meterline run` starts it, on the latency worker's leadership (its own change reads).
   const alertStreams = createStreamStore(ch, db);
   const alerts = await startAlertsFromConfig({

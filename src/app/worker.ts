@@ -7,6 +7,7 @@ import { createStreamStore } from '../adapters/clickhouse/stream-store';
 import { createWatermarkStore } from '../adapters/clickhouse/watermark-store';
 import type { Config } from '../config/config';
 import type { MeterCatalog } from '../domain/meters';
+import { pushIntervalMs } from '../domain/push-pace';
 import type { BillingSink } from '../ports/billing-sink';
 import type { DeadLetterSink } from '../ports/dead-letters';
 import { startDedupeFilterFromConfig } from '../pipeline/dedupe-filter-sync';
@@ -67,6 +68,11 @@ export async function startWorkerIngest(
       metrics,
     },
   });
+}
+
+/** The push loop's pace for the worker it runs in: spaced out while its ingest is far behind (domain/push-pace.ts). */
+export function pushPace(worker: Pick<IngestWorker, 'backlog'>): () => number {
+  return () => pushIntervalMs(worker.backlog());
 }
 
 /** The pusher of a worker: totals from the ledger, the push ledger, the sink, Stripe's rate limit. */

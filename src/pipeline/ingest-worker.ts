@@ -40,6 +40,11 @@ export interface IngestWorker {
    * committed, with where it left each of its partitions (for progress, health and tests).
    */
   onUnit(listener: (outcome: BatchOutcome, positions: ReadonlyMap<number, BatchPosition>) => void): void;
+  /**
+   * Messages waiting on this worker's partitions, as its last committed unit of each saw them
+   * (the partition's end at fetch time − where the unit left it). 0 when caught up or unassigned.
+   */
+  backlog(): number;
   /** What the consumer reports about itself, for health checks. */
   status(): IngestStatus;
   /**
@@ -122,7 +127,10 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     consumer: opts.consumer,
     replay: opts.replay,
   });
+  // Per owned partition: messages waiting after its last committed unit (see backlog()).
+  const waiting = new Map<number, number>();
   source.onAssigned((partitions) => {
+    for (const p of waiting.keys()) if (!partitions.includes(p)) waiting.delete(p);
     eventTime.assigned(partitions);
     // Partitions may come from another worker: the filter first learns everything stored lately.
     opts.dedupeFilter?.rebalanced();
@@ -139,6 +147,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       onCommitted: (outcome, unit) => {
         addOutcome(totals, outcome);
         const positions = new Map(unit.map((b) => [b.partition, { next: b.next, highWatermark: b.highWatermark }]));
+        for (const b of unit) waiting.set(b.partition, Math.max(0, Number(BigInt(b.highWatermark) - BigInt(b.next))));
         for (const l of listeners) l(outcome, positions);
       },
     }),
@@ -152,6 +161,11 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
     totals,
     watermark: eventTime.watermark,
     onUnit: (l) => listeners.push(l),
+    backlog: () => {
+      let n = 0;
+      for (const w of waiting.values()) n += w;
+      return n;
+    },
     status: () => source.status(),
     owns: (partition) => source.owns(partition),
     crashed: source.crashed,

@@ -20,10 +20,27 @@ export interface PushLeadership {
   readonly clock?: () => number;
 }
 
-/** Runs the pusher: pending pushes first, then a cycle every `intervalMs` until stopped. */
-export async function startPushLoop(pusher: Pusher, logger: Logger, intervalMs = 1000, leadership?: PushLeadership): Promise<{ stop(): Promise<void> }> {
+/**
+ * Runs the pusher: pending pushes first, then a cycle every `intervalMs` until stopped. With
+ * `pace`, the wait after a cycle is what it returns (at least `intervalMs`), read again every
+ * `intervalMs` while waiting: see domain/push-pace.ts.
+ */
+export async function startPushLoop(
+  pusher: Pusher,
+  logger: Logger,
+  intervalMs = 1000,
+  leadership?: PushLeadership,
+  pace?: () => number,
+): Promise<{ stop(): Promise<void> }> {
   const log = logger.child({ module: 'pusher' });
   const clock = leadership?.clock ?? Date.now;
+  let lastPace = intervalMs;
+  const paceMs = () => {
+    const ms = Math.max(intervalMs, pace?.() ?? intervalMs);
+    if (ms !== lastPace) log.info({ cycleEveryMs: ms }, ms > intervalMs ? 'ingest is far behind: push cycles spaced out until it catches up' : 'ingest caught up: push cycles at their usual pace');
+    lastPace = ms;
+    return ms;
+  };
   const resendPending = async () => {
     const resent = await pusher.resendPending();
     if (resent.resent + resent.held > 0) log.info(resent, 'pending pushes left by a previous pusher handled');
@@ -62,7 +79,9 @@ export async function startPushLoop(pusher: Pusher, logger: Logger, intervalMs =
         .then((may) => (may ? pusher.cycle() : undefined))
         .catch((err) => log.error({ err }, 'push cycle failed; retrying next cycle'));
       await current;
-      if (running) await new Promise((r) => setTimeout(r, intervalMs));
+      const cycleEnded = clock();
+      do await new Promise((r) => setTimeout(r, intervalMs));
+      while (running && clock() - cycleEnded < paceMs());
     }
   };
   const done = loop();

@@ -222,4 +222,25 @@ describe('ingest: the dedupe-and-enrich consumer', () => {
     expect(partitionsPerUnit).toHaveLength(replay.totals.units);
     expect(Math.max(...partitionsPerUnit)).toBeGreaterThan(1);
   });
+
+  it('reports the messages still waiting on its partitions after each unit (what paces the pusher), 0 once caught up', async () => {
+    await worker!.stop();
+    // Many small record batches, read a few KB per partition per fetch: a backlog for several units.
+    for (let i = 0; i < 40; i += 1) await publisher.publish(Array.from({ length: 20 }, () => ev('t-backlog')));
+    const offsets = await kafka.admin().fetchTopicOffsets(TOPIC);
+    const total = offsets.reduce((n, p) => n + Number(p.high), 0);
+    worker = await startIngestWorker({ kafka, topic: TOPIC, groupId: `backlog-${Date.now()}`, deps, logger: silentLogger(), consumer: { ...TEST_CONSUMER_TIMINGS, maxBytesPerPartition: 4_096 } });
+    const reader = worker;
+    const afterUnit: { backlog: number; waiting: number }[] = [];
+    const waiting = new Map<number, number>();
+    reader.onUnit((_outcome, positions) => {
+      for (const [p, pos] of positions) waiting.set(p, Number(pos.highWatermark) - Number(pos.next));
+      afterUnit.push({ backlog: reader.backlog(), waiting: [...waiting.values()].reduce((a, b) => a + b, 0) });
+    });
+    await waitFor('whole topic re-read', () => reader.totals.consumed >= total, 60_000);
+    expect(reader.totals.units).toBeGreaterThan(2);
+    expect(afterUnit[0]!.backlog).toBeGreaterThan(0);
+    for (const u of afterUnit) expect(u.backlog).toBe(u.waiting);
+    expect(reader.backlog()).toBe(0);
+  });
 });

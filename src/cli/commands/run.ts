@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createEncoderFromConfig } from '../../adapters/avro/from-config';
-import { createWorkerPusher, startWorkerIngest, type WorkerContext } from '../../app/worker';
+import { createWorkerPusher, pushPace, startWorkerIngest, type WorkerContext } from '../../app/worker';
+import { PUSH_PACE } from '../../domain/push-pace';
 import { startDevClickHouse } from '../../dev/dev-clickhouse/server';
 import { clearDevClickHouseState, writeDevClickHouseState } from '../../dev/dev-clickhouse/state';
 import { createPushStore } from '../../adapters/clickhouse/push-store';
@@ -151,7 +152,7 @@ export function registerRun(program: Command): void {
         // One pusher per consumer group: the worker that owns partition 0 (see PushLeadership).
         const isPusher = () => worker.owns(0);
         const pusher = createWorkerPusher(ctx, { sink, meters: () => gate?.billable() ?? meters, active: isPusher });
-        const pushLoop = await startPushLoop(pusher, logger, 1000, { isLeader: isPusher, graceMs: PUSHER_GRACE_MS });
+        const pushLoop = await startPushLoop(pusher, logger, PUSH_PACE.INTERVAL_MS, { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, pushPace(worker));
         stack.push(() => pushLoop.stop());
 
         // Usage alerts (ALLOTMENTS_FILE): on the pusher's leadership rule, one process at a time.
