@@ -79,9 +79,13 @@ export async function startPushLoop(
         .then((may) => (may ? pusher.cycle() : undefined))
         .catch((err) => log.error({ err }, 'push cycle failed; retrying next cycle'));
       await current;
-      const cycleEnded = clock();
-      do await new Promise((r) => setTimeout(r, intervalMs));
-      while (running && clock() - cycleEnded < paceMs());
+      // Ticks of intervalMs, counted (not timed: no clock to disagree with the timers), until
+      // the pace is reached; without a pace, exactly one.
+      let waitedMs = 0;
+      do {
+        await new Promise((r) => setTimeout(r, intervalMs));
+        waitedMs += intervalMs;
+      } while (running && waitedMs < paceMs());
     }
   };
   const done = loop();
