@@ -1,9 +1,9 @@
-import type { Kafka } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import { createDecoder, createSingleObjectEncoder } from '../../src/adapters/avro/codec';
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { parseMeterCatalog } from '../../src/domain/meters';
-import type { UsageEvent } from '../../src/domain/usage-event';
+import { partitionKey, type UsageEvent } from '../../src/domain/usage-event';
 import type { IngestDeps } from '../../src/pipeline/ingest-batch';
 import { startIngestWorker, type IngestWorker } from '../../src/pipeline/ingest-worker';
 import type { LedgerStore } from '../../src/ports/ledger';
@@ -47,7 +47,17 @@ describe('ingest units pipelined across fetches (real Kafka)', () => {
   let kafka: Kafka;
   let ch: TestClickHouse;
   let publisher: Publisher;
+  let rawProducer: Producer;
+  const encoder = createSingleObjectEncoder();
   const workers: IngestWorker[] = [];
+  /**
+   * All of `evs` in one record batch of one partition, so one fetch sees all of them or none (the
+   * publisher spreads them over partitions, and under load a fetch can see some partitions' share
+   * before the others': the events would then form two units).
+   */
+  const publishToOnePartition = async (evs: UsageEvent[], partition: number) => {
+    await rawProducer.send({ topic: TOPIC, messages: await Promise.all(evs.map(async (e) => ({ key: partitionKey(e), value: await encoder.encode(e), partition }))) });
+  };
 
   const ledgerRows = (tenant: string) => count(ch.client, `SELECT count() AS c FROM ${ch.database}.usage_events WHERE tenant = {t:String}`, { t: tenant });
   const distinctRows = (tenant: string) => count(ch.client, `SELECT uniqExact(id) AS c FROM ${ch.database}.usage_events WHERE tenant = {t:String}`, { t: tenant });
@@ -73,22 +83,30 @@ describe('ingest units pipelined across fetches (real Kafka)', () => {
     broker = await startTestBroker([{ name: TOPIC, partitions: 4 }], { kind: 'kafka' });
     kafka = kafkaFor(broker);
     ch = await testClickHouse('handoff');
-    publisher = await createPublisher({ kafka, topic: TOPIC, encoder: createSingleObjectEncoder() });
+    publisher = await createPublisher({ kafka, topic: TOPIC, encoder });
+    rawProducer = kafka.producer();
+    await rawProducer.connect();
   }, BROKER_BUILD_TIMEOUT_MS);
 
   afterAll(async () => {
     for (const w of workers) await w.stop().catch(() => undefined);
     await publisher?.close();
+    await rawProducer?.disconnect();
     await ch?.close();
     await broker?.stop();
   });
 
+  // Gates a test opened (or not: it failed before) are opened before its workers stop, which
+  // drain every write first: a failed test then fails fast instead of in the hook's timeout.
+  const gates: { open: () => void }[] = [];
   afterEach(async () => {
+    for (const g of gates.splice(0)) g.open();
     for (const w of workers.splice(0)) await w.stop();
   });
 
   it('decides and writes the next fetch while the previous one is being written, and holds a rebalance until those writes land', async () => {
     const held = gate();
+    gates.push(held);
     const insertsSeen: string[] = [];
     const around = async (tenants: Set<string>) => {
       insertsSeen.push(...tenants);
@@ -100,7 +118,9 @@ describe('ingest units pipelined across fetches (real Kafka)', () => {
     const a = await startWorker('handoff-rebalance', around);
     await waitFor('worker A owns the partitions', () => a.status().partitions.length === 4);
 
-    await publisher.publish(events('t-held', 40));
+    // One unit holds every t-held event: with two held units (the most in flight), the next
+    // fetch would rightly wait for one of them.
+    await publishToOnePartition(events('t-held', 40), 0);
     await waitFor('the insert of t-held reached the gate', () => held.reached);
     // The fetch holding t-held was accepted: kafkajs fetched again, and the next unit is decided
     // and written while t-held's insert is still open.
@@ -136,6 +156,7 @@ describe('ingest units pipelined across fetches (real Kafka)', () => {
   it('given an insert fails after its fetch was accepted (kafkajs already fetched past it), then its messages are read again: every event stored once', async () => {
     let failures = 0;
     const fetchedPast = gate();
+    gates.push(fetchedPast);
     const around = async (tenants: Set<string>) => {
       if (tenants.has('t-fail') && failures === 0) {
         failures += 1;
