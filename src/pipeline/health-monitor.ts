@@ -3,7 +3,7 @@ import type { GroupOffsetReader } from '../adapters/kafka/group-lag';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
 import { decideReadiness, initialProgress, observeBatch, observeLag, partitionLag, stalledPartitions, type ProgressState, type Readiness } from '../runtime/readiness';
-import type { IngestWorker } from './ingest-worker';
+import { waitingAfter, type IngestWorker } from './ingest-worker';
 
 export interface HealthMonitorDeps {
   /** The topic's ends and the group's commits, read independently of the consume loop. */
@@ -151,7 +151,7 @@ export function startHealthMonitor(deps: HealthMonitorDeps): HealthMonitor {
       w.onUnit((_outcome, positions) => {
         const now = deps.clock();
         for (const [partition, position] of positions) {
-          const lag = Math.max(0, Number(BigInt(position.highWatermark) - BigInt(position.next)));
+          const lag = waitingAfter(position);
           progress = observeBatch(progress, partition, lag, now);
           deps.metrics?.consumerLag.set({ partition: String(partition) }, lag);
           exported.add(partition);

@@ -63,6 +63,11 @@ export interface BatchPosition {
   readonly highWatermark: string;
 }
 
+/** Messages still waiting on the partition after a batch (0 at its end). */
+export function waitingAfter(position: BatchPosition): number {
+  return Math.max(0, Number(BigInt(position.highWatermark) - BigInt(position.next)));
+}
+
 export type IngestStatus = SourceStatus;
 
 /** How a replay differs from the live consumer. */
@@ -147,7 +152,7 @@ export async function startIngestWorker(opts: IngestWorkerOptions): Promise<Inge
       onCommitted: (outcome, unit) => {
         addOutcome(totals, outcome);
         const positions = new Map(unit.map((b) => [b.partition, { next: b.next, highWatermark: b.highWatermark }]));
-        for (const b of unit) waiting.set(b.partition, Math.max(0, Number(BigInt(b.highWatermark) - BigInt(b.next))));
+        for (const [partition, position] of positions) waiting.set(partition, waitingAfter(position));
         for (const l of listeners) l(outcome, positions);
       },
     }),

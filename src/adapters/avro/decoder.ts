@@ -138,15 +138,18 @@ export function createDecoder(opts: DecoderOptions = {}): EventDecoder {
     return fail('bad_magic', `message starts with 0x${head}: neither Avro single-object (c301) nor Confluent (00) framing`);
   }
 
+  const decodeEach: EventDecoder['decodeEach'] = async (buffers, visit) => {
+    const missing = await fetchUnknownIds(buffers);
+    for (let i = 0; i < buffers.length; i += 1) visit(decodeOne(buffers[i]!, missing), i);
+  };
+
   return {
     async decodeMany(buffers) {
-      const missing = await fetchUnknownIds(buffers);
-      return buffers.map((buf) => decodeOne(buf, missing));
+      const out: Decoded[] = [];
+      await decodeEach(buffers, (d) => out.push(d));
+      return out;
     },
-    async decodeEach(buffers, visit) {
-      const missing = await fetchUnknownIds(buffers);
-      for (let i = 0; i < buffers.length; i += 1) visit(decodeOne(buffers[i]!, missing), i);
-    },
+    decodeEach,
   };
 }
 
