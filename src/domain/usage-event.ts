@@ -73,13 +73,8 @@ export function validateEvent(raw: unknown, opts: ValidationOptions): Validated 
   }
   const meter = rec.meter;
 
-  if (rec.value === undefined || rec.value === null) return fail('missing value');
-  if (typeof rec.value !== 'string' && typeof rec.value !== 'number') return fail('value must be a decimal string or number');
-  const value = parseDecimal(rec.value);
-  if (!value.ok) return fail(value.reason);
-  // Usage is a quantity: a negative value would silently lower a bill (no correction flow exists).
-  if (value.units < 0n) return fail('value is negative: usage values must be zero or more');
-  if (value.units > MAX_VALUE_UNITS) return fail(`value exceeds ${LIMITS.valueMaxIntegerDigits} integer digits`);
+  const value = canonicalValue(rec.value);
+  if (typeof value !== 'string') return value;
 
   const timestamp = parseTimestamp(rec.timestamp);
   if (typeof timestamp !== 'number') return timestamp;
@@ -102,8 +97,28 @@ export function validateEvent(raw: unknown, opts: ValidationOptions): Validated 
 
   return {
     ok: true,
-    event: { id, tenant, customer, meter, value: formatDecimal(value.units), timestamp, properties, source },
+    event: { id, tenant, customer, meter, value, timestamp, properties, source },
   };
+}
+
+/**
+ * Text that is already a valid value in canonical form — what the Avro decoder writes: no sign,
+ * no leading or trailing zeros, at most 20 integer and 9 fractional digits. It is its own
+ * canonical text (formatDecimal(parseDecimal(text)) === text), so it is taken as it is.
+ */
+const CANONICAL_VALUE = new RegExp(`^(?:0|[1-9]\\d{0,${LIMITS.valueMaxIntegerDigits - 1}})(?:\\.\\d{0,${SCALE - 1}}[1-9])?$`);
+
+/** A usage value → its canonical decimal text, or the reason it is unacceptable. */
+function canonicalValue(v: unknown): string | { ok: false; reason: string } {
+  if (v === undefined || v === null) return fail('missing value');
+  if (typeof v === 'string' && CANONICAL_VALUE.test(v)) return v;
+  if (typeof v !== 'string' && typeof v !== 'number') return fail('value must be a decimal string or number');
+  const value = parseDecimal(v);
+  if (!value.ok) return fail(value.reason);
+  // Usage is a quantity: a negative value would silently lower a bill (no correction flow exists).
+  if (value.units < 0n) return fail('value is negative: usage values must be zero or more');
+  if (value.units > MAX_VALUE_UNITS) return fail(`value exceeds ${LIMITS.valueMaxIntegerDigits} integer digits`);
+  return formatDecimal(value.units);
 }
 
 function fail(reason: string): { ok: false; reason: string } {

@@ -1,4 +1,6 @@
 import { PRECISION, SCALE, floorUnits, formatDecimal, parseDecimal, unitsFromBytes, unitsToBytes } from '../../src/domain/decimal';
+import { LIMITS, validateEvent } from '../../src/domain/usage-event';
+import { Rng } from '../helpers/hostile-input';
 
 function units(input: string | number): bigint {
   const parsed = parseDecimal(input);
@@ -126,5 +128,48 @@ describe('unitsToBytes / unitsFromBytes (Avro decimal bytes)', () => {
     expect(unitsFromBytes(Buffer.alloc(0))).toBe(0n);
     expect(unitsFromBytes(Buffer.from('ffff80', 'hex'))).toBe(-128n);
     expect(unitsFromBytes(Buffer.from('000080', 'hex'))).toBe(128n);
+  });
+});
+
+describe('usage values in validation: canonical text taken as it is, every other form canonicalised', () => {
+  const base = { id: 'e', tenant: 't', customer: 'c', meter: 'm', timestamp: Date.UTC(2026, 10, 29) };
+  const opts = { now: Date.UTC(2026, 10, 29), maxFutureSkewMs: 0 };
+  // What validation did before canonical text had a shortcut: parse, bound, format.
+  const reference = (v: string): string | null => {
+    const p = parseDecimal(v);
+    if (!p.ok || p.units < 0n || p.units > 10n ** BigInt(LIMITS.valueMaxIntegerDigits + SCALE) - 1n) return null;
+    return formatDecimal(p.units);
+  };
+  const digits = (rng: Rng, n: number) => Array.from({ length: n }, () => String(rng.int(10))).join('');
+
+  it('given 20,000 random values around every limit (signs, zeros, digits, exponents), then the value or the refusal is the reference one', () => {
+    const rng = new Rng(16);
+    let canonical = 0;
+    for (let i = 0; i < 20_000; i += 1) {
+      const sign = ['', '', '', '-', '+'][rng.int(5)]!;
+      const int = `${'0'.repeat(rng.int(3) === 0 ? rng.int(3) : 0)}${digits(rng, rng.int(23))}` || '0';
+      const frac = rng.int(3) === 0 ? '' : `.${digits(rng, rng.int(12))}${'0'.repeat(rng.int(3))}`;
+      const exp = rng.int(10) === 0 ? `e${rng.int(5) - 2}` : '';
+      const v = `${sign}${int}${frac}${exp}`;
+      const got = validateEvent({ ...base, value: v }, opts);
+      const want = reference(v);
+      if (want === null) expect(got.ok).toBe(false);
+      else expect(got.ok && got.event.value).toBe(want);
+      if (want === v) canonical += 1;
+    }
+    // Both paths were exercised.
+    expect(canonical).toBeGreaterThan(1_000);
+    expect(canonical).toBeLessThan(19_000);
+  });
+
+  it('takes 20 integer digits and refuses 21, and keeps "0" and nine fractional digits exact', () => {
+    const ok = (v: string) => validateEvent({ ...base, value: v }, opts);
+    expect(ok('99999999999999999999.999999999')).toMatchObject({ ok: true, event: { value: '99999999999999999999.999999999' } });
+    expect(ok('100000000000000000000')).toMatchObject({ ok: false, reason: 'value exceeds 20 integer digits' });
+    expect(ok('0')).toMatchObject({ ok: true, event: { value: '0' } });
+    expect(ok('0.000000001')).toMatchObject({ ok: true, event: { value: '0.000000001' } });
+    expect(ok('0.0000000001')).toMatchObject({ ok: false });
+    expect(ok('-0')).toMatchObject({ ok: true, event: { value: '0' } });
+    expect(ok('-1')).toMatchObject({ ok: false, reason: 'value is negative: usage values must be zero or more' });
   });
 });
