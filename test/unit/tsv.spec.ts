@@ -1,6 +1,6 @@
 import { encodeRows, REJECTED_EVENTS, USAGE_EVENTS } from '../../src/adapters/clickhouse/ledger-rows';
 import { tsvDateTime64, tsvDateTime64Micro, tsvNullableString, tsvString, tsvStringMap } from '../../src/adapters/clickhouse/tsv';
-import { bodyHash, type Candidate } from '../../src/domain/ingest-decision';
+import { candidateOf, type Candidate } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
@@ -81,6 +81,12 @@ describe('TSV fields: whatever a value holds, one field on one line that reads b
 
   it('writes DateTime64(6) as the millisecond instant with three zero microsecond digits', () => {
     expect(tsvDateTime64Micro(Date.UTC(2026, 10, 29, 1, 2, 3, 45))).toBe('2026-11-29 01:02:03.045000');
+    // It repeats its last answer for the same instant, and only for it.
+    const a = Date.UTC(2026, 10, 29, 1, 2, 3, 45);
+    for (const ms of [a, a, a + 1, a, a + 86_400_000, a + 86_400_000]) {
+      expect(tsvDateTime64Micro(ms)).toBe(`${new Date(ms).toISOString().replace('T', ' ').replace('Z', '')}000`);
+    }
+    expect(() => tsvDateTime64Micro(Number.NaN)).toThrow(RangeError);
   });
 
   it('refuses a time the text cannot hold instead of writing a wrong one', () => {
@@ -106,7 +112,7 @@ describe('table encoders: one row per line, one field per column', () => {
       properties: { 'a\tb': 'c\nd', e: '' },
       source: '\\N',
     };
-    const c: Candidate = { ref: { topic: 'usage.events', partition: 3, offset: '9007199254740993' }, event, meter, bodyHash: bodyHash(event) };
+    const c: Candidate = candidateOf({ topic: 'usage.events', partition: 3, offset: '9007199254740993' }, event, meter);
     const text = encodeRows(USAGE_EVENTS, [{ event: { candidate: c, lateness: decideLateness(event.timestamp, meter, null) }, ingestedAt: event.timestamp, ingestedBy: 'host/1/ab' }]).toString('utf8');
     expect(text.endsWith('\n')).toBe(true);
     const lines = text.slice(0, -1).split('\n');

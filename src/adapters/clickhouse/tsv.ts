@@ -86,14 +86,38 @@ export function tsvDateTime64(ms: number): string {
   return `${cachedDayText}${TWO_DIGITS[hour]}:${TWO_DIGITS[minute]}:${TWO_DIGITS[second]}.${THREE_DIGITS[milli]}`;
 }
 
+// An insert stamps every row with one time: the last answer is kept.
+let lastMicroMs = Number.NaN;
+let lastMicroText = '';
+
 /** ms since epoch → 'YYYY-MM-DD hh:mm:ss.mmm000', for DateTime64(6, 'UTC'). */
 export function tsvDateTime64Micro(ms: number): string {
-  return `${tsvDateTime64(ms)}000`;
+  if (ms !== lastMicroMs) {
+    lastMicroText = `${tsvDateTime64(ms)}000`;
+    lastMicroMs = ms;
+  }
+  return lastMicroText;
 }
 
-/** Rows of fields → the bytes of a TabSeparated body (every row ends in a newline). */
-export function tsvRows(rows: readonly (readonly string[])[]): Buffer {
+/** Characters of TSV text encoded into one buffer at a time (a few hundred rows). */
+const CHUNK_CHARS = 1 << 16;
+
+/**
+ * Rows → the bytes of a TabSeparated body (every row ends in a newline). The text is turned into
+ * bytes a chunk at a time, so a unit's body never exists as one JavaScript string: a row's
+ * strings die young instead of being kept (and copied by the garbage collector) until the last
+ * row is formatted.
+ */
+export function tsvRows<Row>(rows: readonly Row[], line: (row: Row) => string): Buffer {
+  const chunks: Buffer[] = [];
   let text = '';
-  for (const r of rows) text += `${r.join('\t')}\n`;
-  return Buffer.from(text, 'utf8');
+  for (const row of rows) {
+    text += `${line(row)}\n`;
+    if (text.length >= CHUNK_CHARS) {
+      chunks.push(Buffer.from(text, 'utf8'));
+      text = '';
+    }
+  }
+  if (text.length > 0) chunks.push(Buffer.from(text, 'utf8'));
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
