@@ -7,7 +7,7 @@ import { encodeRows, USAGE_EVENTS } from '../src/adapters/clickhouse/ledger-rows
 import { migrate } from '../src/adapters/clickhouse/migrations';
 import { insertTsv } from '../src/adapters/clickhouse/tsv-insert';
 import { loadConfig } from '../src/config/config';
-import type { Candidate } from '../src/domain/ingest-decision';
+import { dedupeKey, type Candidate } from '../src/domain/ingest-decision';
 import { decideLateness } from '../src/domain/lateness';
 import { parseMeterCatalog } from '../src/domain/meters';
 import { startDedupeFilter } from '../src/pipeline/dedupe-filter-sync';
@@ -38,7 +38,7 @@ export async function measureFilterBuild(keys: number): Promise<number> {
     const rows = [];
     for (let i = start; i < Math.min(keys, start + CHUNK); i += 1) {
       const event = { id: `evt-${i.toString(36)}-5c1f2b7a9d3e4f60a1b2c3d4e5f6a7b8c9d0e1f2`, tenant: `tenant-${i % 3}`, customer: `cust-${i % 10_000}`, meter: 'api_calls', value: '1', timestamp: now - (i % 34) * DAY - (i % 86_400) * 1000, properties: {}, source: null };
-      const candidate: Candidate = { ref: { topic: 'usage.events', partition: i % 8, offset: String(i) }, event, meter, bodyHash: BODY_HASH };
+      const candidate: Candidate = { ref: { topic: 'usage.events', partition: i % 8, offset: String(i) }, event, meter, bodyHash: BODY_HASH, key: dedupeKey(event.tenant, event.id) };
       rows.push({ event: { candidate, lateness: decideLateness(event.timestamp, meter, null) }, ingestedAt: now, ingestedBy: '' });
     }
     await insertTsv(ch, `${db}.usage_events`, USAGE_EVENTS.columns, encodeRows(USAGE_EVENTS, rows));

@@ -1,5 +1,4 @@
 import { createBloomFilter, type BloomFilter } from './bloom-filter';
-import { dedupeKey } from './ingest-decision';
 
 /**
  * The worker's memory of the ledger's dedupe keys: it proves a key absent, so the ledger lookup
@@ -43,10 +42,13 @@ export interface DedupeFilterStats {
 }
 
 export interface DedupeFilter {
-  /** True only if the ledger certainly holds no copy of (tenant, id) within the window of `eventTime`. */
-  certainlyAbsent(tenant: string, id: string, eventTime: number): boolean;
-  /** Remembers a key the ledger holds or is about to hold (recorded at decision time). */
-  record(tenant: string, id: string, now: number): void;
+  /**
+   * True only if the ledger certainly holds no copy of the key (dedupeKey(tenant, id)) within
+   * the window of `eventTime`.
+   */
+  certainlyAbsent(key: string, eventTime: number): boolean;
+  /** Remembers a key (dedupeKey(tenant, id)) the ledger holds or is about to hold (recorded at decision time). */
+  record(key: string, now: number): void;
   stats(): DedupeFilterStats;
 }
 
@@ -57,17 +59,16 @@ export function createDedupeFilter(opts: DedupeFilterOptions, coverageStart: num
   let current = generation(coverageStart);
   const oldest = () => previous ?? current;
   return {
-    certainlyAbsent(tenant, id, eventTime) {
+    certainlyAbsent(key, eventTime) {
       if (eventTime - opts.dedupeWindowMs < oldest().covers) return false;
-      const key = dedupeKey(tenant, id);
       return !current.filter.mightContain(key) && !(previous?.filter.mightContain(key) ?? false);
     },
-    record(tenant, id, now) {
+    record(key, now) {
       if (current.filter.count >= opts.capacity) {
         previous = current;
         current = generation(now + opts.maxFutureSkewMs);
       }
-      current.filter.add(dedupeKey(tenant, id));
+      current.filter.add(key);
     },
     stats() {
       const gens = previous ? [previous, current] : [current];

@@ -26,6 +26,8 @@ export interface Candidate {
   readonly event: UsageEvent;
   readonly meter: MeterDefinition;
   readonly bodyHash: string;
+  /** Its dedupe key, dedupeKey(tenant, id): built once, shared by every map of keys it enters. */
+  readonly key: string;
 }
 
 /** What the ledger already holds for a (tenant, id). */
@@ -63,6 +65,11 @@ export function bodyHash(e: UsageEvent): string {
   return sha256Hex(JSON.stringify([e.tenant, e.id, e.customer, e.meter, e.value, e.timestamp, props, e.source]));
 }
 
+/** A valid, enriched event as a candidate for the dedupe decision. */
+export function candidateOf(ref: SourceRef, event: UsageEvent, meter: MeterDefinition): Candidate {
+  return { ref, event, meter, bodyHash: bodyHash(event), key: dedupeKey(event.tenant, event.id) };
+}
+
 /**
  * Decoded message → candidate or rejection. Pure; every message ends in exactly one of the two.
  */
@@ -97,7 +104,7 @@ export function classifyMessage(
   if (!valid.ok) return reject('invalid_event', valid.reason, decoded.record);
   const meter = meters.get(valid.event.meter);
   if (!meter) return reject('unknown_meter', `unknown meter ${JSON.stringify(valid.event.meter)}`, valid.event);
-  return { candidate: { ref, event: valid.event, meter, bodyHash: bodyHash(valid.event) } };
+  return { candidate: candidateOf(ref, valid.event, meter) };
 }
 
 /**
@@ -106,12 +113,12 @@ export function classifyMessage(
  * (same body) or a conflict (different body). `stored` holds what the ledger had before the batch.
  */
 export function decideDedupe(candidates: readonly Candidate[], stored: ReadonlyMap<string, StoredKey>): DedupeDecision[] {
-  const seenInBatch = new Map<string, StoredKey>();
+  // The first copy of each key within the batch (a candidate carries what a StoredKey holds).
+  const firstInBatch = new Map<string, Candidate>();
   return candidates.map((c): DedupeDecision => {
-    const k = dedupeKey(c.event.tenant, c.event.id);
-    const original = stored.get(k) ?? seenInBatch.get(k);
+    const original = stored.get(c.key) ?? storedKeyOf(firstInBatch.get(c.key));
     if (!original) {
-      seenInBatch.set(k, { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, ...c.ref });
+      firstInBatch.set(c.key, c);
       return { kind: 'new', candidate: c };
     }
     if (original.topic === c.ref.topic && original.partition === c.ref.partition && original.offset === c.ref.offset) {
@@ -119,4 +126,11 @@ export function decideDedupe(candidates: readonly Candidate[], stored: ReadonlyM
     }
     return original.bodyHash === c.bodyHash ? { kind: 'duplicate', candidate: c, original } : { kind: 'conflict', candidate: c, original };
   });
+}
+
+/** What the ledger holds once a candidate decided new is stored. */
+export function storedKeyOf(c: Candidate): StoredKey;
+export function storedKeyOf(c: Candidate | undefined): StoredKey | undefined;
+export function storedKeyOf(c: Candidate | undefined): StoredKey | undefined {
+  return c && { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, topic: c.ref.topic, partition: c.ref.partition, offset: c.ref.offset };
 }

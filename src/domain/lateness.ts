@@ -1,5 +1,5 @@
 import type { MeterDefinition } from './meters';
-import { windowOf, type Window } from './windows';
+import { WINDOW_MS, windowOf, type Window } from './windows';
 
 export type CounterState = 'open' | 'closed' | 'final';
 
@@ -33,4 +33,24 @@ export function decideLateness(eventTime: number, meter: MeterDefinition, waterm
     };
   }
   return { disposition: 'counted', window, late: state === 'closed' };
+}
+
+/**
+ * decideLateness for many events against one watermark: an event's decision depends only on its
+ * meter, its window and the backfill flag, so each (meter, window, flag) is decided once and the
+ * decision shared (a unit's events fall in a few windows; one object each, not one per event).
+ */
+export function createLatenessDecider(watermark: number | null): (eventTime: number, meter: MeterDefinition, opts?: { backfill?: boolean }) => LatenessDecision {
+  const decided = new Map<MeterDefinition, Map<number, LatenessDecision>>();
+  const decidedBackfill = new Map<MeterDefinition, Map<number, LatenessDecision>>();
+  return (eventTime, meter, opts = {}) => {
+    const byMeter = opts.backfill ? decidedBackfill : decided;
+    let byWindow = byMeter.get(meter);
+    if (!byWindow) byMeter.set(meter, (byWindow = new Map()));
+    const ms = WINDOW_MS[meter.window];
+    const start = Math.floor(eventTime / ms) * ms;
+    let d = byWindow.get(start);
+    if (!d) byWindow.set(start, (d = decideLateness(eventTime, meter, watermark, opts)));
+    return d;
+  };
 }

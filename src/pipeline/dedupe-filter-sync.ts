@@ -2,6 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { createLedgerKeySource, type LedgerKeySource } from '../adapters/clickhouse/ledger-keys';
 import type { Config } from '../config/config';
 import { createDedupeFilter, type DedupeFilter, type DedupeFilterOptions } from '../domain/dedupe-filter';
+import { dedupeKey } from '../domain/keys';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
 
@@ -47,7 +48,7 @@ export async function startDedupeFilter(deps: {
   const started = deps.clock();
   const coverageStart = started - deps.options.dedupeWindowMs - FILTER_LOOKBACK_MS;
   const filter = createDedupeFilter(deps.options, coverageStart);
-  const loaded = await deps.keys.load(coverageStart, (tenant, id) => filter.record(tenant, id, started));
+  const loaded = await deps.keys.load(coverageStart, (tenant, id) => filter.record(dedupeKey(tenant, id), started));
   const buildSeconds = (deps.clock() - started) / 1000;
   deps.metrics?.dedupeFilterBuildSeconds.set(buildSeconds);
   // Keys stored while the build read the ledger are picked up by the first catch-up.
@@ -68,7 +69,7 @@ export async function startDedupeFilter(deps: {
       const startedAt = deps.clock();
       try {
         const keys = await deps.keys.ingestedSince(lastCatchUp - CATCH_UP_OVERLAP_MS, deps.ingestedBy);
-        for (const [tenant, id] of keys) filter.record(tenant, id, startedAt);
+        for (const [tenant, id] of keys) filter.record(dedupeKey(tenant, id), startedAt);
         lastCatchUp = startedAt;
         report();
       } finally {

@@ -1,7 +1,7 @@
 import type { LedgerStore, NewEvent } from '../ports/ledger';
 import { windowKeyString, type WindowKey } from '../domain/counters';
 import { formatDecimal, parseDecimal } from '../domain/decimal';
-import { dedupeKey, type StoredKey } from '../domain/ingest-decision';
+import { storedKeyOf, type StoredKey } from '../domain/ingest-decision';
 
 /** A counter a dry run would move: what its counted events would gain. */
 export interface CounterMove extends WindowKey {
@@ -27,7 +27,7 @@ export function createDryRunLedger(real: LedgerStore): DryRunLedger {
   const moves = new Map<string, { key: WindowKey; aggregation: string; events: number; units: bigint }>();
   const record = (events: readonly NewEvent[]) => {
     for (const { candidate: c, lateness } of events) {
-      wouldStore.set(dedupeKey(c.event.tenant, c.event.id), { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, ...c.ref });
+      wouldStore.set(c.key, storedKeyOf(c));
       if (lateness.disposition === 'too_late') continue;
       const key: WindowKey = { tenant: c.event.tenant, customer: c.event.customer, meter: c.event.meter, windowStart: lateness.window.start };
       const k = windowKeyString(key);
@@ -42,7 +42,7 @@ export function createDryRunLedger(real: LedgerStore): DryRunLedger {
     async lookup(candidates) {
       const found = await real.lookup(candidates);
       for (const c of candidates) {
-        const k = dedupeKey(c.event.tenant, c.event.id);
+        const k = c.key;
         const mine = wouldStore.get(k);
         if (mine && !found.has(k)) found.set(k, mine);
       }

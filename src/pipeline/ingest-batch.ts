@@ -1,6 +1,6 @@
-import { classifyMessage, decideDedupe, dedupeKey, type Candidate, type DedupeDecision, type Rejection, type SourceRef, type StoredKey } from '../domain/ingest-decision';
+import { classifyMessage, decideDedupe, storedKeyOf, type Candidate, type DedupeDecision, type Rejection, type SourceRef, type StoredKey } from '../domain/ingest-decision';
 import type { DedupeFilter } from '../domain/dedupe-filter';
-import { decideLateness } from '../domain/lateness';
+import { createLatenessDecider } from '../domain/lateness';
 import { streamChanges, type StreamChange } from '../domain/stream-changes';
 import type { MeterCatalog } from '../domain/meters';
 import type { EventDecoder } from '../ports/event-decoder';
@@ -167,15 +167,14 @@ export async function decideBatch(messages: readonly RawMessage[], deps: IngestD
   // 3. Dedupe: what the ledger already holds, then first-write-wins within the batch (pure).
   //    Keys the filter proves absent skip the lookup; every "maybe" is confirmed in the ledger.
   const filter = deps.dedupeFilter;
-  const maybe = filter ? candidates.filter((c) => !filter.certainlyAbsent(c.event.tenant, c.event.id, c.event.timestamp)) : candidates;
+  const maybe = filter ? candidates.filter((c) => !filter.certainlyAbsent(c.key, c.event.timestamp)) : candidates;
   //    A key this worker decided new itself — still being written (not in the ledger yet) or
   //    stored lately — is answered from memory; only the others are looked up.
   const own = new Map<string, StoredKey>();
   const unknown: Candidate[] = [];
   for (const c of maybe) {
-    const k = dedupeKey(c.event.tenant, c.event.id);
-    const mine = deps.inFlight?.get(k) ?? deps.recentlyStored?.get(k);
-    if (mine) own.set(k, mine);
+    const mine = deps.inFlight?.get(c.key) ?? deps.recentlyStored?.get(c.key);
+    if (mine) own.set(c.key, mine);
     else unknown.push(c);
   }
   const stored = await deps.ledger.lookup(unknown);
@@ -186,26 +185,24 @@ export async function decideBatch(messages: readonly RawMessage[], deps: IngestD
   // one's writes are in flight) sees these keys as "maybe" and finds them in flight or stored
   // lately. A key recorded for a unit that then fails to store only costs a lookup.
   if (filter) {
-    for (const d of decisions) if (d.kind === 'new') filter.record(d.candidate.event.tenant, d.candidate.event.id, now);
+    for (const d of decisions) if (d.kind === 'new') filter.record(d.candidate.key, now);
     deps.metrics?.dedupeFilterChecked.inc(candidates.length);
     deps.metrics?.dedupeFilterMaybe.inc(maybe.length);
   }
   if (deps.inFlight) {
-    for (const d of decisions) {
-      if (d.kind !== 'new') continue;
-      const e = d.candidate.event;
-      deps.inFlight.set(dedupeKey(e.tenant, e.id), { tenant: e.tenant, id: e.id, bodyHash: d.candidate.bodyHash, ...d.candidate.ref });
-    }
+    for (const d of decisions) if (d.kind === 'new') deps.inFlight.set(d.candidate.key, storedKeyOf(d.candidate));
   }
 
   // 3b. Lateness, decided once per new event against the watermark from before this batch,
   //     and stored with it (rule 6): a rebuild from the ledger reproduces the same totals.
   const watermark = deps.watermark?.() ?? null;
-  const newEvents: NewEvent[] = decisions.flatMap((d) =>
-    d.kind === 'new'
-      ? [{ candidate: d.candidate, lateness: decideLateness(d.candidate.event.timestamp, d.candidate.meter, watermark, { backfill: backfilled.has(d.candidate) }) }]
-      : [],
-  );
+  const lateness = createLatenessDecider(watermark);
+  const newEvents: NewEvent[] = [];
+  for (const d of decisions) {
+    if (d.kind !== 'new') continue;
+    const c = d.candidate;
+    newEvents.push({ candidate: c, lateness: lateness(c.event.timestamp, c.meter, { backfill: backfilled.has(c) }) });
+  }
 
   return { consumed: messages.length, now, rejections, skipped, decisions, newEvents, watermark, maxEventTimeByPartition };
 }

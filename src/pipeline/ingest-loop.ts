@@ -1,4 +1,4 @@
-import { dedupeKey, type StoredKey } from '../domain/ingest-decision';
+import type { StoredKey } from '../domain/ingest-decision';
 import type { EventSource, SourceUnit, UnitHandler } from '../ports/event-source';
 import type { Metrics } from '../runtime/metrics';
 import type { SyncedDedupeFilter } from './dedupe-filter-sync';
@@ -46,7 +46,7 @@ export function ingestLoop(opts: {
   // original within seconds, and are then decided without a ledger lookup.
   const recentlyStored = createRecentKeys<StoredKey>(RECENTLY_STORED_KEYS);
   const deps: IngestDeps = { ...opts.deps, inFlight, recentlyStored };
-  const newKeys = (u: Unit) => u.decided.decisions.flatMap((d) => (d.kind === 'new' ? [dedupeKey(d.candidate.event.tenant, d.candidate.event.id)] : []));
+  const newKeys = (u: Unit) => u.decided.newEvents.map((n) => n.candidate.key);
 
   return createOrderedUnits<SourceUnit, Unit>(
     {

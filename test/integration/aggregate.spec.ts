@@ -6,7 +6,7 @@ import { queryUsage } from '../../src/adapters/clickhouse/usage-query';
 import type { TestBroker } from '../helpers/kafka';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
 import { formatDecimal, parseDecimal } from '../../src/domain/decimal';
-import { bodyHash } from '../../src/domain/ingest-decision';
+import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import { seededRandom } from '../../src/domain/sample';
@@ -256,7 +256,7 @@ describe('aggregate: watermark-aware windowed counters', () => {
       for (let i = 0; i < 100_000; i += 1) {
         const event: UsageEvent = { id: `tenth-${chunk}-${i}`, tenant: 'million', customer: 'c', meter: 's', value: '0.1', timestamp: ts, properties: {}, source: null };
         batch.push({
-          candidate: { ref: { topic: 'direct', partition: 0, offset: String(chunk * 100_000 + i) }, event, meter, bodyHash: bodyHash(event) },
+          candidate: candidateOf({ topic: 'direct', partition: 0, offset: String(chunk * 100_000 + i) }, event, meter),
           lateness: decideLateness(ts, meter, null),
         });
       }
@@ -276,7 +276,7 @@ describe('aggregate: watermark-aware windowed counters', () => {
     const meter = meters.get('m')!; // hourly, 30 minutes of allowed lateness
     const event: UsageEvent = { id: 'state-1', tenant: 'states', customer: 'c', meter: 'm', value: '2.5', timestamp: base + 60_000, properties: {}, source: null };
     await createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * 86_400_000 }).insertNew(
-      [{ candidate: { ref: { topic: 'states', partition: 0, offset: '0' }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }],
+      [{ candidate: candidateOf({ topic: 'states', partition: 0, offset: '0' }, event, meter), lateness: decideLateness(event.timestamp, meter, null) }],
       Date.now(),
     );
     const watermarks = createWatermarkStore(ch.client, ch.database);

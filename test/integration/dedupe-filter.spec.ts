@@ -9,7 +9,7 @@ import { createLedgerKeySource, loadLedgerKeys } from '../../src/adapters/clickh
 import { createLedgerStore } from '../../src/adapters/clickhouse/ledger-store';
 import type { TestBroker } from '../helpers/kafka';
 import { createPublisher, type Publisher } from '../../src/adapters/kafka/publisher';
-import { bodyHash } from '../../src/domain/ingest-decision';
+import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import { partitionKey, type UsageEvent } from '../../src/domain/usage-event';
@@ -102,7 +102,7 @@ describe('dedupe filter in the ingest path', () => {
     );
     await ledger.insertNew(
       events.map((e, i) => {
-        const candidate = { ref: { topic: 'load', partition: 0, offset: String(i) }, event: e, meter, bodyHash: bodyHash(e) };
+        const candidate = candidateOf({ topic: 'load', partition: 0, offset: String(i) }, e, meter);
         return { candidate, lateness: decideLateness(e.timestamp, meter, null) };
       }),
       NOW,
@@ -170,7 +170,7 @@ describe('dedupe filter in the ingest path', () => {
     const e = ev('t-redriven');
     const meter = meters.get('api_calls')!;
     const redrive = createLedgerStore(ch.client, ch.database, { dedupeWindowMs: WINDOW });
-    const candidate = { ref: { topic: TOPIC, partition: 0, offset: '999999' }, event: e, meter, bodyHash: bodyHash(e) };
+    const candidate = candidateOf({ topic: TOPIC, partition: 0, offset: '999999' }, e, meter);
     await redrive.insertNew([{ candidate, lateness: decideLateness(e.timestamp, meter, null) }], Date.now());
     await new Promise((r) => setTimeout(r, 1_500));
     await publisher.publish([e]);

@@ -15,7 +15,7 @@ import { listRejected, markRedriven } from '../../src/adapters/clickhouse/reject
 import { rawTsvInsertOf } from '../../src/adapters/clickhouse/tsv-insert';
 import { loadConfig } from '../../src/config/config';
 import { parseDecimal } from '../../src/domain/decimal';
-import { bodyHash, decideDedupe, type Candidate, type Rejection } from '../../src/domain/ingest-decision';
+import { candidateOf, decideDedupe, type Candidate, type Rejection } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
@@ -67,7 +67,7 @@ function hostileEvents(): Candidate[] {
       properties: i === 0 ? {} : i === 1 ? HUGE_MAP : { [s || 'empty']: s, "who's\tthere": `v${s}` },
       source: i % 3 === 0 ? null : s,
     };
-    return { ref: { topic: 'usage.events', partition: i % 4, offset: String(2n ** 62n + BigInt(i)) }, event, meter, bodyHash: bodyHash(event) };
+    return candidateOf({ topic: 'usage.events', partition: i % 4, offset: String(2n ** 62n + BigInt(i)) }, event, meter);
   });
 }
 

@@ -6,7 +6,7 @@ import type { StreamScope } from '../../src/adapters/clickhouse/stream-scope';
 import { createShadowSink, type BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
-import { bodyHash } from '../../src/domain/ingest-decision';
+import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
@@ -48,7 +48,7 @@ describe('push: delta pusher to Stripe', () => {
       seq += 1;
       const event: UsageEvent = { ...(e as UsageEvent), id: `p${seq}`, properties: props[i] ?? {}, source: null };
       const meter = meters.get(event.meter)!;
-      return { candidate: { ref: { topic: 'push', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) };
+      return { candidate: candidateOf({ topic: 'push', partition: 0, offset: String(seq) }, event, meter), lateness: decideLateness(event.timestamp, meter, null) };
     });
     await storeAsIngest(ch.client, ch.database, batch, stamp());
   }
@@ -377,7 +377,7 @@ describe('reconcile against Stripe', () => {
     const meter = meters.get('tokens')!;
     const put = async (id: string, value: string) => {
       const event: UsageEvent = { id, tenant: 'r', customer: 'c', meter: 'tokens', value, timestamp: thisHour + 1000, properties: {}, source: null };
-      await storeAsIngest(ch.client, ch.database, [{ candidate: { ref: { topic: 'r', partition: 0, offset: id.slice(1) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }]);
+      await storeAsIngest(ch.client, ch.database, [{ candidate: candidateOf({ topic: 'r', partition: 0, offset: id.slice(1) }, event, meter), lateness: decideLateness(event.timestamp, meter, null) }]);
     };
     const pusher = testPusher(ch, createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), meters, { callsPerSecond: 100 });
     const range = { from: thisHour - HOUR, to: thisHour + HOUR, epsilon: 0.005 };

@@ -4,7 +4,7 @@ import { createPushStore, type PushStore } from '../../src/adapters/clickhouse/p
 import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
 import type { BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
-import { bodyHash } from '../../src/domain/ingest-decision';
+import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
@@ -37,7 +37,7 @@ describe('pushers of several workers', () => {
     seq += 1;
     const event: UsageEvent = { id: `r${seq}`, tenant, customer: 'c', meter: 'tokens', value, timestamp: thisHour + 60_000, properties: {}, source: null };
     const meter = meters.get('tokens')!;
-    const batch: NewEvent[] = [{ candidate: { ref: { topic: 'race', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) }];
+    const batch: NewEvent[] = [{ candidate: candidateOf({ topic: 'race', partition: 0, offset: String(seq) }, event, meter), lateness: decideLateness(event.timestamp, meter, null) }];
     await storeAsIngest(ch.client, ch.database, batch);
   }
 

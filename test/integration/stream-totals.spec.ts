@@ -6,7 +6,7 @@
  */
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
-import { bodyHash } from '../../src/domain/ingest-decision';
+import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import { splitPoint } from '../../src/domain/stream-parts';
@@ -34,7 +34,7 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     seq += 1;
     const event: UsageEvent = { id: `st${seq}`, tenant: 'st', customer, meter, value, timestamp: at, properties: { user }, source: null };
     const m = meters.get(meter)!;
-    const e: NewEvent = { candidate: { ref: { topic: 'st', partition: 0, offset: String(seq) }, event, meter: m, bodyHash: bodyHash(event) }, lateness: decideLateness(at, m, null) };
+    const e: NewEvent = { candidate: candidateOf({ topic: 'st', partition: 0, offset: String(seq) }, event, m), lateness: decideLateness(at, m, null) };
     await createLedgerStore(ch.client, ch.database, { dedupeWindowMs: 35 * DAY }).insertNew([e], Date.now());
   };
   const delta = async (s: StreamStore, customer: string, oldest?: number) =>

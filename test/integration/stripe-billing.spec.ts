@@ -9,7 +9,7 @@ import type { BillingSink } from '../../src/adapters/stripe/billing-sink';
 import { createMeterEventStreamSink } from '../../src/adapters/stripe/meter-event-stream-sink';
 import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-sink';
 import { listStripeMeters } from '../../src/adapters/stripe/meters';
-import { bodyHash } from '../../src/domain/ingest-decision';
+import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog, type MeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
@@ -49,7 +49,7 @@ async function store(events: { tenant: string; customer: string; meter: string; 
     seq += 1;
     const event: UsageEvent = { timestamp: thisHour + 60_000, ...e, id: `sb${seq}`, properties: {}, source: null };
     const meter = meters.get(event.meter)!;
-    return { candidate: { ref: { topic: 'sb', partition: 0, offset: String(seq) }, event, meter, bodyHash: bodyHash(event) }, lateness: decideLateness(event.timestamp, meter, null) };
+    return { candidate: candidateOf({ topic: 'sb', partition: 0, offset: String(seq) }, event, meter), lateness: decideLateness(event.timestamp, meter, null) };
   });
   await storeAsIngest(ch.client, ch.database, batch);
 }

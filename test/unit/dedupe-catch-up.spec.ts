@@ -1,6 +1,7 @@
 import type { LedgerKeySource } from '../../src/adapters/clickhouse/ledger-keys';
 import { CATCH_UP_INTERVAL_MS, startDedupeFilter } from '../../src/pipeline/dedupe-filter-sync';
 import { silentLogger } from '../../src/runtime/logger';
+import { dedupeKey } from '../../src/domain/keys';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 29, 12);
@@ -44,7 +45,7 @@ describe('dedupe filter catch-up: keys other workers stored are known before a u
     const clock = { now: T0 };
     const { synced, reads } = await started(clock);
     await waitsForRead(synced, reads, 1, [['t', 'stored-by-b']]);
-    expect(synced.filter.certainlyAbsent('t', 'stored-by-b', T0)).toBe(false);
+    expect(synced.filter.certainlyAbsent(dedupeKey('t', 'stored-by-b'), T0)).toBe(false);
 
     clock.now += 100;
     synced.rebalanced();
@@ -65,7 +66,7 @@ describe('dedupe filter catch-up: keys other workers stored are known before a u
     expect(reads).toHaveLength(2);
     reads[1]!.answer([['t', 'k-background']]);
     await tick();
-    expect(synced.filter.certainlyAbsent('t', 'k-background', T0)).toBe(false);
+    expect(synced.filter.certainlyAbsent(dedupeKey('t', 'k-background'), T0)).toBe(false);
 
     // The background read started at 3/4 of the interval: a quarter-interval later it is fresh.
     clock.now = T0 + CATCH_UP_INTERVAL_MS;
@@ -74,7 +75,7 @@ describe('dedupe filter catch-up: keys other workers stored are known before a u
 
     clock.now = T0 + CATCH_UP_INTERVAL_MS * 3;
     await waitsForRead(synced, reads, 3, [['t', 'k-late']]);
-    expect(synced.filter.certainlyAbsent('t', 'k-late', T0)).toBe(false);
+    expect(synced.filter.certainlyAbsent(dedupeKey('t', 'k-late'), T0)).toBe(false);
   });
 
   it('a unit that finds a read under way and the last one too old waits for it (one read, shared)', async () => {

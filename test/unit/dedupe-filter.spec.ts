@@ -51,18 +51,18 @@ describe('dedupe filter: proves a key absent only where it covers the ledger', (
 
   it('given keys loaded from the ledger, a copy of one is "maybe" and a new key is (almost always) absent', () => {
     const f = createDedupeFilter(opts, T0 - 36 * DAY);
-    f.record('t', 'stored', T0);
-    expect(f.certainlyAbsent('t', 'stored', T0)).toBe(false);
+    f.record(dedupeKey('t', 'stored'), T0);
+    expect(f.certainlyAbsent(dedupeKey('t', 'stored'), T0)).toBe(false);
     let absent = 0;
-    for (let i = 0; i < 100; i += 1) if (f.certainlyAbsent('t', `new-${i}`, T0)) absent += 1;
+    for (let i = 0; i < 100; i += 1) if (f.certainlyAbsent(dedupeKey('t', `new-${i}`), T0)) absent += 1;
     expect(absent).toBeGreaterThan(95);
   });
 
   it('never proves absent an event older than its coverage plus the window (it may match a key the filter never loaded)', () => {
     const coverageStart = T0 - 36 * DAY;
     const f = createDedupeFilter(opts, coverageStart);
-    expect(f.certainlyAbsent('t', 'x', coverageStart + 35 * DAY)).toBe(true);
-    expect(f.certainlyAbsent('t', 'x', coverageStart + 35 * DAY - 1)).toBe(false);
+    expect(f.certainlyAbsent(dedupeKey('t', 'x'), coverageStart + 35 * DAY)).toBe(true);
+    expect(f.certainlyAbsent(dedupeKey('t', 'x'), coverageStart + 35 * DAY - 1)).toBe(false);
   });
 
   it.each([11, 12, 13])(
@@ -79,13 +79,13 @@ describe('dedupe filter: proves a key absent only where it covers the ledger', (
         // Accepted event times: anything up to the future skew, often late, sometimes very late.
         const eventTime = now + small.maxFutureSkewMs - rng.range(0, rng.int(10) === 0 ? 40 * DAY : 2 * 3_600_000);
         const id = `${i}-${randomKey(rng)}`;
-        f.record('t', id, now);
+        f.record(dedupeKey('t', id), now);
         stored.push({ id, eventTime });
         if (i % 100 === 0) {
           // A copy is recognised while its event time lies within the window of the stored one.
           const wronglyAbsent = stored.filter((s) => {
             const copyTime = s.eventTime + rng.range(-small.dedupeWindowMs, small.dedupeWindowMs);
-            return copyTime <= now + small.maxFutureSkewMs && f.certainlyAbsent('t', s.id, copyTime);
+            return copyTime <= now + small.maxFutureSkewMs && f.certainlyAbsent(dedupeKey('t', s.id), copyTime);
           });
           expect(wronglyAbsent).toEqual([]);
         }
@@ -101,17 +101,17 @@ describe('dedupe filter: proves a key absent only where it covers the ledger', (
   it('after dropping a generation, still says "maybe" for an event that may match a key stored ahead of the clock (future skew)', () => {
     const f = createDedupeFilter({ ...opts, capacity: 10 }, T0 - 36 * DAY);
     // Stored at T0 with an event time as far ahead as validation allows.
-    f.record('t', 'ahead', T0);
+    f.record(dedupeKey('t', 'ahead'), T0);
     const eventTime = T0 + opts.maxFutureSkewMs;
     // Two generations fill at once: the one holding the key is dropped.
-    for (let i = 0; i < 20; i += 1) f.record('t', `filler-${i}`, T0);
+    for (let i = 0; i < 20; i += 1) f.record(dedupeKey('t', `filler-${i}`), T0);
     // Later, a copy within the window of the stored event time: it must be looked up.
-    expect(f.certainlyAbsent('t', 'ahead', eventTime + 35 * DAY - opts.maxFutureSkewMs / 2)).toBe(false);
+    expect(f.certainlyAbsent(dedupeKey('t', 'ahead'), eventTime + 35 * DAY - opts.maxFutureSkewMs / 2)).toBe(false);
   });
 
   it('keeps at most two generations: memory is bounded by 2 × capacity × bits per key', () => {
     const f = createDedupeFilter({ ...opts, capacity: 100 }, T0 - 36 * DAY);
-    for (let i = 0; i < 1_000; i += 1) f.record('t', `k${i}`, T0 + i);
+    for (let i = 0; i < 1_000; i += 1) f.record(dedupeKey('t', `k${i}`), T0 + i);
     const s = f.stats();
     expect(s.generations).toBe(2);
     expect(s.keys).toBeLessThanOrEqual(200);

@@ -1,4 +1,4 @@
-import { bodyHash, classifyMessage, decideDedupe, dedupeKey, type Candidate, type StoredKey } from '../../src/domain/ingest-decision';
+import { bodyHash, candidateOf, classifyMessage, decideDedupe, dedupeKey, type Candidate, type StoredKey } from '../../src/domain/ingest-decision';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 
@@ -12,7 +12,7 @@ function event(over: Partial<UsageEvent> = {}): UsageEvent {
   return { id: 'e1', tenant: 't1', customer: 'c1', meter: 'api_calls', value: '1', timestamp: NOW - 1000, properties: {}, source: null, ...over };
 }
 function candidate(e: UsageEvent, offset: string, partition = 0): Candidate {
-  return { ref: { topic: 'usage.events', partition, offset }, event: e, meter, bodyHash: bodyHash(e) };
+  return candidateOf({ topic: 'usage.events', partition, offset }, e, meter);
 }
 function storedFrom(c: Candidate): StoredKey {
   return { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, ...c.ref };

@@ -1,6 +1,6 @@
 import type { LedgerStore, NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { backfillWarnings, createBackfillAgeReport } from '../../src/domain/backfill-age';
-import { bodyHash, dedupeKey, type Candidate, type StoredKey } from '../../src/domain/ingest-decision';
+import { candidateOf, dedupeKey, type Candidate, type StoredKey } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
@@ -62,7 +62,7 @@ describe('backfill age report', () => {
 
 describe('dry-run ledger', () => {
   const ev = (id: string, value: string, t: number, customer = 'c'): UsageEvent => ({ id, tenant: 't', customer, meter: 'tokens', value, timestamp: t, properties: {}, source: null });
-  const cand = (e: UsageEvent, offset: number): Candidate => ({ ref: { topic: 'x', partition: 0, offset: String(offset) }, event: e, meter, bodyHash: bodyHash(e) });
+  const cand = (e: UsageEvent, offset: number): Candidate => (candidateOf({ topic: 'x', partition: 0, offset: String(offset) }, e, meter));
   const newEvent = (c: Candidate, watermark: number | null = null): NewEvent => ({ candidate: c, lateness: decideLateness(c.event.timestamp, meter, watermark) });
   const t0 = Date.parse('2026-11-20T10:00:00Z');
 

@@ -1,5 +1,5 @@
 import { advanceState, counterFrom, counterVersion, type WindowAggregates } from '../../src/domain/counters';
-import { counterState, decideLateness } from '../../src/domain/lateness';
+import { counterState, createLatenessDecider, decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import { assign, currentWatermark, observe, type WatermarkState } from '../../src/domain/watermarks';
 import { isCoarserOrEqual, monthOf, windowOf } from '../../src/domain/windows';
@@ -92,6 +92,36 @@ describe('lateness decisions', () => {
     expect(counterState(w, 1_800_000, T('2026-11-22T10:59:00Z'))).toBe('open');
     expect(counterState(w, 1_800_000, T('2026-11-22T11:00:00Z'))).toBe('closed');
     expect(counterState(w, 1_800_000, T('2026-11-22T11:30:00Z'))).toBe('final');
+  });
+  it('decides a batch exactly as one event at a time: each (meter, window, backfill) once, the decision shared', () => {
+    const catalog = parseMeterCatalog({
+      meters: [
+        { name: 'h', aggregation: 'sum', window: 'hour', allowed_lateness: '30m' },
+        { name: 'mi', aggregation: 'count', window: 'minute', allowed_lateness: '0s' },
+        { name: 'd', aggregation: 'max', window: 'day', allowed_lateness: '2h' },
+      ],
+    });
+    if (!catalog.ok) throw new Error('catalog');
+    const meters = ['h', 'mi', 'd'].map((n) => catalog.catalog.get(n)!);
+    const watermark = T('2026-11-22T11:10:00Z');
+    const decide = createLatenessDecider(watermark);
+    // Event times from 26 h before the watermark to 5 min after it, every 7 s 13 ms: windows of
+    // every state (open, closed, final) for each meter, and window edges crossed many times.
+    const seen = new Set<unknown>();
+    let events = 0;
+    for (let t = watermark - 26 * 3_600_000; t < watermark + 300_000; t += 7_013) {
+      for (const m of meters) {
+        for (const backfill of [false, true]) {
+          const shared = decide(t, m, { backfill });
+          expect(shared).toEqual(decideLateness(t, m, watermark, { backfill }));
+          seen.add(shared);
+          events += 1;
+        }
+      }
+    }
+    // One object per distinct (meter, window, backfill): 27 hours, 1,565 minutes, 2 days, twice.
+    expect(seen.size).toBe(2 * (27 + 1_565 + 2));
+    expect(events).toBeGreaterThan(80_000);
   });
 });
 

@@ -23,7 +23,7 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
     async lookup(candidates) {
       const found = new Map<string, StoredKey>();
       if (candidates.length === 0) return found;
-      const wanted = new Set(candidates.map((c) => dedupeKey(c.event.tenant, c.event.id)));
+      const wanted = new Set(candidates.map((c) => c.key));
       let minTime = Infinity;
       let maxTime = -Infinity;
       for (const c of candidates) {
