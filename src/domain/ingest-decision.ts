@@ -116,7 +116,8 @@ export function decideDedupe(candidates: readonly Candidate[], stored: ReadonlyM
   // The first copy of each key within the batch (a candidate carries what a StoredKey holds).
   const firstInBatch = new Map<string, Candidate>();
   return candidates.map((c): DedupeDecision => {
-    const original = stored.get(c.key) ?? storedKeyOf(firstInBatch.get(c.key));
+    const first = firstInBatch.get(c.key);
+    const original = stored.get(c.key) ?? (first && storedKeyOf(first));
     if (!original) {
       firstInBatch.set(c.key, c);
       return { kind: 'new', candidate: c };
@@ -129,8 +130,6 @@ export function decideDedupe(candidates: readonly Candidate[], stored: ReadonlyM
 }
 
 /** What the ledger holds once a candidate decided new is stored. */
-export function storedKeyOf(c: Candidate): StoredKey;
-export function storedKeyOf(c: Candidate | undefined): StoredKey | undefined;
-export function storedKeyOf(c: Candidate | undefined): StoredKey | undefined {
-  return c && { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, topic: c.ref.topic, partition: c.ref.partition, offset: c.ref.offset };
+export function storedKeyOf(c: Candidate): StoredKey {
+  return { tenant: c.event.tenant, id: c.event.id, bodyHash: c.bodyHash, topic: c.ref.topic, partition: c.ref.partition, offset: c.ref.offset };
 }

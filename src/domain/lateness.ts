@@ -1,5 +1,5 @@
 import type { MeterDefinition } from './meters';
-import { WINDOW_MS, windowOf, type Window } from './windows';
+import { windowOf, windowStartOf, type Window } from './windows';
 
 export type CounterState = 'open' | 'closed' | 'final';
 
@@ -47,8 +47,7 @@ export function createLatenessDecider(watermark: number | null): (eventTime: num
     const byMeter = opts.backfill ? decidedBackfill : decided;
     let byWindow = byMeter.get(meter);
     if (!byWindow) byMeter.set(meter, (byWindow = new Map()));
-    const ms = WINDOW_MS[meter.window];
-    const start = Math.floor(eventTime / ms) * ms;
+    const start = windowStartOf(eventTime, meter.window);
     let d = byWindow.get(start);
     if (!d) byWindow.set(start, (d = decideLateness(eventTime, meter, watermark, opts)));
     return d;

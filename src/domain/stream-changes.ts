@@ -1,6 +1,6 @@
 import type { DedupeDecision } from './ingest-decision';
 import { streamKey } from './keys';
-import { windowOf } from './windows';
+import { windowStartOf } from './windows';
 
 /** A (tenant, customer, meter) whose usage a unit changed, and the span of windows it touched. */
 export interface StreamChange {
@@ -22,7 +22,7 @@ export function streamChanges(decisions: readonly DedupeDecision[]): StreamChang
   for (const d of decisions) {
     if (d.kind !== 'new' && d.kind !== 'redelivered') continue;
     const e = d.candidate.event;
-    const ws = windowOf(e.timestamp, d.candidate.meter.window).start;
+    const ws = windowStartOf(e.timestamp, d.candidate.meter.window);
     const key = streamKey(e);
     const c = byStream.get(key);
     if (!c) byStream.set(key, { tenant: e.tenant, customer: e.customer, meter: e.meter, oldestWindowStart: ws, newestWindowStart: ws });

@@ -8,11 +8,16 @@ export interface Window {
   readonly end: number;
 }
 
-export function windowOf(eventTime: number, size: WindowSize): Window {
+/** The start of the window holding `eventTime` (no Window object: for per-event hot paths). */
+export function windowStartOf(eventTime: number, size: WindowSize): number {
   const ms = WINDOW_MS[size];
   // Epoch milliseconds are UTC and 1970-01-01 is a day boundary, so flooring aligns days to UTC midnight.
-  const start = Math.floor(eventTime / ms) * ms;
-  return { start, end: start + ms };
+  return Math.floor(eventTime / ms) * ms;
+}
+
+export function windowOf(eventTime: number, size: WindowSize): Window {
+  const start = windowStartOf(eventTime, size);
+  return { start, end: start + WINDOW_MS[size] };
 }
 
 export type QueryWindow = WindowSize | 'month';
