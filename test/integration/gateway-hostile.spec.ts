@@ -215,7 +215,10 @@ describe('the HTTP gateway under hostile clients', () => {
   it('refuses missing, malformed, unknown and revoked keys with 401', async () => {
     const body = JSON.stringify(event());
     const unknownKey = generateApiKey().key;
-    for (const authorization of [undefined, '', 'Basic YWNtZTpwdw==', 'Bearer', 'Bearer not-a-key', `Bearer ${key.acme}x`, `Bearer ${unknownKey}`, `Bearer ${key.acme.slice(0, -1)}A`]) {
+    // The real key with its last character changed (to 'A' — or to 'B' when it already ends in
+    // 'A': a 32-byte secret's last base64url character is one of 16, 'A' among them).
+    const altered = `${key.acme.slice(0, -1)}${key.acme.endsWith('A') ? 'B' : 'A'}`;
+    for (const authorization of [undefined, '', 'Basic YWNtZTpwdw==', 'Bearer', 'Bearer not-a-key', `Bearer ${key.acme}x`, `Bearer ${unknownKey}`, `Bearer ${altered}`]) {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (authorization !== undefined) headers.authorization = authorization;
       const w = await api(gateway.url, '/v1/events', { method: 'POST', headers, body });
