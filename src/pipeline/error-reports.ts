@@ -5,11 +5,18 @@ import type { Logger } from '../runtime/logger';
 import type { Route } from '../runtime/http-server';
 import type { Metrics } from '../runtime/metrics';
 import { candidateIdentifiers, parseErrorReport } from '../domain/error-report-match';
+import { pacedRead, type ReadPacing } from '../adapters/stripe/read-retry';
 
 export const ERROR_REPORT_TYPES = new Set(['v1.billing.meter.error_report_triggered', 'v1.billing.meter.no_meter_found']);
 const MAX_BODY_BYTES = 1024 * 1024;
 /** An oversized body is drained up to this much (then the connection is cut). */
 const MAX_DRAIN_BYTES = 16 * 1024 * 1024;
+/**
+ * The event fetch's retries before the report is answered 500 (Stripe then redelivers it): four
+ * calls, at least 0.5 s apart, so that the last comes after Stripe's one-second rate window has
+ * moved on; at most 3.5 s of waiting in all, within what a webhook sender waits for an answer.
+ */
+const FETCH_RETRY = { attempts: 4, minDelayMs: 500 } as const;
 
 /** Failures a report counted that no sample named: where to look for them. */
 export interface UnexplainedFailures {
@@ -28,6 +35,10 @@ export interface UnexplainedFailures {
  * logged. A report counts more failures than it samples: the rest are counted in
  * meterline_stripe_error_report_unmatched_total and handed to `onUnexplained` (run: a reconcile
  * of the report's window).
+ *
+ * The event fetch is a Stripe read like reconcile's: it takes `pacing`'s share of the rate limit
+ * and is retried while Stripe answers 429 or fails transiently (a worker pushing at its limit
+ * must not turn every report into a 500). Any failure left is a 500, so that Stripe redelivers.
  */
 export function errorReportRoute(deps: {
   stripe: Stripe;
@@ -37,6 +48,8 @@ export function errorReportRoute(deps: {
   logger: Logger;
   metrics?: Metrics;
   onUnexplained?: (u: UnexplainedFailures) => void;
+  /** The reads' share of the account's rate limit (run: reconcile's limiter). */
+  pacing?: ReadPacing;
 }): Route {
   const log = deps.logger.child({ module: 'webhooks' });
   return async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -63,7 +76,7 @@ export function errorReportRoute(deps: {
       res.writeHead(200).end('ignored\n');
       return;
     }
-    const event = (await notification.fetchEvent()) as unknown as { data?: unknown };
+    const event = (await pacedRead<unknown>(() => notification.fetchEvent(), { ...FETCH_RETRY, ...deps.pacing })) as { data?: unknown };
     const report = parseErrorReport(event.data);
     const candidates = report.samples.map((s) => candidateIdentifiers(s.requestIdentifier));
     const records = candidates.length > 0 ? await deps.pushes.list({ identifiers: [...new Set(candidates.flat())] }) : [];

@@ -1,14 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { Logger } from './logger';
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
 /**
  * The worker's HTTP surface (metrics, health probes, webhooks). Binds to 127.0.0.1 unless HTTP_HOST
- * says otherwise; unknown paths get 404; a failing handler gets 500 without internals.
+ * says otherwise; unknown paths get 404; a failing handler gets 500 without internals, and its
+ * error goes to the log (with the path), so that an operator can see why.
  */
-export async function startHttpServer(opts: { host: string; port: number; routes: Record<string, Route> }): Promise<{ url: string; close(): Promise<void> }> {
+export async function startHttpServer(opts: { host: string; port: number; routes: Record<string, Route>; logger: Logger }): Promise<{ url: string; close(): Promise<void> }> {
+  const log = opts.logger.child({ module: 'http' });
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = opts.routes[path];
@@ -16,7 +19,8 @@ export async function startHttpServer(opts: { host: string; port: number; routes
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    Promise.resolve(route(req, res)).catch(() => {
+    Promise.resolve(route(req, res)).catch((err: unknown) => {
+      log.error({ err, method: req.method, path }, 'HTTP handler failed: answered 500');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('internal error\n');
     });

@@ -339,6 +339,7 @@ describe('push: delta pusher to Stripe', () => {
     const server = await startHttpServer({
       host: '127.0.0.1',
       port: 0,
+      logger: silentLogger(),
       routes: { '/webhooks/stripe': errorReportRoute({ stripe: fake.client(), webhookSecret: fake.webhookSecret, pushes, clock: Date.now, logger: silentLogger() }) },
     });
     try {

@@ -68,6 +68,12 @@ afterAll(async () => {
   await fake?.close();
   await ch?.close();
 });
+// A test that fails half-way must not leave the fake Stripe set up for the next one: "known
+// customers" left set makes every later push an asynchronous error (one failure became four).
+afterEach(() => {
+  fake.settings.knownCustomers = null;
+  fake.clearFaults();
+});
 
 describe('Stripe meter configuration', () => {
   it("sends each event under its Stripe meter's own payload keys (customer_mapping / value_settings), read at start-up", async () => {
@@ -131,6 +137,7 @@ describe('error reports name samples, not all failures', () => {
     server = await startHttpServer({
       host: '127.0.0.1',
       port: 0,
+      logger: silentLogger(),
       routes: {
         '/webhooks/stripe': errorReportRoute({ stripe: fake.client(), webhookSecret: fake.webhookSecret, pushes, clock: Date.now, logger: silentLogger(), metrics, onUnexplained: (u) => unexplained.push(u) }),
       },
@@ -204,6 +211,25 @@ describe('error reports name samples, not all failures', () => {
     expect(fake.identifierLog().filter((a) => a.customer === `cus_${tenant}_c`).map((a) => a.outcome)).toEqual(['dropped_async', 'duplicate']);
     expect((await statuses(tenant)).get('c')).toBe('failed');
     fake.settings.knownCustomers = null;
+  });
+
+  it('applies a report that arrives while Stripe rate-limits reads: the event fetch is retried, not answered 500', async () => {
+    const tenant = 'limited';
+    await map(tenant);
+    fake.addCustomers('cus_someone_else');
+    const since = fake.clock.now();
+    await store([{ tenant, customer: 'c', meter: 'tokens', value: '7' }]);
+    await cycleAndDrain(pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }))));
+    expect((await statuses(tenant)).get('c')).toBe('reported');
+    const [delivery] = fake.webhooks.fromAsyncErrors({ since });
+    // The account's rate limit is spent (as by a pusher at full pace) when the report arrives.
+    const fetches429 = () => fake.calls().filter((c) => c.endpoint === 'GET /v2/core/events/:id' && c.status === 429).length;
+    const before = fetches429();
+    const burst = await Promise.all(Array.from({ length: 30 }, () => fake.client({ maxNetworkRetries: 0 }).billing.meters.list().then(() => 200, (e: { statusCode?: number }) => e.statusCode)));
+    expect(burst).toContain(429);
+    expect((await fake.webhooks.deliver(`${server.url}/webhooks/stripe`, delivery!)).status).toBe(200);
+    expect(fetches429()).toBeGreaterThan(before);
+    expect((await statuses(tenant)).get('c')).toBe('failed');
   });
 });
 

@@ -18,6 +18,8 @@ export interface ReadPacing {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Calls per read before a rate-limit error is given up on (default 8: backoff up to ~30 s). */
   readonly attempts?: number;
+  /** The shortest wait between calls (default 100 ms); Stripe counts its rate limit per second. */
+  readonly minDelayMs?: number;
 }
 
 /**
@@ -31,6 +33,6 @@ export async function pacedRead<T>(call: () => Promise<T>, pacing: ReadPacing = 
       await pacing.rateLimit?.();
       return call();
     },
-    { attempts: pacing.attempts ?? 8, isRetriable: isTransient, delay: (attempt) => Math.max(100, backoffDelay(attempt, { baseMs: 500 })), ...(pacing.sleep ? { sleep: pacing.sleep } : {}) },
+    { attempts: pacing.attempts ?? 8, isRetriable: isTransient, delay: (attempt) => Math.max(pacing.minDelayMs ?? 100, backoffDelay(attempt, { baseMs: 500 })), ...(pacing.sleep ? { sleep: pacing.sleep } : {}) },
   );
 }

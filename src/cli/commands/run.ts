@@ -131,9 +131,11 @@ export function registerRun(program: Command): void {
             logger,
             metrics,
             onUnexplained: (u) => void reconciler?.afterErrorReport(u).catch((err) => logger.warn({ err }, 'reconcile after an error report failed')),
+            // The event fetch is a read too: it shares the readers' limit, not the pusher's.
+            pacing: { rateLimit: () => readLimiter.take() },
           });
         }
-        const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes });
+        const http = await startHttpServer({ host: config.http.host, port: config.http.metricsPort, routes, logger });
         stack.push(() => http.close());
         logger.info({ url: `${http.url}/metrics`, health: [`${http.url}/health/live`, `${http.url}/health/ready`] }, 'metrics endpoint listening');
 
