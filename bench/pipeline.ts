@@ -83,6 +83,12 @@ export interface LatencyResult {
   readonly p50Ms: number | null;
   readonly p99Ms: number | null;
   readonly maxMs: number | null;
+  /** Ingest units of the phase (a unit's fixed costs are paid per unit, whatever its size). */
+  readonly units: number;
+  /** The worst latency of events published in each 5 s of the phase: flat if the pipeline keeps up, rising if it falls behind. */
+  readonly maxMsByFiveSeconds: number[];
+  /** Where the phase's time went (the throughput phase's breakdown, counted again from the phase's start). */
+  readonly breakdown: Record<string, { calls: number; seconds: number }>;
   readonly peakRssMiB: number;
   /** Where the resident memory was (both phases), and the dedupe filter's share of it. */
   readonly memory: MemoryPeaks & { readonly peakAnonThroughputPhaseMiB: number; readonly dedupeFilterMiB: number };
@@ -258,9 +264,16 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   // Phase 2: latency at a fixed offered rate (the parent publishes; event time = publish time).
   const lat = await startWorker(p.latencyTopic, 'bench-latency');
   ingesting = lat;
+  const phaseStart = Date.now();
+  const timingsBefore = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { ...v }]));
+  const maxByFiveSeconds: number[] = [];
   lat.onUnit(() => {
     const now = Date.now();
-    for (const ts of justStored) latencies.push(now - ts);
+    for (const ts of justStored) {
+      latencies.push(now - ts);
+      const bucket = Math.max(0, Math.floor((ts - phaseStart) / 5_000));
+      maxByFiveSeconds[bucket] = Math.max(maxByFiveSeconds[bucket] ?? 0, now - ts);
+    }
     justStored = [];
   });
   recording = true;
@@ -293,6 +306,11 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     maxMs: percentile(sorted, 1),
+    units: lat.totals.units,
+    breakdown: Object.fromEntries(
+      Object.entries(timings).map(([k, v]) => [k, { calls: v.calls - (timingsBefore[k]?.calls ?? 0), seconds: Math.round(v.ms - (timingsBefore[k]?.ms ?? 0)) / 1000 }]).filter(([, v]) => (v as { calls: number }).calls > 0),
+    ),
+    maxMsByFiveSeconds: Array.from(maxByFiveSeconds, (v) => v ?? 0),
     peakRssMiB: memory.peakRssMiB,
     memory,
   };
