@@ -143,6 +143,43 @@ apply_patch "$rdk/src/rdkafka_mock_cgrp.c" "SyncGroup completes once every membe
         }' \
   '/* meterline patch: wait for every member SyncGroup. */'
 
+# Stock mock: a fetch returns one message set (one producer batch) per partition, whatever
+# the fetch's per-partition byte limit ("FIXME: Multiple messageSets ?"). Real Kafka returns the
+# record batches that fit in it, so a consumer that fell behind catches up in big fetches; on the
+# stock mock it catches up one producer batch at a time. With the patch a fetch returns the
+# consecutive message sets that fit in PartMaxBytes and in the request's MaxBytes (the first one
+# always, as Kafka does), concatenated in one Records field.
+apply_patch "$rdk/src/rdkafka_mock_handlers.c" "a fetch returns every whole message set that fits" \
+  '^                        if \(mset && partsize < \(size_t\)PartMaxBytes &&$' \
+  '/^                        if \(mset \&\& partsize < \(size_t\)PartMaxBytes \&\&$/i\
+                        /* meterline patch: every whole message set that fits. */\
+                        if (mset \&\& partsize < (size_t)PartMaxBytes \&\&\
+                            totsize < (size_t)MaxBytes) {\
+                                const rd_kafka_mock_msgset_t *m = mset, *last = mset;\
+                                size_t len = (size_t)mset->bytes.len, written;\
+                                while ((m = TAILQ_NEXT(m, link)) \&\&\
+                                       len + (size_t)m->bytes.len <= (size_t)PartMaxBytes \&\&\
+                                       totsize + len + (size_t)m->bytes.len <= (size_t)MaxBytes) {\
+                                        len += (size_t)m->bytes.len;\
+                                        last = m;\
+                                }\
+                                if (resp->rkbuf_flags \& RD_KAFKA_OP_F_FLEXVER)\
+                                        written = rd_kafka_buf_write_uvarint(resp, (uint64_t)len + 1);\
+                                else {\
+                                        rd_kafka_buf_write_i32(resp, (int32_t)len);\
+                                        written = 4;\
+                                }\
+                                for (m = mset;; m = TAILQ_NEXT(m, link)) {\
+                                        rd_kafka_buf_write(resp, m->bytes.data, (size_t)m->bytes.len);\
+                                        if (m == last)\
+                                                break;\
+                                }\
+                                written += len;\
+                                partsize += written;\
+                                totsize += written;\
+                        } else' \
+  '/* meterline patch: every whole message set that fits. */'
+
 # --- build librdkafka.a --------------------------------------------------------------------
 jobs="$(nproc 2>/dev/null || echo 2)"
 # Logs live outside the source dir: mklove's configure breaks ("Module log not found") when
@@ -167,7 +204,7 @@ mv -f "$tmp_bin" "$dest"
 cat >"$dest_dir/BUILD-INFO" <<EOF
 meterline-dev-broker (NOT FOR PRODUCTION)
 librdkafka: $LIBRDKAFKA_VERSION from $NPM_SPEC
-patches: retention max_size=$RETENTION_MAX_BYTES max_cnt=$RETENTION_MAX_MSGSETS; emptied group -> Empty
+patches: retention max_size=$RETENTION_MAX_BYTES max_cnt=$RETENTION_MAX_MSGSETS; emptied group -> Empty; SyncGroup waits for every member; fetch returns every message set that fits
 source hash: $hash
 built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - start_s)) s on $(uname -sm)
 EOF

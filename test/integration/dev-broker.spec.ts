@@ -60,6 +60,7 @@ describe('dev broker (librdkafka mock cluster)', () => {
       { name: 'events', partitions: 4 },
       { name: 'resume', partitions: 2 },
       { name: 'retries', partitions: 1 },
+      { name: 'catchup', partitions: 1 },
     ] });
     kafka = kafkaFor(broker);
   }, BROKER_BUILD_TIMEOUT_MS);
@@ -122,6 +123,46 @@ describe('dev broker (librdkafka mock cluster)', () => {
       const produced = list.map((r) => (JSON.parse(r.value) as { i: number }).i);
       expect(produced).toEqual([...produced].sort((a, b) => a - b));
     }
+  });
+
+  test('a consumer that fell behind gets, in one fetch, every producer batch that fits its byte limit (as from Kafka)', async () => {
+    // 20 producer batches of 50 messages (~3 KB each) on one partition, all published before the
+    // consumer starts. The stock mock answered a fetch with one producer batch, so a consumer
+    // caught up 50 messages at a time; Kafka returns what fits in max.partition.fetch.bytes.
+    const producer = idempotentProducer(kafka);
+    await producer.connect();
+    for (let b = 0; b < 20; b++) await producer.send({ topic: 'catchup', acks: -1, messages: Array.from({ length: 50 }, (_, j) => message(b * 50 + j)) });
+    await producer.disconnect();
+    const fetchSizes = async (groupId: string, maxBytesPerPartition: number) => {
+      const consumer = kafka.consumer({ groupId, maxBytesPerPartition, ...TEST_CONSUMER_TIMINGS });
+      const sizes: number[] = [];
+      const offsets: number[] = [];
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topic: 'catchup', fromBeginning: true });
+        let done!: () => void;
+        const all = new Promise<void>((r) => (done = r));
+        await consumer.run({
+          eachBatch: async ({ batch }) => {
+            sizes.push(batch.messages.length);
+            offsets.push(...batch.messages.map((m) => Number(m.offset)));
+            if (offsets.length >= 1000) done();
+          },
+        });
+        await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`got ${offsets.length}/1000`)), 20_000))]);
+      } finally {
+        await consumer.disconnect();
+      }
+      expect(offsets).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+      return sizes;
+    };
+    // A 1 MiB limit holds all twenty batches: one fetch.
+    expect(await fetchSizes('g-catchup-big', 1024 * 1024)).toEqual([1000]);
+    // A 8 KiB limit holds two or so: more than one producer batch per fetch, never a partial one.
+    const small = await fetchSizes('g-catchup-small', 8 * 1024);
+    expect(small[0]).toBeGreaterThan(50);
+    expect(small[0]).toBeLessThan(1000);
+    for (const n of small) expect(n % 50).toBe(0);
   });
 
   test('a second consumer in the same group resumes after the committed offsets', async () => {
