@@ -1,3 +1,4 @@
+import { restAfterCycleMs } from '../domain/push-pace';
 import type { Logger } from '../runtime/logger';
 import type { Pusher } from './pusher';
 
@@ -23,7 +24,8 @@ export interface PushLeadership {
 /**
  * Runs the pusher: pending pushes first, then a cycle every `intervalMs` until stopped. With
  * `pace`, the wait after a cycle is what it returns (at least `intervalMs`), read again every
- * `intervalMs` while waiting: see domain/push-pace.ts.
+ * `intervalMs` while waiting. A long cycle is followed by a rest three times its length, so
+ * that cycles take at most a quarter of the time: see domain/push-pace.ts.
  */
 export async function startPushLoop(
   pusher: Pusher,
@@ -75,17 +77,19 @@ export async function startPushLoop(
   let current: Promise<unknown> = Promise.resolve();
   const loop = async () => {
     while (running) {
+      const cycleStart = performance.now();
       current = mayPush()
         .then((may) => (may ? pusher.cycle() : undefined))
         .catch((err) => log.error({ err }, 'push cycle failed; retrying next cycle'));
       await current;
+      const rest = restAfterCycleMs(performance.now() - cycleStart);
       // Ticks of intervalMs, counted (not timed: no clock to disagree with the timers), until
-      // the pace is reached; without a pace, exactly one.
+      // the pace and the rest are reached; for a short cycle without a pace, exactly one.
       let waitedMs = 0;
       do {
         await new Promise((r) => setTimeout(r, intervalMs));
         waitedMs += intervalMs;
-      } while (running && waitedMs < paceMs());
+      } while (running && (waitedMs < paceMs() || waitedMs < rest));
     }
   };
   const done = loop();
