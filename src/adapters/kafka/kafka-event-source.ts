@@ -12,6 +12,13 @@ import { BACKFILL_HEADER } from './publisher';
 /** Batches of at most this many partitions are handed over at once by kafkajs (and so form one unit). */
 const UNIT_MAX_PARTITIONS = 64;
 
+/**
+ * A fetch brings at most this many bytes (kafkajs's default is 10 MiB). Usage events are ~130
+ * bytes on the wire, so 4 MiB is about 30,000 events: one unit (UNIT_MAX_EVENTS). A bigger fetch
+ * only sits decoded in memory, waiting its turn behind the units in flight.
+ */
+const FETCH_MAX_BYTES = 4 * 1024 * 1024;
+
 export interface KafkaEventSourceOptions {
   readonly kafka: Kafka;
   readonly topic: string;
@@ -55,6 +62,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     heartbeatInterval: opts.consumer?.heartbeatInterval ?? 3_000,
     maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? 250,
     maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? 2 * 1024 * 1024,
+    maxBytes: FETCH_MAX_BYTES,
     allowAutoTopicCreation: false,
   });
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
