@@ -168,9 +168,12 @@ describe('ingest units pipelined across fetches (real Kafka)', () => {
     };
     const a = await startWorker('handoff-rewind', around);
     await waitFor('worker owns the partitions', () => a.status().partitions.length === 4);
-    await publisher.publish(events('t-fail', 30));
+    // Each in one record batch of one partition, so each is one unit. (Spread over partitions,
+    // t-fail could form two units under load; t-after would then be a third, which waits for the
+    // first unit's commit — while that unit's insert waits for t-after's: the test would hang.)
+    await publishToOnePartition(events('t-fail', 30), 0);
     await waitFor('the failing insert started', () => failures === 1);
-    await publisher.publish(events('t-after', 30));
+    await publishToOnePartition(events('t-after', 30), 1);
     await waitFor('t-fail stored after the re-read', async () => (await ledgerRows('t-fail')) >= 30, 30_000);
     await waitFor('t-after stored', async () => (await ledgerRows('t-after')) >= 30, 30_000);
     await new Promise((r) => setTimeout(r, 1_000));
