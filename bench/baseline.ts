@@ -1,5 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { createDecoder } from '../src/adapters/avro/codec';
+import { WORKER_FETCH } from '../src/adapters/kafka/kafka-event-source';
 
 export interface BaselineParams {
   readonly brokers: string[];
@@ -17,13 +18,13 @@ export interface BaselineResult {
 
 /**
  * The ceiling the pipeline is compared with: a bare kafkajs consumer (the ingest worker's fetch
- * size, one partition at a time) that reads the topic from the beginning and Avro-decodes every
+ * settings, one partition at a time) that reads the topic from the beginning and Avro-decodes every
  * message with the project's decoder, and does nothing else.
  */
 export async function runBaseline(p: BaselineParams): Promise<BaselineResult> {
   const kafka = new Kafka({ clientId: 'bench-baseline', brokers: p.brokers, logLevel: logLevel.NOTHING });
   const decoder = createDecoder();
-  const consumer = kafka.consumer({ groupId: `bench-baseline-${process.pid}`, maxBytesPerPartition: 2 * 1024 * 1024, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({ groupId: `bench-baseline-${process.pid}`, ...WORKER_FETCH });
   let read = 0;
   let decoded = 0;
   const started = performance.now();

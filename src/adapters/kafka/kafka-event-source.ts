@@ -13,11 +13,12 @@ import { BACKFILL_HEADER } from './publisher';
 const UNIT_MAX_PARTITIONS = 64;
 
 /**
- * A fetch brings at most this many bytes (kafkajs's default is 10 MiB). Usage events are ~130
- * bytes on the wire, so 4 MiB is about 30,000 events: one unit (UNIT_MAX_EVENTS). A bigger fetch
- * only sits decoded in memory, waiting its turn behind the units in flight.
+ * The worker's fetches (also the benchmark baseline's, so the two read alike). A fetch brings at
+ * most `maxBytes` (kafkajs's default is 10 MiB): usage events are ~130 bytes on the wire, so 4 MiB
+ * is about 30,000 events, one unit (UNIT_MAX_EVENTS); a bigger fetch only sits decoded in memory,
+ * waiting its turn behind the units in flight.
  */
-const FETCH_MAX_BYTES = 4 * 1024 * 1024;
+export const WORKER_FETCH = { maxWaitTimeInMs: 250, maxBytesPerPartition: 2 * 1024 * 1024, maxBytes: 4 * 1024 * 1024 } as const;
 
 export interface KafkaEventSourceOptions {
   readonly kafka: Kafka;
@@ -60,9 +61,9 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     groupId: opts.groupId,
     sessionTimeout,
     heartbeatInterval: opts.consumer?.heartbeatInterval ?? 3_000,
-    maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? 250,
-    maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? 2 * 1024 * 1024,
-    maxBytes: FETCH_MAX_BYTES,
+    maxWaitTimeInMs: opts.consumer?.maxWaitTimeInMs ?? WORKER_FETCH.maxWaitTimeInMs,
+    maxBytesPerPartition: opts.consumer?.maxBytesPerPartition ?? WORKER_FETCH.maxBytesPerPartition,
+    maxBytes: WORKER_FETCH.maxBytes,
     allowAutoTopicCreation: false,
   });
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
