@@ -42,7 +42,10 @@ export function createPlanner(deps: PlannerDeps) {
     /** Reads what was pushed, and what is pending, from the push ledger. */
     async readPushLedger() {
       const statuses = settledStatuses(deps.shadow);
-      const [deltas, absolutes, pending] = await Promise.all([deps.pushes.pushedDeltas(statuses), deps.pushes.lastAbsolutes(statuses), deps.pushes.list({ status: 'pending' })]);
+      // One statement at a time (see pusher.ts); nothing is replaced unless every read succeeded.
+      const deltas = await deps.pushes.pushedDeltas(statuses);
+      const absolutes = await deps.pushes.lastAbsolutes(statuses);
+      const pending = await deps.pushes.list({ status: 'pending' });
       pushedDeltas = deltas;
       lastAbsolutes = absolutes;
       deps.delivery.setPending(pending);

@@ -105,12 +105,12 @@ export function createPusher(deps: PusherDeps) {
         return { ...noCycle };
       }
     }
-    const [deltas, absolutes, newMappings] = await Promise.all([
-      deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope),
-      deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, oldestInScope(scope)),
-      start.readChanges ? deps.streams.customerMappings(start.full ? undefined : start.changesSince) : undefined,
-      start.full ? planner.readPushLedger() : undefined,
-    ]);
+    // One read after another, not all at once: with the embedded engine (one statement at a
+    // time), ingest's writes then wait for one of them at most (see stream-store.ts, STREAMS_PER_READ).
+    const deltas = await deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope);
+    const absolutes = await deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, oldestInScope(scope));
+    const newMappings = start.readChanges ? await deps.streams.customerMappings(start.full ? undefined : start.changesSince) : undefined;
+    if (start.full) await planner.readPushLedger();
     planner.mappingsRead(newMappings, start.full);
     const now = deps.clock();
     const summary: CycleSummary = { ...noCycle };

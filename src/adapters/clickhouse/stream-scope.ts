@@ -22,3 +22,39 @@ export function scopeCondition(scope: StreamScope): { sql: string; params: Recor
     params: { streams: scope.map((s) => new TupleParam([s.tenant, s.customer, s.meter])) },
   };
 }
+
+/** A (tenant, customer): a piece of an unscoped read covers whole customers, so each stream is read whole by one statement. */
+export interface CustomerKey {
+  readonly tenant: string;
+  readonly customer: string;
+}
+
+/** The SQL condition and its query parameter for exactly these customers' streams (`customers` must not be used otherwise). */
+export function customersCondition(customers: readonly CustomerKey[]): { sql: string; params: Record<string, unknown> } {
+  return {
+    sql: '(tenant, customer) IN {customers:Array(Tuple(String, String))}',
+    params: { customers: customers.map((c) => new TupleParam([c.tenant, c.customer])) },
+  };
+}
+
+/**
+ * Splits `items` in order into pieces of at most `size` by `weight` (an item heavier than `size`
+ * is a piece of its own). Pure; every item is in exactly one piece, in the order given.
+ */
+export function piecesOf<T>(items: readonly T[], weight: (item: T) => number, size: number): T[][] {
+  const pieces: T[][] = [];
+  let piece: T[] = [];
+  let filled = 0;
+  for (const item of items) {
+    const w = weight(item);
+    if (piece.length > 0 && filled + w > size) {
+      pieces.push(piece);
+      piece = [];
+      filled = 0;
+    }
+    piece.push(item);
+    filled += w;
+  }
+  if (piece.length > 0) pieces.push(piece);
+  return pieces;
+}
