@@ -101,6 +101,61 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     expect(await absolute(store, 'seats', 'd', NOW)).toEqual(['2026-11-01=3']);
   });
 
+  it('reads in pieces of a few streams, one statement at a time, with the totals of one read', async () => {
+    // Customers with one to three streams, some usage before the split, some unique counts.
+    for (const [i, customer] of ['p1', 'p2', 'p3', 'p4', 'p5'].entries()) {
+      await put(customer, 'tokens', `${i + 1}.5`, SPLIT - (i + 1) * DAY);
+      await put(customer, 'tokens', '2', NOW - HOUR);
+      if (i % 2 === 0) await put(customer, 'peak', `${10 + i}`, NOW - 2 * HOUR);
+      if (i === 4) {
+        await put(customer, 'seats', '1', SPLIT - DAY, 'ann');
+        await put(customer, 'seats', '1', NOW, 'bob');
+      }
+    }
+    // Counts the statements a store issues, and the most running at once.
+    const counting = (statements: { issued: number; running: number; mostAtOnce: number }) =>
+      new Proxy(ch.client, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop) as unknown;
+          if (prop !== 'query' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+          return async (...args: unknown[]) => {
+            statements.issued += 1;
+            statements.running += 1;
+            statements.mostAtOnce = Math.max(statements.mostAtOnce, statements.running);
+            try {
+              return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            } finally {
+              statements.running -= 1;
+            }
+          };
+        },
+      });
+    const whole = { issued: 0, running: 0, mostAtOnce: 0 };
+    const pieces = { issued: 0, running: 0, mostAtOnce: 0 };
+    const oneRead = createStreamStore(counting(whole), ch.database, { clock: () => NOW, proveProjection: true });
+    const inPieces = createStreamStore(counting(pieces), ch.database, { clock: () => NOW, proveProjection: true, streamsPerRead: 2 });
+    const read = async (s: StreamStore, scope?: { tenant: string; customer: string; meter: string; oldestWindowStart: number }[]) => ({
+      deltas: (await s.deltaStreams(['tokens'], scope)).filter((d) => d.customer.startsWith('p')).sort((a, b) => a.customer.localeCompare(b.customer)),
+      absolutes: (await s.absoluteStreams(['peak', 'seats'], 1, scope, scope ? SPLIT - 10 * DAY : 0))
+        .filter((a) => a.customer.startsWith('p'))
+        .sort((a, b) => `${a.customer}${a.meter}${a.periodStart}`.localeCompare(`${b.customer}${b.meter}${b.periodStart}`)),
+    });
+    const expected = await read(oneRead);
+    expect(expected.deltas.map((d) => `${d.customer}=${d.total}`)).toEqual(['p1=3.5', 'p2=4.5', 'p3=5.5', 'p4=6.5', 'p5=7.5']);
+    expect(expected.absolutes.map((a) => `${a.customer}/${a.meter}=${a.value}`)).toEqual(['p1/peak=10', 'p3/peak=12', 'p5/peak=14', 'p5/seats=2']);
+    // Unscoped (a full cycle after forget(), then a periodic one) and scoped: the same totals.
+    expect(await read(inPieces)).toEqual(expected);
+    expect(await read(inPieces)).toEqual(await read(oneRead));
+    const scope = ['p1', 'p2', 'p3', 'p4', 'p5'].flatMap((customer) =>
+      ['tokens', 'peak', 'seats'].map((meter) => ({ tenant: 'st', customer, meter, oldestWindowStart: SPLIT - 10 * DAY })),
+    );
+    expect(await read(inPieces, scope)).toEqual(await read(oneRead, scope));
+    // More, smaller statements, never two at once (a read issued all at once queued them together).
+    expect(pieces.issued).toBeGreaterThan(2 * whole.issued);
+    expect(pieces.mostAtOnce).toBe(1);
+    expect(whole.mostAtOnce).toBe(1);
+  });
+
   it('renews its split once it is three days old, and stays exact', async () => {
     let now = NOW;
     const store = createStreamStore(ch.client, ch.database, { clock: () => now });

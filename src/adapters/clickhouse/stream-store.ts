@@ -60,12 +60,14 @@ export interface StreamStore {
 /**
  * About this many streams per statement of a totals read (a customer's streams are never split).
  * The embedded engine runs one statement at a time, so ingest's writes queue behind the push
- * loop's reads: a read of every stream in one statement held them for seconds (the default
- * benchmark's p99 of 2.6–3.1 s, 1.0 s with the push loop stopped). In pieces, one after another,
- * a write waits for one piece at most, and each piece's rows are parsed in a short turn of the
- * event loop. Smaller pieces cost more statements per cycle.
+ * loop's reads. Issued all at once, a full cycle's reads held them for seconds: the default
+ * benchmark's p99 publish → queryable was 2.6–3.4 s, and 1.0 s with the push loop stopped. In
+ * pieces, one statement after another, a write waits for one piece at most and each piece's rows
+ * are parsed in a short turn of the event loop: p99 1.45 s at 5,000 (1.56 s at 2,500). Smaller
+ * pieces cost a cycle more statements (each waits its turn behind ingest's), so cycles take longer
+ * under load. See BENCHMARKS.md, eighth session.
  */
-export const STREAMS_PER_READ = 2_500;
+export const STREAMS_PER_READ = 5_000;
 
 interface PartRow extends StreamKey {
   readonly period: number;
@@ -92,10 +94,15 @@ interface SpanCache {
  * so a query the by_window projection cannot serve fails instead of reading events. (Not for
  * production: ClickHouse also refuses a query whose key range selects no part at all.)
  */
-export function createStreamStore(client: ClickHouseClient, database: string, opts: { clock?: () => number; proveProjection?: boolean } = {}): StreamStore {
+export function createStreamStore(
+  client: ClickHouseClient,
+  database: string,
+  opts: { clock?: () => number; proveProjection?: boolean; streamsPerRead?: number } = {},
+): StreamStore {
   assertIdentifier(database);
   const forceProjection = opts.proveProjection ? '\n        SETTINGS force_optimize_projection = 1' : '';
   const clock = opts.clock ?? Date.now;
+  const streamsPerRead = opts.streamsPerRead ?? STREAMS_PER_READ;
   const caches = { delta: emptyCache(clock(), null), absolute: emptyCache(clock(), 1) };
   const current = (mode: 'delta' | 'absolute', anchorDay: number | null) => {
     const c = caches[mode];
@@ -106,7 +113,7 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
   /**
    * Per (stream, period, older/recent span) aggregates of windows starting at or after `from`:
    * of every stream (scope undefined) or of the streams in scope, read in pieces of about
-   * STREAMS_PER_READ streams, one statement after another. Each stream is read whole by one
+   * `streamsPerRead` streams, one statement after another. Each stream is read whole by one
    * piece, so the rows are those of a single read; each piece sees the ledger as its statement
    * begins, as a single read would for all of them (later usage is in the change record).
    */
@@ -114,8 +121,8 @@ export function createStreamStore(client: ClickHouseClient, database: string, op
     if (meters.length === 0 || scope?.length === 0) return [];
     const conditions =
       scope === undefined
-        ? piecesOf(await customersWithUsage(meters, from), (c) => c.streams, STREAMS_PER_READ).map(customersCondition)
-        : piecesOf(scope, () => 1, STREAMS_PER_READ).map((piece) => scopeCondition(piece.map((s) => ({ tenant: s.tenant, customer: s.customer, meter: s.meter }))));
+        ? piecesOf(await customersWithUsage(meters, from), (c) => c.streams, streamsPerRead).map(customersCondition)
+        : piecesOf(scope, () => 1, streamsPerRead).map((piece) => scopeCondition(piece.map((s) => ({ tenant: s.tenant, customer: s.customer, meter: s.meter }))));
     const rows: PartRow[] = [];
     for (const streams of conditions) for (const row of await readPiece(meters, streams, from, split, anchorDay)) rows.push(row);
     return rows;
