@@ -62,14 +62,17 @@ export function createPlanner(deps: PlannerDeps) {
       else for (const [k, v] of read ?? []) mappings.set(k, v);
     },
 
-    /** Plans each stream read; a stream whose push is in flight or pending is added to `deferred` instead. */
-    plan(deltas: readonly DeltaStream[], absolutes: readonly AbsoluteStream[], now: number, deferred: Map<string, DueStream>): StreamPlan[] {
-      const plans: StreamPlan[] = [];
+    /**
+     * Plans each stream read, one as it is asked for (the caller may let other work run between
+     * them: a full cycle plans every stream); a stream whose push is in flight or pending when its
+     * turn comes is added to `deferred` instead.
+     */
+    *plan(deltas: readonly DeltaStream[], absolutes: readonly AbsoluteStream[], now: number, deferred: Map<string, DueStream>): Generator<StreamPlan> {
       for (const s of deltas) {
         const key = streamKey(s);
         const due = { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.windowStart };
         if (deps.delivery.busy(key)) addDue(deferred, key, due);
-        else plans.push([key, planDelta({ ...s, eventName: eventNameOf(s), stripeCustomerId: customerOf(s), pushed: pushedDeltas.get(key) ?? 0n }, now), due]);
+        else yield [key, planDelta({ ...s, eventName: eventNameOf(s), stripeCustomerId: customerOf(s), pushed: pushedDeltas.get(key) ?? 0n }, now), due];
       }
       for (const s of absolutes) {
         const key = streamKey(s);
@@ -85,9 +88,8 @@ export function createPlanner(deps: PlannerDeps) {
           periodEnd: billingPeriodOf(s.periodStart, deps.billingAnchorDay).end,
           lastPushed: lastAbsolutes.get(periodKey(s, s.periodStart)) ?? null,
         };
-        plans.push([key, planAbsolute(input, now), due]);
+        yield [key, planAbsolute(input, now), due];
       }
-      return plans;
     },
   };
 }

@@ -10,6 +10,9 @@ import type { Metrics } from '../runtime/metrics';
 import { createDelivery } from './push-delivery';
 import { createPlanner } from './push-planner';
 
+/** Streams planned between two turns of the event loop (see the planning loop). */
+const PLANS_PER_TURN = 1_000;
+
 /** Stripe keeps identifiers unique for at least 24 h: past that, a resend could double-bill. */
 export const IDENTIFIER_GUARANTEE_MS = RESEND_HORIZON_MS;
 
@@ -114,10 +117,14 @@ export function createPusher(deps: PusherDeps) {
     planner.mappingsRead(newMappings, start.full);
     const now = deps.clock();
     const summary: CycleSummary = { ...noCycle };
-    const plans = planner.plan(deltas, absolutes, now, deferred);
     if (start.full) awaiting.clear();
     let completed = true;
-    for (const [key, plan, stream] of plans) {
+    let planned = 0;
+    for (const [key, plan, stream] of planner.plan(deltas, absolutes, now, deferred)) {
+      // A full cycle plans every stream: each plan takes microseconds, all of them took the event
+      // loop from ingest for 0.2 s and more. Ingest's callbacks run between every PLANS_PER_TURN.
+      planned += 1;
+      if (planned % PLANS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       // Planned from what this process read while it was the pusher; if it no longer is,
       // its successor plans afresh (after a grace period longer than this loop can take).
       if (!active()) {
