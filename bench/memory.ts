@@ -39,14 +39,17 @@ function libchdbResidentKiB(): number {
 }
 
 /** Samples /proc/self/status (Linux only; elsewhere reports only getrusage's peak). */
-export function startMemorySampler(): { peakAnonSoFarMiB(): number; stop(): MemoryPeaks } {
+export function startMemorySampler(): { peakAnonSoFarMiB(): number; peakAnonSinceLastMiB(): number; stop(): MemoryPeaks } {
   let peakAnon = 0;
+  /** The highest anonymous RSS since the last peakAnonSinceLastMiB() (a phase's own peak). */
+  let phaseAnon = 0;
   let fileAtPeak = 0;
   let atPeak = { heapTotal: 0, external: 0 };
   const sample = () => {
     try {
       const status = readFileSync('/proc/self/status', 'utf8');
       const anon = statusKiB('RssAnon', status);
+      phaseAnon = Math.max(phaseAnon, anon);
       if (anon > peakAnon) {
         peakAnon = anon;
         fileAtPeak = statusKiB('RssFile', status);
@@ -64,6 +67,12 @@ export function startMemorySampler(): { peakAnonSoFarMiB(): number; stop(): Memo
     peakAnonSoFarMiB() {
       sample();
       return Math.round((peakAnon * 1024) / MiB);
+    },
+    /** Reads without sampling (samples are every 250 ms and at stop()), so every sample is in exactly one phase's peak. */
+    peakAnonSinceLastMiB() {
+      const peak = phaseAnon;
+      phaseAnon = 0;
+      return Math.round((peak * 1024) / MiB);
     },
     stop() {
       clearInterval(timer);

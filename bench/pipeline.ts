@@ -91,7 +91,12 @@ export interface LatencyResult {
   readonly breakdown: Record<string, { calls: number; seconds: number }>;
   readonly peakRssMiB: number;
   /** Where the resident memory was (both phases), and the dedupe filter's share of it. */
-  readonly memory: MemoryPeaks & { readonly peakAnonThroughputPhaseMiB: number; readonly dedupeFilterMiB: number };
+  readonly memory: MemoryPeaks & {
+    readonly peakAnonThroughputPhaseMiB: number;
+    /** The highest anonymous RSS of each phase: where the run's peak is. */
+    readonly peakAnonByPhaseMiB: { readonly throughput: number; readonly pushDrain: number; readonly latency: number };
+    readonly dedupeFilterMiB: number;
+  };
 }
 
 type Send = (msg: unknown) => void;
@@ -218,6 +223,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   });
   const seconds = (performance.now() - started) / 1000;
   const peakAnonThroughputPhaseMiB = memorySampler.peakAnonSoFarMiB();
+  const throughputPhaseAnonMiB = memorySampler.peakAnonSinceLastMiB();
   const breakdown = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { calls: v.calls, seconds: Math.round(v.ms) / 1000 }]));
   await worker.stop();
   const totals = { ...worker.totals } as unknown as Record<string, number>;
@@ -234,6 +240,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     if (s.started === 0 || performance.now() - pushStart > 300_000) break;
   }
   const pushDrainSeconds = (performance.now() - pushStart) / 1000;
+  const pushDrainAnonMiB = memorySampler.peakAnonSinceLastMiB();
   const q = async (sql: string) => Number(((await (await ch.query({ query: sql, format: 'JSONEachRow' })).json<{ c: string }>())[0]?.c) ?? 0);
   const ledgerRows = await q(`SELECT count() AS c FROM ${db}.usage_events`);
   const ledgerKeys = await q(`SELECT uniqExact(tenant, id) AS c FROM ${db}.usage_events`);
@@ -299,7 +306,9 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   await latencyLoop.stop();
   const sorted = Float64Array.from(latencies).sort();
   const filterBytes = (await metrics.dedupeFilterBytes.get()).values[0]?.value ?? 0;
-  const memory = { ...memorySampler.stop(), peakAnonThroughputPhaseMiB, dedupeFilterMiB: Math.round((filterBytes / 1048576) * 10) / 10 };
+  const peaks = memorySampler.stop();
+  const peakAnonByPhaseMiB = { throughput: throughputPhaseAnonMiB, pushDrain: pushDrainAnonMiB, latency: memorySampler.peakAnonSinceLastMiB() };
+  const memory = { ...peaks, peakAnonThroughputPhaseMiB, peakAnonByPhaseMiB, dedupeFilterMiB: Math.round((filterBytes / 1048576) * 10) / 10 };
   const result: LatencyResult = {
     published,
     counted: sorted.length,

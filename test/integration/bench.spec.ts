@@ -20,6 +20,7 @@ describe('bench harness (tiny run)', () => {
     const r = JSON.parse(stdout) as Record<string, unknown> & {
       latency: Record<string, number | null>;
       peakRssMiB: Record<string, number>;
+      memoryMiB: { peakAnonMiB: number; peakAnonByPhaseMiB: { throughput: number; pushDrain: number; latency: number } };
       totals: { consumed: number; accepted: number; duplicates: number };
       pipelineEventsPerSecondByQuarter: number[];
       rssAtProgressMiB: number[];
@@ -51,6 +52,10 @@ describe('bench harness (tiny run)', () => {
     expect(r.latency.p50Ms).not.toBeNull();
     expect(r.latency.p99Ms!).toBeGreaterThanOrEqual(r.latency.p50Ms!);
     expect(r.peakRssMiB.pipelineWorker).toBeGreaterThan(0);
+    // Where the peak is: each phase's own highest anonymous RSS, the run's peak among them (Linux).
+    const phases = r.memoryMiB.peakAnonByPhaseMiB;
+    for (const phase of [phases.throughput, phases.pushDrain, phases.latency]) expect(phase).toBeGreaterThan(0);
+    expect(Math.max(phases.throughput, phases.pushDrain, phases.latency)).toBe(r.memoryMiB.peakAnonMiB);
     expect(r.stripeCalls as number).toBeGreaterThan(0);
   }, BROKER_BUILD_TIMEOUT_MS);
 });
