@@ -61,9 +61,9 @@ export interface StreamStore {
  * About this many streams per statement of a totals read (a customer's streams are never split).
  * The embedded engine runs one statement at a time, so ingest's writes queue behind the push
  * loop's reads. Issued all at once, a full cycle's reads held them for seconds: the default
- * benchmark's p99 publish → queryable was 2.6–3.4 s, and 1.0 s with the push loop stopped. In
+ * benchmark's p99 publish → queryable was 2.6–3.2 s, and 1.0 s with the push loop stopped. In
  * pieces, one statement after another, a write waits for one piece at most and each piece's rows
- * are parsed in a short turn of the event loop: p99 1.45 s at 5,000 (1.56 s at 2,500). Smaller
+ * are parsed in a short turn of the event loop: p99 1.0–1.7 s at 5,000 (1.56 s at 2,500). Smaller
  * pieces cost a cycle more statements (each waits its turn behind ingest's), so cycles take longer
  * under load. See BENCHMARKS.md, eighth session.
  */
