@@ -58,3 +58,24 @@ export function piecesOf<T>(items: readonly T[], weight: (item: T) => number, si
   if (piece.length > 0) pieces.push(piece);
   return pieces;
 }
+
+/**
+ * At most about this many bytes of keys per statement. Query parameters travel in the URL of an
+ * HTTP request to a ClickHouse server, whose limit (`http_max_uri_size`) is 1 MiB by default, and
+ * percent-encoding can triple them: a piece stays well under that whatever the keys' length.
+ */
+export const KEY_BYTES_PER_READ = 256 * 1024;
+
+/** The bytes a key adds to a statement's parameters (UTF-8, plus the tuple's quoting and separators). */
+export function keyBytes(key: CustomerKey & { readonly meter?: string }): number {
+  return Buffer.byteLength(key.tenant) + Buffer.byteLength(key.customer) + (key.meter === undefined ? 0 : Buffer.byteLength(key.meter)) + 12;
+}
+
+/**
+ * A read's keys in pieces of at most `streamsPerRead` streams and KEY_BYTES_PER_READ bytes of
+ * keys (a key with more streams than that is a piece of its own). Each key weighs the larger of
+ * its two shares, so a piece whose weights sum to at most 1 is within both bounds.
+ */
+export function readPieces<K extends CustomerKey & { readonly meter?: string }>(keys: readonly K[], streamsOf: (key: K) => number, streamsPerRead: number): K[][] {
+  return piecesOf(keys, (k) => Math.max(streamsOf(k) / streamsPerRead, keyBytes(k) / KEY_BYTES_PER_READ), 1);
+}

@@ -5,7 +5,7 @@ import type { WindowSize } from '../../domain/meters';
 import { billingPeriodOf, WINDOW_MS } from '../../domain/windows';
 import { listCustomers } from './customer-store';
 import { assertIdentifier } from './migrations';
-import { customersCondition, piecesOf, scopeCondition, type CustomerKey, type StreamKey, type StreamScope } from './stream-scope';
+import { customersCondition, readPieces, scopeCondition, type CustomerKey, type StreamKey, type StreamScope } from './stream-scope';
 import { SELECT_WINDOW_AGGREGATES } from './window-aggregates';
 
 /** A delta stream's running total over all its windows, and the window its push is timestamped in. */
@@ -58,7 +58,8 @@ export interface StreamStore {
 
 
 /**
- * About this many streams per statement of a totals read (a customer's streams are never split).
+ * About this many streams per statement of a totals read (a customer's streams are never split;
+ * see also KEY_BYTES_PER_READ).
  * The embedded engine runs one statement at a time, so ingest's writes queue behind the push
  * loop's reads. Issued all at once, a full cycle's reads held them for seconds: the default
  * benchmark's p99 publish → queryable was 2.6–3.2 s, and 1.0 s with the push loop stopped. In
@@ -121,8 +122,8 @@ export function createStreamStore(
     if (meters.length === 0 || scope?.length === 0) return [];
     const conditions =
       scope === undefined
-        ? piecesOf(await customersWithUsage(meters, from), (c) => c.streams, streamsPerRead).map(customersCondition)
-        : piecesOf(scope, () => 1, streamsPerRead).map((piece) => scopeCondition(piece.map((s) => ({ tenant: s.tenant, customer: s.customer, meter: s.meter }))));
+        ? readPieces(await customersWithUsage(meters, from), (c) => c.streams, streamsPerRead).map(customersCondition)
+        : readPieces(scope, () => 1, streamsPerRead).map((piece) => scopeCondition(piece.map((s) => ({ tenant: s.tenant, customer: s.customer, meter: s.meter }))));
     const rows: PartRow[] = [];
     for (const streams of conditions) for (const row of await readPiece(meters, streams, from, split, anchorDay)) rows.push(row);
     return rows;
