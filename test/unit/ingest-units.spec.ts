@@ -1,4 +1,4 @@
-import { splitUnits } from '../../src/pipeline/ingest-units';
+import { splitByWeight as splitUnits } from '../../src/domain/split-by-weight';
 
 const UNIT_MAX_EVENTS = 10_000;
 

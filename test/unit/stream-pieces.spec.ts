@@ -2,9 +2,10 @@
  * The pusher's totals are read in pieces (stream-store.ts, STREAMS_PER_READ): every stream in
  * exactly one piece, in order, and a customer's streams never split over two statements.
  */
-import { KEY_BYTES_PER_READ, keyBytes, piecesOf, readPieces } from '../../src/adapters/clickhouse/stream-scope';
+import { KEY_BYTES_PER_READ, keyBytes, readPieces } from '../../src/adapters/clickhouse/stream-scope';
+import { splitByWeight } from '../../src/domain/split-by-weight';
 
-describe('piecesOf: splits a read into statements of bounded size', () => {
+describe('splitByWeight: splits a read into statements of bounded size', () => {
   const cases: { name: string; weights: number[]; size: number; pieces: number[][] }[] = [
     { name: 'nothing to read: no statement', weights: [], size: 3, pieces: [] },
     { name: 'fits in one piece', weights: [1, 1, 1], size: 3, pieces: [[1, 1, 1]] },
@@ -15,7 +16,7 @@ describe('piecesOf: splits a read into statements of bounded size', () => {
   ];
   it.each(cases)('$name', ({ weights, size, pieces }) => {
     const items = weights.map((w, i) => ({ i, w }));
-    const got = piecesOf(items, (x) => x.w, size);
+    const got = splitByWeight(items, (x) => x.w, size);
     expect(got.map((p) => p.map((x) => x.w))).toEqual(pieces);
     // Every item once, in the order given.
     expect(got.flat().map((x) => x.i)).toEqual(items.map((x) => x.i));

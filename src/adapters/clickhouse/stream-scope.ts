@@ -1,4 +1,5 @@
 import { TupleParam } from '@clickhouse/client';
+import { splitByWeight } from '../../domain/split-by-weight';
 
 /** A (tenant, customer, meter): what the pusher plans, and what the push ledger is keyed by. */
 export interface StreamKey {
@@ -38,28 +39,6 @@ export function customersCondition(customers: readonly CustomerKey[]): { sql: st
 }
 
 /**
- * Splits `items` in order into pieces of at most `size` by `weight` (an item heavier than `size`
- * is a piece of its own). Pure; every item is in exactly one piece, in the order given.
- */
-export function piecesOf<T>(items: readonly T[], weight: (item: T) => number, size: number): T[][] {
-  const pieces: T[][] = [];
-  let piece: T[] = [];
-  let filled = 0;
-  for (const item of items) {
-    const w = weight(item);
-    if (piece.length > 0 && filled + w > size) {
-      pieces.push(piece);
-      piece = [];
-      filled = 0;
-    }
-    piece.push(item);
-    filled += w;
-  }
-  if (piece.length > 0) pieces.push(piece);
-  return pieces;
-}
-
-/**
  * At most about this many bytes of keys per statement. Query parameters travel in the URL of an
  * HTTP request to a ClickHouse server, whose limit (`http_max_uri_size`) is 1 MiB by default, and
  * percent-encoding can triple them: a piece stays well under that whatever the keys' length.
@@ -77,5 +56,5 @@ export function keyBytes(key: CustomerKey & { readonly meter?: string }): number
  * its two shares, so a piece whose weights sum to at most 1 is within both bounds.
  */
 export function readPieces<K extends CustomerKey & { readonly meter?: string }>(keys: readonly K[], streamsOf: (key: K) => number, streamsPerRead: number): K[][] {
-  return piecesOf(keys, (k) => Math.max(streamsOf(k) / streamsPerRead, keyBytes(k) / KEY_BYTES_PER_READ), 1);
+  return splitByWeight(keys, (k) => Math.max(streamsOf(k) / streamsPerRead, keyBytes(k) / KEY_BYTES_PER_READ), 1);
 }

@@ -4,7 +4,8 @@ import type { Clock } from '../../ports/clock';
 import type { Logger } from '../../runtime/logger';
 import type { Metrics } from '../../runtime/metrics';
 import { errorMessage } from '../../runtime/errors';
-import { splitUnits, UNIT_MAX_EVENTS } from '../../pipeline/ingest-units';
+import { splitByWeight } from '../../domain/split-by-weight';
+import { UNIT_MAX_EVENTS } from '../../pipeline/ingest-units';
 import { isGroupMembershipError } from './kafka';
 import { groupFence } from './group-fence';
 import { BACKFILL_HEADER } from './publisher';
@@ -132,7 +133,7 @@ export async function createKafkaEventSource(opts: KafkaEventSourceOptions): Pro
     if (live.length === 0 || !handler) return;
     // A unit must never outlast the session timeout, or the group evicts this worker and its
     // commit fails: a big fetch goes in units of at most UNIT_MAX_EVENTS (unless one batch alone is bigger).
-    const groups = splitUnits(live, (p) => p.batch.messages.length, UNIT_MAX_EVENTS);
+    const groups = splitByWeight(live, (p) => p.batch.messages.length, UNIT_MAX_EVENTS);
     const units: SourceUnit[] = groups.map((g) => g.map((p) => p.batch));
     units.forEach((u, i) => heartbeatOf.set(u, groups[i]![0]!.heartbeat));
     try {
