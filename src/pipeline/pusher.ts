@@ -109,7 +109,7 @@ export function createPusher(deps: PusherDeps) {
       }
     }
     // One read after another, not all at once: with the embedded engine (one statement at a
-    // time), ingest's writes then wait for one of them at most (see stream-store.ts, STREAMS_PER_READ).
+    // time), ingest's writes then wait for one of them at most (see span-reads.ts, STREAMS_PER_READ).
     const deltas = await deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope);
     const absolutes = await deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, oldestInScope(scope));
     const newMappings = start.readChanges ? await deps.streams.customerMappings(start.full ? undefined : start.changesSince) : undefined;

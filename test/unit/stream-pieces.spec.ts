@@ -1,5 +1,5 @@
 /**
- * The pusher's totals are read in pieces (stream-store.ts, STREAMS_PER_READ): every stream in
+ * The pusher's totals are read in pieces (span-reads.ts, STREAMS_PER_READ): every stream in
  * exactly one piece, in order, and a customer's streams never split over two statements.
  */
 import { KEY_BYTES_PER_READ, keyBytes, readPieces } from '../../src/adapters/clickhouse/stream-scope';
