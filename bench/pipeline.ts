@@ -223,7 +223,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   });
   const seconds = (performance.now() - started) / 1000;
   const peakAnonThroughputPhaseMiB = memorySampler.peakAnonSoFarMiB();
-  const throughputPhaseAnonMiB = memorySampler.peakAnonSinceLastMiB();
+  memorySampler.peakAnonSinceLastMiB(); // the next phase's peak starts here (this one's is the peak so far)
   const breakdown = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { calls: v.calls, seconds: Math.round(v.ms) / 1000 }]));
   await worker.stop();
   const totals = { ...worker.totals } as unknown as Record<string, number>;
@@ -307,7 +307,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const sorted = Float64Array.from(latencies).sort();
   const filterBytes = (await metrics.dedupeFilterBytes.get()).values[0]?.value ?? 0;
   const peaks = memorySampler.stop();
-  const peakAnonByPhaseMiB = { throughput: throughputPhaseAnonMiB, pushDrain: pushDrainAnonMiB, latency: memorySampler.peakAnonSinceLastMiB() };
+  const peakAnonByPhaseMiB = { throughput: peakAnonThroughputPhaseMiB, pushDrain: pushDrainAnonMiB, latency: memorySampler.peakAnonSinceLastMiB() };
   const memory = { ...peaks, peakAnonThroughputPhaseMiB, peakAnonByPhaseMiB, dedupeFilterMiB: Math.round((filterBytes / 1048576) * 10) / 10 };
   const result: LatencyResult = {
     published,
