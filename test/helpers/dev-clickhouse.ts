@@ -1,4 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createClickHouse } from '../../src/adapters/clickhouse/client';
+import { migrate } from '../../src/adapters/clickhouse/migrations';
+import { loadConfig } from '../../src/config/config';
 import { spawnCli } from './cli';
 import { exited } from './worker-process';
 
@@ -50,4 +57,25 @@ export function startDevClickHouse(dataDir: string, env: NodeJS.ProcessEnv = {})
       });
     });
   });
+}
+
+/**
+ * `database`, migrated, on a dev-clickhouse server over a temporary directory, and a client that
+ * talks to it over HTTP as a deployment would. `close()` closes the client, stops the server and
+ * removes the directory.
+ */
+export async function devClickHouseDatabase(database: string): Promise<{ client: ClickHouseClient; server: TestDevClickHouse; close(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-dev-ch-'));
+  const server = await startDevClickHouse(dir);
+  const client = createClickHouse(loadConfig({ METERLINE_DATA_DIR: dir, CLICKHOUSE_URL: server.url, CLICKHOUSE_DATABASE: database, LOG_LEVEL: 'silent' }));
+  await migrate(client, database);
+  return {
+    client,
+    server,
+    async close() {
+      await client.close();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -4,23 +4,17 @@
  * maps, Decimal(38, 9) edges, DateTime64 precision) are written through the real ledger store
  * and read back from real ClickHouse: every value must come back exactly as it went in.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { createClickHouse } from '../../src/adapters/clickhouse/client';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
-import { migrate } from '../../src/adapters/clickhouse/migrations';
 import { listRejected, markRedriven } from '../../src/adapters/clickhouse/rejected-store';
 import { rawTsvInsertOf } from '../../src/adapters/clickhouse/tsv-insert';
-import { loadConfig } from '../../src/config/config';
 import { parseDecimal } from '../../src/domain/decimal';
 import { candidateOf, decideDedupe, type Candidate, type Rejection } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { testClickHouse, uniqueDatabase, type TestClickHouse } from '../helpers/clickhouse';
-import { startDevClickHouse, type TestDevClickHouse } from '../helpers/dev-clickhouse';
+import { devClickHouseDatabase } from '../helpers/dev-clickhouse';
 
 const HOSTILE = [
   'plain',
@@ -215,21 +209,14 @@ describe('ledger rows as TabSeparated bytes, read back from real ClickHouse', ()
   });
 
   describe('served over HTTP (dev-clickhouse, TabSeparated body)', () => {
-    let dir: string;
-    let server: TestDevClickHouse;
+    let served: Awaited<ReturnType<typeof devClickHouseDatabase>>;
     let client: ClickHouseClient;
     const database = uniqueDatabase('ledger_tsv_http');
     beforeAll(async () => {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-tsv-http-'));
-      server = await startDevClickHouse(dir);
-      client = createClickHouse(loadConfig({ METERLINE_DATA_DIR: dir, CLICKHOUSE_URL: server.url, CLICKHOUSE_DATABASE: database, LOG_LEVEL: 'silent' }));
-      await migrate(client, database);
+      served = await devClickHouseDatabase(database);
+      client = served.client;
     }, 90_000);
-    afterAll(async () => {
-      await client?.close();
-      await server?.stop();
-      if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    });
+    afterAll(async () => served?.close());
 
     it('sends the same bytes over HTTP (no raw path) and reads back every value exactly', async () => {
       expect(rawTsvInsertOf(client)).toBeUndefined();

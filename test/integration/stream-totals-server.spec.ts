@@ -5,19 +5,13 @@
  * bytes of its keys as well as by its streams (stream-scope.ts, KEY_BYTES_PER_READ): with long
  * customer ids, the pusher still reads every total.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { createClickHouse } from '../../src/adapters/clickhouse/client';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
-import { migrate } from '../../src/adapters/clickhouse/migrations';
 import { createStreamStore } from '../../src/adapters/clickhouse/stream-store';
-import { loadConfig } from '../../src/config/config';
 import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
-import { startDevClickHouse, type TestDevClickHouse } from '../helpers/dev-clickhouse';
+import { devClickHouseDatabase } from '../helpers/dev-clickhouse';
 
 const parsed = parseMeterCatalog({ meters: [{ name: 'tokens', aggregation: 'sum', window: 'hour', allowed_lateness: '1d', stripe: { event_name: 'tokens' } }] });
 if (!parsed.ok) throw new Error(parsed.problems.join('; '));
@@ -27,16 +21,13 @@ const CUSTOMERS = 3_000;
 const customerId = (i: number) => `customer-${i}-`.padEnd(400, 'x');
 
 describe('stream totals from a ClickHouse server, with long customer ids', () => {
-  let dir: string;
-  let server: TestDevClickHouse;
+  let served: Awaited<ReturnType<typeof devClickHouseDatabase>>;
   let client: ClickHouseClient;
   const database = 'long_keys';
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-long-keys-'));
-    server = await startDevClickHouse(dir);
-    client = createClickHouse(loadConfig({ METERLINE_DATA_DIR: dir, CLICKHOUSE_URL: server.url, CLICKHOUSE_DATABASE: database, LOG_LEVEL: 'silent' }));
-    await migrate(client, database);
+    served = await devClickHouseDatabase(database);
+    client = served.client;
     const at = Date.now() - 3_600_000;
     const events: NewEvent[] = Array.from({ length: CUSTOMERS }, (_, i) => {
       const event = { id: `lk${i}`, tenant: 'lk', customer: customerId(i), meter: 'tokens', value: `${(i % 7) + 1}`, timestamp: at, properties: {}, source: null };
@@ -45,11 +36,7 @@ describe('stream totals from a ClickHouse server, with long customer ids', () =>
     await createLedgerStore(client, database, { dedupeWindowMs: 35 * 86_400_000 }).insertNew(events, Date.now());
   }, 120_000);
 
-  afterAll(async () => {
-    await client?.close();
-    await server?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => served?.close());
 
   it('reads every stream, unscoped (a full cycle) and scoped, in pieces the server accepts', async () => {
     const store = createStreamStore(client, database);
