@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config/config';
 import { newWorkerIdentity } from '../src/runtime/worker-identity';
 import type { IngestWorker } from '../src/pipeline/ingest-worker';
 import { PUSH_PACE } from '../src/domain/push-pace';
+import { createChangeFeed } from '../src/pipeline/change-feed';
 import { startPushLoop } from '../src/pipeline/push-loop';
 import { createLogger } from '../src/runtime/logger';
 import { createMetrics } from '../src/runtime/metrics';
@@ -141,6 +142,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const latencies: number[] = [];
   // The worker as `meterline run` assembles it (src/app/worker.ts), each adapter timed. One worker
   // identity for the process: its workers run one after another, each filter built from the ledger.
+  const ingestedBy = newWorkerIdentity();
   const ctx: WorkerContext = {
     config,
     ch,
@@ -148,7 +150,8 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     meters: () => meters,
     metrics,
     logger,
-    ingestedBy: newWorkerIdentity(),
+    ingestedBy,
+    changes: createChangeFeed(ingestedBy),
     wrap: <T extends object>(name: string, adapter: T): T => {
       const t = timed(name, adapter);
       if (name !== 'ledger') return t;
@@ -292,7 +295,8 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     kafka,
     ch,
     allotments: loadAllotments(p.allotmentsFile, meters),
-    changedStreams: (since) => alertStreams.changedStreams(since),
+    changedStreams: (since, exceptWriter) => alertStreams.changedStreams(since, exceptWriter),
+    ownChanges: ctx.changes?.subscribe(),
     leadership: { isLeader: () => lat.owns(0), graceMs: 5_000 },
     metrics,
     logger,

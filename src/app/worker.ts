@@ -10,6 +10,7 @@ import type { MeterCatalog } from '../domain/meters';
 import { pushIntervalMs } from '../domain/push-pace';
 import type { BillingSink } from '../ports/billing-sink';
 import type { DeadLetterSink } from '../ports/dead-letters';
+import type { ChangeFeed } from '../pipeline/change-feed';
 import { startDedupeFilterFromConfig } from '../pipeline/dedupe-filter-sync';
 import { startIngestWorker, type IngestWorker } from '../pipeline/ingest-worker';
 import { createPusher, type Pusher } from '../pipeline/pusher';
@@ -32,6 +33,12 @@ export interface WorkerContext {
   readonly logger: Logger;
   /** Stored with every row this worker ingests: its dedupe filter catches up with everyone else's. */
   readonly ingestedBy: string;
+  /**
+   * The changes this process's ingest stores, published as each unit is stored, for its pusher
+   * and alerter (pipeline/change-feed.ts; its writer is `ingestedBy`). Absent: they read every
+   * change from the durable record.
+   */
+  readonly changes?: ChangeFeed;
   readonly wrap?: <T extends object>(name: string, adapter: T) => T;
 }
 
@@ -49,7 +56,7 @@ export async function startWorkerIngest(
   const buildStart = performance.now();
   const dedupeFilter = await startDedupeFilterFromConfig(config, ch, { ingestedBy: ctx.ingestedBy, clock: Date.now, metrics, logger });
   opts.onFilterBuilt?.(performance.now() - buildStart);
-  return startIngestWorker({
+  const worker = await startIngestWorker({
     kafka: ctx.kafka,
     dedupeFilter,
     topic: opts.topic ?? config.kafka.topic,
@@ -68,6 +75,10 @@ export async function startWorkerIngest(
       metrics,
     },
   });
+  // Published once the unit is durable (onUnit follows its commit): a reader that takes the
+  // changes reads totals that hold them.
+  worker.onUnit((outcome) => ctx.changes?.publish(outcome.changes));
+  return worker;
 }
 
 /** The push loop's pace for the worker it runs in: spaced out while its ingest is far behind (domain/push-pace.ts). */
@@ -92,6 +103,7 @@ export function createWorkerPusher(ctx: WorkerContext, opts: { sink: BillingSink
     billingAnchorDay: config.stripe.billingAnchorDay,
     // A second of Stripe's rate limit in flight: more would only wait in the limiter.
     maxInFlight: config.stripe.rateLimitPerSecond,
+    ...(ctx.changes ? { ownChanges: ctx.changes.subscribe() } : {}),
     ...(opts.active ? { active: opts.active } : {}),
   });
 }

@@ -9,6 +9,7 @@ import { billingPeriodOf } from '../domain/windows';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
 import type { AlertDeliveries } from './alert-deliveries';
+import type { ChangeSubscription } from './change-feed';
 
 /** A cycle asks for streams changed since this long before the previous one began reading (late-visible writes, clock skew). */
 export const ALERT_CHANGE_OVERLAP_MS = 30_000;
@@ -20,8 +21,10 @@ export type AlertFaultPoint = 'after_pending' | 'after_publish';
 
 export interface AlerterDeps {
   readonly allotments: AllotmentCatalog;
-  /** Streams whose usage changed since `since` (ms), with the oldest window that changed. */
-  readonly changedStreams: (since: number) => Promise<readonly (StreamKey & { oldestWindowStart: number })[]>;
+  /** Streams whose usage changed since `since` (ms), with the oldest window that changed; `exceptWriter`'s changes left out. */
+  readonly changedStreams: (since: number, exceptWriter?: string) => Promise<readonly (StreamKey & { oldestWindowStart: number })[]>;
+  /** This process's own ingest's changes, in process (change-feed.ts); absent: all read through changedStreams. */
+  readonly ownChanges?: ChangeSubscription;
   /** Exact period totals of these streams (every stream of `meters` when undefined), periods from the one holding fromTime. */
   readonly periodTotals: (q: { meters: readonly string[]; scope: readonly StreamKey[] | undefined; fromTime: number }) => Promise<PeriodTotal[]>;
   readonly alerts: AlertStore;
@@ -104,10 +107,20 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       const since = lastRead - ALERT_CHANGE_OVERLAP_MS;
       const readAt = deps.clock();
       const watched = new Set(deps.allotments.meters);
-      const changed = (await deps.changedStreams(since)).filter((s) => watched.has(s.meter) && deps.allotments.allotmentFor(s.tenant, s.customer, s.meter));
-      if (changed.length > 0) {
-        const scope = changed.map(({ tenant, customer, meter }) => ({ tenant, customer, meter }));
-        await check(scope, changed.reduce((m, s) => Math.min(m, s.oldestWindowStart), Infinity));
+      // This worker's own changes are taken before anything is read (a unit stored later is the
+      // next cycle's) and given back if the cycle fails, as the cursor then stays where it was.
+      const own = deps.ownChanges?.take() ?? [];
+      try {
+        const changed = [...own, ...(await deps.changedStreams(since, deps.ownChanges?.writer))].filter(
+          (s) => watched.has(s.meter) && deps.allotments.allotmentFor(s.tenant, s.customer, s.meter),
+        );
+        if (changed.length > 0) {
+          const scope = changed.map(({ tenant, customer, meter }) => ({ tenant, customer, meter }));
+          await check(scope, changed.reduce((m, s) => Math.min(m, s.oldestWindowStart), Infinity));
+        }
+      } catch (err) {
+        deps.ownChanges?.restore(own);
+        throw err;
       }
       lastRead = readAt;
     },

@@ -7,6 +7,7 @@ import { RESEND_HORIZON_MS } from '../domain/push-plan';
 import { addDue, finishCycle, initialSchedule, mayLaunch, oldestInScope, requestRescan, scopeCycle, startCycle, type DueStream } from '../domain/push-schedule';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
+import type { ChangeSubscription } from './change-feed';
 import { createDelivery } from './push-delivery';
 import { createPlanner } from './push-planner';
 
@@ -47,6 +48,11 @@ export interface PusherDeps {
    * busy streams, fewer, larger pushes, and cycles that read only what they can send.
    */
   readonly maxInFlight?: number;
+  /**
+   * The changes this process's own ingest stored, in process (change-feed.ts): the change record
+   * is then read for other workers' changes only. Absent: every change is read from the record.
+   */
+  readonly ownChanges?: ChangeSubscription;
 }
 
 export interface CycleSummary {
@@ -84,6 +90,21 @@ export function createPusher(deps: PusherDeps) {
   const noCycle: CycleSummary = { started: 0, awaitingMapping: 0, tooOld: 0 };
   const planner = createPlanner({ pushes: deps.pushes, shadow: deps.sink.shadow, meters: deps.meters, billingAnchorDay: deps.billingAnchorDay ?? 1, delivery });
 
+  /**
+   * Streams changed since `since`: this worker's own from the feed, taken before anything is read
+   * (a unit stored later is the next cycle's), and the other workers' from the change record.
+   * (A cycle that fails after this rescans every stream next: nothing taken is lost.)
+   */
+  const readChanges = async (since: number): Promise<DueStream[]> => {
+    const own = deps.ownChanges?.take() ?? [];
+    try {
+      return [...own, ...(await deps.streams.changedStreams(since, deps.ownChanges?.writer))];
+    } catch (err) {
+      deps.ownChanges?.restore(own);
+      throw err;
+    }
+  };
+
   /** One pass: plan the streams that are due a look (see push-schedule.ts), record and launch the pushes that are due. */
   const planAndLaunch = async (): Promise<CycleSummary> => {
     const meters = [...deps.meters().values()].filter((m) => m.stripe !== null);
@@ -99,7 +120,7 @@ export function createPusher(deps: PusherDeps) {
     // Due streams this cycle does not plan (in flight, pending, or over maxInFlight): the next one does.
     let deferred = new Map<string, DueStream>();
     if (!start.full) {
-      const changed = start.readChanges ? await deps.streams.changedStreams(start.changesSince) : [];
+      const changed = start.readChanges ? await readChanges(start.changesSince) : [];
       ({ scope, deferred } = scopeCycle(schedule.deferred, changed, delivery.busy, delivery.inFlightCount(), limits.maxInFlight));
       if (scope.length === 0) {
         schedule = finishCycle(schedule, start, true, deferred);

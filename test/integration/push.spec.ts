@@ -11,6 +11,7 @@ import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { storeAsIngest } from '../helpers/ledger';
+import { createChangeFeed } from '../../src/pipeline/change-feed';
 import { errorReportRoute } from '../../src/pipeline/error-reports';
 import type { Pusher, PusherDeps } from '../../src/pipeline/pusher';
 import { reconcile } from '../../src/pipeline/reconcile';
@@ -42,15 +43,15 @@ describe('push: delta pusher to Stripe', () => {
   let fake: FakeStripe;
   let seq = 0;
 
-  /** Stores events in the ledger and records their streams as changed, as ingest does. */
-  async function store(events: Omit<UsageEvent, 'id' | 'properties' | 'source'>[] & object[], props: Record<string, string>[] = [], stamp: () => number = Date.now) {
+  /** Stores events in the ledger and records their streams as changed, as ingest does (as worker `ingestedBy`). */
+  async function store(events: Omit<UsageEvent, 'id' | 'properties' | 'source'>[] & object[], props: Record<string, string>[] = [], stamp: () => number = Date.now, ingestedBy?: string) {
     const batch: NewEvent[] = events.map((e, i) => {
       seq += 1;
       const event: UsageEvent = { ...(e as UsageEvent), id: `p${seq}`, properties: props[i] ?? {}, source: null };
       const meter = meters.get(event.meter)!;
       return { candidate: candidateOf({ topic: 'push', partition: 0, offset: String(seq) }, event, meter), lateness: decideLateness(event.timestamp, meter, null) };
     });
-    await storeAsIngest(ch.client, ch.database, batch, stamp());
+    return storeAsIngest(ch.client, ch.database, batch, stamp(), ingestedBy);
   }
 
   const pusherWith = (sink: BillingSink, extra: Partial<PusherDeps> = {}): Pusher => testPusher(ch, sink, meters, extra);
@@ -170,6 +171,36 @@ describe('push: delta pusher to Stripe', () => {
     expect((await cycleAndDrain(pusher)).started).toBe(1);
     expect(asked).toEqual([undefined]); // a full scan
     expect(total('cus_scope')).toBe(11n);
+  });
+
+  it("learns its own worker's changes in process, and reads only the other workers' from the change record", async () => {
+    const real = createStreamStore(ch.client, ch.database);
+    const exceptWriters: (string | undefined)[] = [];
+    const feed = createChangeFeed('worker-a');
+    // The pusher's clock and the change stamps run two minutes behind (later tests' pushers then
+    // do not see these changes); the mappings were imported before, so they are not "changed".
+    const clock = () => Date.now() - 120_000;
+    await importCustomers(ch.client, ch.database, ['a', 'b'].map((c) => ({ tenant: 'own', customer: c, stripeCustomerId: `cus_own_${c}` })), Date.now() - 300_000);
+    const pusher = pusherWith(createMeterEventsSink(fake.client({ maxNetworkRetries: 0 })), {
+      streams: { ...real, changedStreams: (since, exceptWriter) => (exceptWriters.push(exceptWriter), real.changedStreams(since, exceptWriter)) },
+      ownChanges: feed.subscribe(),
+      clock,
+    });
+    await cycleAndDrain(pusher); // the term's full scan
+    // 1. Stored by this worker (worker-a) and in the change record, not yet published in process:
+    //    the pusher does not read it back from the record.
+    const changes = await store([ev('own', 'a', 'tokens', '3')], [], clock, 'worker-a');
+    expect((await cycleAndDrain(pusher)).started).toBe(0);
+    // 2. Published, as the worker does once the unit is durable: pushed.
+    feed.publish(changes);
+    expect((await cycleAndDrain(pusher)).started).toBe(1);
+    expect(fake.totalFor('cus_own_a', 'tokens')).toBe(3n);
+    // 3. Another worker's unit: from the change record.
+    await store([ev('own', 'b', 'tokens', '4')], [], clock, 'worker-b');
+    expect((await cycleAndDrain(pusher)).started).toBe(1);
+    expect(fake.totalFor('cus_own_b', 'tokens')).toBe(4n);
+    expect(exceptWriters.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(exceptWriters)).toEqual(new Set(['worker-a']));
   });
 
   it('keeps at most maxInFlight pushes in flight; streams due beyond it go out in later cycles, from their newer totals', async () => {

@@ -3,7 +3,8 @@ import type { AlertTopic } from '../../src/adapters/alerts/alert-topic';
 import type { AlertRecord, AlertStatus, AlertStore } from '../../src/adapters/clickhouse/alert-store';
 import { allotmentCatalog } from '../../src/domain/allotments';
 import type { PeriodTotal } from '../../src/domain/alert-crossings';
-import { createAlerter } from '../../src/pipeline/alerter';
+import { createAlerter, type AlerterDeps } from '../../src/pipeline/alerter';
+import { createChangeFeed } from '../../src/pipeline/change-feed';
 import { createLogger } from '../../src/runtime/logger';
 
 /** The alerter's ordering and settlement rules, over in-memory stand-ins for the ledger and the topic. */
@@ -42,7 +43,7 @@ function harness(initialTotals: Record<string, bigint>) {
     [...totals]
       .filter(([customer]) => !q.scope || q.scope.some((s) => s.customer === customer))
       .map(([customer, units]) => ({ tenant: 'acme', customer, meter: 'tokens', ...PERIOD, totalUnits: units * B }));
-  const make = (faultPoint?: (p: string) => void) =>
+  const make = (faultPoint?: (p: string) => void, extra: Partial<AlerterDeps> = {}) =>
     createAlerter({
       allotments,
       changedStreams: async () => changed.splice(0),
@@ -54,6 +55,7 @@ function harness(initialTotals: Record<string, bigint>) {
       clock: () => NOW,
       logger: createLogger({ level: 'silent' }),
       faultPoint,
+      ...extra,
     });
   return { totals, ledger, log, onTopic, changed, make };
 }
@@ -92,5 +94,39 @@ describe('alerter', () => {
     await h.make().startTerm();
     expect(h.onTopic).toHaveLength(1);
     expect([...h.ledger.values()].map((r) => r.status)).toEqual(['published']);
+  });
+
+  it("checks its own worker's changes from the feed, reads only the other workers' from the record, and takes them back when a cycle fails", async () => {
+    const h = harness({ c1: 10n, c2: 10n });
+    const feed = createChangeFeed('worker-a');
+    const exceptWriters: (string | undefined)[] = [];
+    let failTotals = false;
+    const alerter = h.make(undefined, {
+      ownChanges: feed.subscribe(),
+      changedStreams: async (_since, exceptWriter) => (exceptWriters.push(exceptWriter), h.changed.splice(0)),
+      periodTotals: async (q) => {
+        if (failTotals) throw new Error('ClickHouse unavailable');
+        return [...h.totals]
+          .filter(([customer]) => !q.scope || q.scope.some((s) => s.customer === customer))
+          .map(([customer, units]) => ({ tenant: 'acme', customer, meter: 'tokens', ...PERIOD, totalUnits: units * B }));
+      },
+    });
+    await alerter.startTerm();
+    // c1 crosses through this worker's own unit (only in the feed), c2 through another worker's (the record).
+    h.totals.set('c1', 60n);
+    h.totals.set('c2', 70n);
+    feed.publish([{ tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW, newestWindowStart: NOW }]);
+    h.changed.push({ tenant: 'acme', customer: 'c2', meter: 'tokens', oldestWindowStart: NOW });
+    await alerter.cycle();
+    expect(h.log).toEqual(['pending c1@50', 'pending c2@50', 'publish c1@50', 'publish c2@50', 'published c1@50', 'published c2@50']);
+    expect(exceptWriters).toEqual(['worker-a']);
+    // A cycle that fails after taking c1's change gives it back: the next one alerts.
+    h.totals.set('c1', 100n);
+    feed.publish([{ tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW, newestWindowStart: NOW }]);
+    failTotals = true;
+    await expect(alerter.cycle()).rejects.toThrow('ClickHouse unavailable');
+    failTotals = false;
+    await alerter.cycle();
+    expect(h.log.slice(6)).toEqual(['pending c1@100', 'publish c1@100', 'published c1@100']);
   });
 });

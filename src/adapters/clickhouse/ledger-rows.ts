@@ -149,10 +149,10 @@ export const REJECTED_EVENTS: TsvTable<RejectedVersion> = {
 };
 
 /** The pusher's change record: one row per stream an ingest unit changed. */
-export const STREAM_CHANGES: TsvTable<{ readonly change: StreamChange; readonly changedAt: number }> = {
+export const STREAM_CHANGES: TsvTable<{ readonly change: StreamChange; readonly changedAt: number; readonly writtenBy: string }> = {
   table: 'stream_changes',
-  columns: ['tenant', 'customer', 'meter', 'oldest_window_start', 'newest_window_start', 'changed_at'],
-  row: ({ change: c, changedAt }) =>
+  columns: ['tenant', 'customer', 'meter', 'oldest_window_start', 'newest_window_start', 'changed_at', 'written_by'],
+  row: ({ change: c, changedAt, writtenBy }) =>
     tabbed([
       tsvString(c.tenant),
       tsvString(c.customer),
@@ -160,5 +160,6 @@ export const STREAM_CHANGES: TsvTable<{ readonly change: StreamChange; readonly 
       tsvDateTime64(c.oldestWindowStart),
       tsvDateTime64(c.newestWindowStart),
       tsvDateTime64Micro(changedAt),
+      tsvString(writtenBy),
     ]),
 };

@@ -83,7 +83,7 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
     },
 
     async recordChanges(changes, changedAt) {
-      await insertRows(STREAM_CHANGES, changes.map((change) => ({ change, changedAt })));
+      await insertRows(STREAM_CHANGES, changes.map((change) => ({ change, changedAt, writtenBy: opts.ingestedBy ?? '' })));
     },
   };
 }

@@ -49,9 +49,10 @@ export interface StreamStore {
   forget(): void;
   /**
    * Streams changed at or after `since` (ms, by the writers' clocks) according to the change
-   * record, and streams of customers whose Stripe mapping changed since then.
+   * record, and streams of customers whose Stripe mapping changed since then. `exceptWriter`:
+   * leaves out the changes that worker wrote (a caller that learns them in process).
    */
-  changedStreams(since: number): Promise<ChangedStream[]>;
+  changedStreams(since: number, exceptWriter?: string): Promise<ChangedStream[]>;
   /** (tenant \0 customer) → Stripe customer id: every mapping, or those imported since `since` (ms). */
   customerMappings(since?: number): Promise<Map<string, string>>;
 }
@@ -181,7 +182,7 @@ export function createStreamStore(
       caches.absolute = emptyCache(clock(), caches.absolute.anchorDay);
     },
 
-    async changedStreams(since) {
+    async changedStreams(since, exceptWriter) {
       // Change rows are stamped by their writer just before the INSERT: the caller asks from a
       // little before its previous read, so a row stamped then but visible only later is seen.
       // A customer whose mapping changed: its streams, from their first window (read whole).
@@ -194,6 +195,7 @@ export function createStreamStore(
             SELECT tenant, customer, meter, oldest_window_start AS oldest, newest_window_start AS newest, changed_at AS at
             FROM ${database}.stream_changes
             WHERE changed_at >= fromUnixTimestamp64Milli({since:Int64})
+              AND ({everyWriter:UInt8} = 1 OR written_by != {exceptWriter:String})
             UNION ALL
             SELECT tenant, customer, meter, min(window_start) AS oldest, max(window_start) AS newest, toDateTime64(0, 6, 'UTC') AS at
             FROM ${database}.usage_events
@@ -201,7 +203,7 @@ export function createStreamStore(
               AND (tenant, customer) IN (SELECT tenant, customer FROM ${database}.customers WHERE updated_at >= fromUnixTimestamp64Milli({since:Int64}))
             GROUP BY tenant, customer, meter)
           GROUP BY tenant, customer, meter`,
-        query_params: { since: Math.max(0, Math.floor(since)) },
+        query_params: { since: Math.max(0, Math.floor(since)), everyWriter: exceptWriter === undefined ? 1 : 0, exceptWriter: exceptWriter ?? '' },
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Record<string, string>>();

@@ -20,6 +20,7 @@ import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startHealthMonitor } from '../../pipeline/health-monitor';
+import { createChangeFeed } from '../../pipeline/change-feed';
 import { newWorkerIdentity } from '../../runtime/worker-identity';
 import { startPushLoop } from '../../pipeline/push-loop';
 import { startAlertsFromConfig } from '../../pipeline/alerts-from-config';
@@ -93,7 +94,8 @@ export function registerRun(program: Command): void {
         }
         const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
         const metrics = createMetrics();
-        const ctx: WorkerContext = { config, ch, kafka, meters: () => meters, metrics, logger, ingestedBy: newWorkerIdentity() };
+        const ingestedBy = newWorkerIdentity();
+        const ctx: WorkerContext = { config, ch, kafka, meters: () => meters, metrics, logger, ingestedBy, changes: createChangeFeed(ingestedBy) };
         const dedupeWindowMs = config.ingest.dedupeWindowDays * DAY_MS;
         // Health is watched from before the consumer starts: not ready until it runs and owns partitions.
         const health = startHealthMonitor({
@@ -159,7 +161,7 @@ export function registerRun(program: Command): void {
 
         // Usage alerts (ALLOTMENTS_FILE): on the pusher's leadership rule, one process at a time.
         const streams = createStreamStore(ch, config.clickhouse.database);
-        const alerts = await startAlertsFromConfig({ config, kafka, ch, allotments, changedStreams: (since) => streams.changedStreams(since), leadership: { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, metrics, logger });
+        const alerts = await startAlertsFromConfig({ config, kafka, ch, allotments, changedStreams: (since, exceptWriter) => streams.changedStreams(since, exceptWriter), ownChanges: ctx.changes?.subscribe(), leadership: { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, metrics, logger });
         if (alerts) stack.push(() => alerts.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).

@@ -83,6 +83,12 @@ export const WINDOW_TABLES: readonly Migration[] = [
       TTL toDateTime(changed_at) + INTERVAL 2 DAY`,
   },
   {
+    // Which worker wrote the change (its ingested_by; '' for other writers): the pusher learns
+    // its own worker's changes in process (pipeline/change-feed.ts) and reads only the others'.
+    name: 'stream_changes.written_by',
+    sql: (db) => `ALTER TABLE ${db}.stream_changes ADD COLUMN IF NOT EXISTS written_by LowCardinality(String) DEFAULT ''`,
+  },
+  {
     // Highest event time stored per partition: restores watermarks after a restart.
     name: 'watermarks',
     sql: (db) => `

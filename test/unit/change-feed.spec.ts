@@ -1,0 +1,51 @@
+import { createChangeFeed } from '../../src/pipeline/change-feed';
+
+/** The in-process half of the change record: what a pusher or alerter takes from its own worker's units. */
+const change = (customer: string, oldest: number, newest = oldest) => ({ tenant: 't', customer, meter: 'tokens', oldestWindowStart: oldest, newestWindowStart: newest });
+
+describe('change feed', () => {
+  it('gives each subscription every change published since its last take, one entry per stream', () => {
+    const feed = createChangeFeed('worker-a');
+    const pusher = feed.subscribe();
+    const alerter = feed.subscribe();
+    feed.publish([change('c1', 3_000), change('c2', 5_000)]);
+    // A later unit changed c1 again, in an older window (a late event) and a newer one.
+    feed.publish([change('c1', 1_000, 7_000)]);
+    expect(pusher.writer).toBe('worker-a');
+    expect(pusher.take()).toEqual([
+      // The oldest window either unit changed; the newest window of the latest change.
+      { ...change('c1', 1_000, 7_000) },
+      change('c2', 5_000),
+    ]);
+    expect(pusher.take()).toEqual([]);
+    // Another subscription is not emptied by the first one's take.
+    expect(alerter.take().map((s) => s.customer)).toEqual(['c1', 'c2']);
+  });
+
+  it('misses what was published before it subscribed (a reader begins its term with a read of every stream)', () => {
+    const feed = createChangeFeed('w');
+    feed.publish([change('before', 1_000)]);
+    const late = feed.subscribe();
+    feed.publish([change('after', 2_000)]);
+    expect(late.take().map((s) => s.customer)).toEqual(['after']);
+  });
+
+  it('takes back what a failed reader took, keeping the newest window of anything published meanwhile', () => {
+    const feed = createChangeFeed('w');
+    const sub = feed.subscribe();
+    feed.publish([change('c1', 5_000, 6_000), change('c2', 5_000)]);
+    const taken = sub.take();
+    feed.publish([change('c1', 8_000, 9_000)]);
+    sub.restore(taken);
+    expect(sub.take()).toEqual([change('c1', 5_000, 9_000), change('c2', 5_000)]);
+  });
+
+  it('holds one entry per stream however many units change it', () => {
+    const feed = createChangeFeed('w');
+    const sub = feed.subscribe();
+    for (let unit = 0; unit < 1_000; unit += 1) feed.publish([change('c1', unit), change('c2', unit)]);
+    const taken = sub.take();
+    expect(taken).toHaveLength(2);
+    expect(taken[0]).toEqual(change('c1', 0, 999));
+  });
+});
