@@ -38,33 +38,45 @@ export interface ChangeSubscription {
   restore(streams: readonly DueStream[]): void;
 }
 
+/** A stream due a look, as a subscription merges it (mutable until taken: never after). */
+interface Pending {
+  readonly tenant: string;
+  readonly customer: string;
+  readonly meter: string;
+  oldestWindowStart: number;
+  newestWindowStart?: number;
+}
+
 export function createChangeFeed(writer: string): ChangeFeed {
   /** Per subscription, what it has not taken yet, by stream key. */
-  const pending = new Set<{ due: Map<string, DueStream> }>();
+  const subscriptions = new Set<{ due: Map<string, Pending> }>();
   return {
     writer,
     publish(changes) {
-      for (const sub of pending) {
-        for (const c of changes) {
-          const key = streamKey(c);
+      if (subscriptions.size === 0) return;
+      for (const c of changes) {
+        const key = streamKey(c);
+        for (const sub of subscriptions) {
+          // Merged in place: a unit of 25,000 events changes ~20,000 streams, and a new object per
+          // stream and unit would outlive young collections in the map.
           const known = sub.due.get(key);
-          sub.due.set(key, {
-            tenant: c.tenant,
-            customer: c.customer,
-            meter: c.meter,
-            oldestWindowStart: known ? Math.min(known.oldestWindowStart, c.oldestWindowStart) : c.oldestWindowStart,
-            newestWindowStart: c.newestWindowStart,
-          });
+          if (!known) {
+            sub.due.set(key, { tenant: c.tenant, customer: c.customer, meter: c.meter, oldestWindowStart: c.oldestWindowStart, newestWindowStart: c.newestWindowStart });
+          } else {
+            known.oldestWindowStart = Math.min(known.oldestWindowStart, c.oldestWindowStart);
+            known.newestWindowStart = c.newestWindowStart;
+          }
         }
       }
     },
     subscribe() {
-      const sub = { due: new Map<string, DueStream>() };
-      pending.add(sub);
+      const sub = { due: new Map<string, Pending>() };
+      subscriptions.add(sub);
       return {
         writer,
         take() {
-          const taken = [...sub.due.values()];
+          // The taken entries are never touched again: the next publish fills a new map.
+          const taken: DueStream[] = [...sub.due.values()];
           sub.due = new Map();
           return taken;
         },
@@ -73,7 +85,8 @@ export function createChangeFeed(writer: string): ChangeFeed {
             const key = streamKey(s);
             const known = sub.due.get(key);
             // Published again since it was taken: that newest window is the latest.
-            sub.due.set(key, known ? { ...known, oldestWindowStart: Math.min(known.oldestWindowStart, s.oldestWindowStart) } : s);
+            if (known) known.oldestWindowStart = Math.min(known.oldestWindowStart, s.oldestWindowStart);
+            else sub.due.set(key, { ...s });
           }
         },
       };
