@@ -296,7 +296,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
     ch,
     allotments: loadAllotments(p.allotmentsFile, meters),
     changedStreams: (since, exceptWriter) => alertStreams.changedStreams(since, exceptWriter),
-    ownChanges: ctx.changes?.subscribe(),
+    changes: ctx.changes,
     leadership: { isLeader: () => lat.owns(0), graceMs: 5_000 },
     metrics,
     logger,

@@ -4,6 +4,8 @@ import { windowStartOf } from './windows';
 
 /** A (tenant, customer, meter) whose usage a unit changed, and the span of windows it touched. */
 export interface StreamChange {
+  /** The stream's key (keys.ts streamKey), built once per unit: readers merge changes by it. */
+  readonly key: string;
   readonly tenant: string;
   readonly customer: string;
   readonly meter: string;
@@ -18,14 +20,14 @@ export interface StreamChange {
  * pusher a look. Pure.
  */
 export function streamChanges(decisions: readonly DedupeDecision[]): StreamChange[] {
-  const byStream = new Map<string, { tenant: string; customer: string; meter: string; oldestWindowStart: number; newestWindowStart: number }>();
+  const byStream = new Map<string, { key: string; tenant: string; customer: string; meter: string; oldestWindowStart: number; newestWindowStart: number }>();
   for (const d of decisions) {
     if (d.kind !== 'new' && d.kind !== 'redelivered') continue;
     const e = d.candidate.event;
     const ws = windowStartOf(e.timestamp, d.candidate.meter.window);
     const key = streamKey(e);
     const c = byStream.get(key);
-    if (!c) byStream.set(key, { tenant: e.tenant, customer: e.customer, meter: e.meter, oldestWindowStart: ws, newestWindowStart: ws });
+    if (!c) byStream.set(key, { key, tenant: e.tenant, customer: e.customer, meter: e.meter, oldestWindowStart: ws, newestWindowStart: ws });
     else {
       c.oldestWindowStart = Math.min(c.oldestWindowStart, ws);
       c.newestWindowStart = Math.max(c.newestWindowStart, ws);

@@ -12,7 +12,7 @@ import type { Metrics } from '../runtime/metrics';
 import { createAlertDeliveries } from './alert-deliveries';
 import { createAlerter, type AlertFaultPoint } from './alerter';
 import { startAlerterLoop } from './alerter-loop';
-import type { ChangeSubscription } from './change-feed';
+import type { ChangeFeed } from './change-feed';
 import type { PushLeadership } from './push-loop';
 
 /** How often the alerter looks for changed streams (the alert latency's main part). */
@@ -28,8 +28,8 @@ export async function startAlertsFromConfig(deps: {
   ch: ClickHouseClient;
   allotments: AllotmentCatalog | null;
   changedStreams: (since: number, exceptWriter?: string) => Promise<ChangedStream[]>;
-  /** This process's own ingest's changes, in process (see AlerterDeps.ownChanges). */
-  ownChanges?: ChangeSubscription;
+  /** This process's own ingest's changes, in process (see AlerterDeps.ownChanges): subscribed to only when alerts are on. */
+  changes?: ChangeFeed;
   leadership: PushLeadership;
   metrics: Metrics;
   logger: Logger;
@@ -56,7 +56,7 @@ export async function startAlertsFromConfig(deps: {
   const alerter = createAlerter({
     allotments,
     changedStreams: deps.changedStreams,
-    ...(deps.ownChanges ? { ownChanges: deps.ownChanges } : {}),
+    ...(deps.changes ? { ownChanges: deps.changes.subscribe({ meters: allotments.meters }) } : {}),
     periodTotals: (q) => periodTotals(deps.ch, database, { ...q, anchorDay: config.stripe.billingAnchorDay }),
     alerts,
     topic,

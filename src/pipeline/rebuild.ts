@@ -2,6 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { createLedgerStore } from '../adapters/clickhouse/ledger-store';
 import { assertIdentifier } from '../adapters/clickhouse/migrations';
 import { createWatermarkStore } from '../adapters/clickhouse/watermark-store';
+import { streamKey } from '../domain/keys';
 import type { StreamChange } from '../domain/stream-changes';
 
 export interface RebuildSummary {
@@ -34,7 +35,7 @@ export async function rebuildCounters(ch: ClickHouseClient, database: string, op
     format: 'JSONEachRow',
   });
   const rows = await rs.json<{ tenant: string; customer: string; meter: string; windows: string | number; oldest: string; newest: string }>();
-  const changes: StreamChange[] = rows.map((r) => ({ tenant: r.tenant, customer: r.customer, meter: r.meter, oldestWindowStart: Number(r.oldest), newestWindowStart: Number(r.newest) }));
+  const changes: StreamChange[] = rows.map((r) => ({ key: streamKey(r), tenant: r.tenant, customer: r.customer, meter: r.meter, oldestWindowStart: Number(r.oldest), newestWindowStart: Number(r.newest) }));
   await createLedgerStore(ch, database, { dedupeWindowMs: 0 }).recordChanges(changes, opts.now);
   return { windows: rows.reduce((n, r) => n + Number(r.windows), 0), streams: changes.length };
 }

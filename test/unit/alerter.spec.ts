@@ -115,14 +115,14 @@ describe('alerter', () => {
     // c1 crosses through this worker's own unit (only in the feed), c2 through another worker's (the record).
     h.totals.set('c1', 60n);
     h.totals.set('c2', 70n);
-    feed.publish([{ tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW, newestWindowStart: NOW }]);
+    feed.publish([{ key: 'acme\u0000c1\u0000tokens', tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW, newestWindowStart: NOW }]);
     h.changed.push({ tenant: 'acme', customer: 'c2', meter: 'tokens', oldestWindowStart: NOW });
     await alerter.cycle();
     expect(h.log).toEqual(['pending c1@50', 'pending c2@50', 'publish c1@50', 'publish c2@50', 'published c1@50', 'published c2@50']);
     expect(exceptWriters).toEqual(['worker-a']);
     // A cycle that fails after taking c1's change gives it back: the next one alerts.
     h.totals.set('c1', 100n);
-    feed.publish([{ tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW, newestWindowStart: NOW }]);
+    feed.publish([{ key: 'acme\u0000c1\u0000tokens', tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW, newestWindowStart: NOW }]);
     failTotals = true;
     await expect(alerter.cycle()).rejects.toThrow('ClickHouse unavailable');
     failTotals = false;

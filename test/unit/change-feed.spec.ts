@@ -1,7 +1,14 @@
+import { streamKey } from '../../src/domain/keys';
+import type { StreamChange } from '../../src/domain/stream-changes';
 import { createChangeFeed } from '../../src/pipeline/change-feed';
 
 /** The in-process half of the change record: what a pusher or alerter takes from its own worker's units. */
-const change = (customer: string, oldest: number, newest = oldest) => ({ tenant: 't', customer, meter: 'tokens', oldestWindowStart: oldest, newestWindowStart: newest });
+const due = (customer: string, oldest: number, newest = oldest, meter = 'tokens') => ({ tenant: 't', customer, meter, oldestWindowStart: oldest, newestWindowStart: newest });
+/** A unit's change of that stream, as streamChanges gives it (with its key). */
+const change = (customer: string, oldest: number, newest = oldest, meter = 'tokens'): StreamChange => {
+  const d = due(customer, oldest, newest, meter);
+  return { key: streamKey(d), ...d };
+};
 
 describe('change feed', () => {
   it('gives each subscription every change published since its last take, one entry per stream', () => {
@@ -14,8 +21,8 @@ describe('change feed', () => {
     expect(pusher.writer).toBe('worker-a');
     expect(pusher.take()).toEqual([
       // The oldest window either unit changed; the newest window of the latest change.
-      { ...change('c1', 1_000, 7_000) },
-      change('c2', 5_000),
+      due('c1', 1_000, 7_000),
+      due('c2', 5_000),
     ]);
     expect(pusher.take()).toEqual([]);
     // Another subscription is not emptied by the first one's take.
@@ -37,7 +44,7 @@ describe('change feed', () => {
     const taken = sub.take();
     feed.publish([change('c1', 8_000, 9_000)]);
     sub.restore(taken);
-    expect(sub.take()).toEqual([change('c1', 5_000, 9_000), change('c2', 5_000)]);
+    expect(sub.take()).toEqual([due('c1', 5_000, 9_000), due('c2', 5_000)]);
   });
 
   it('holds one entry per stream however many units change it', () => {
@@ -46,6 +53,13 @@ describe('change feed', () => {
     for (let unit = 0; unit < 1_000; unit += 1) feed.publish([change('c1', unit), change('c2', unit)]);
     const taken = sub.take();
     expect(taken).toHaveLength(2);
-    expect(taken[0]).toEqual(change('c1', 0, 999));
+    expect(taken[0]).toEqual(due('c1', 0, 999));
+  });
+
+  it('holds only the meters a subscription asked for', () => {
+    const feed = createChangeFeed('w');
+    const alerter = feed.subscribe({ meters: ['calls'] });
+    feed.publish([change('c1', 1_000), change('c1', 1_000, 1_000, 'calls')]);
+    expect(alerter.take()).toEqual([due('c1', 1_000, 1_000, 'calls')]);
   });
 });

@@ -161,7 +161,7 @@ export function registerRun(program: Command): void {
 
         // Usage alerts (ALLOTMENTS_FILE): on the pusher's leadership rule, one process at a time.
         const streams = createStreamStore(ch, config.clickhouse.database);
-        const alerts = await startAlertsFromConfig({ config, kafka, ch, allotments, changedStreams: (since, exceptWriter) => streams.changedStreams(since, exceptWriter), ownChanges: ctx.changes?.subscribe(), leadership: { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, metrics, logger });
+        const alerts = await startAlertsFromConfig({ config, kafka, ch, allotments, changedStreams: (since, exceptWriter) => streams.changedStreams(since, exceptWriter), changes: ctx.changes, leadership: { isLeader: isPusher, graceMs: PUSHER_GRACE_MS }, metrics, logger });
         if (alerts) stack.push(() => alerts.stop());
 
         // Drift against Stripe, exported as meterline_reconcile_drift (last 48 hours, every 5 minutes).
