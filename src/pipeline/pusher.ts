@@ -188,6 +188,8 @@ export function createPusher(deps: PusherDeps) {
     }
     // The next cycle starts from this one's read (a cycle cut short plans everything again).
     schedule = finishCycle(schedule, start, completed, deferred);
+    // Once a term and every 5 minutes: what a full scan planned, and how long it took under load.
+    if (start.full && completed) deps.logger.info({ streams: planned, pushes: summary.started, ms: Math.round(deps.clock() - start.readStart) }, 'full push cycle done');
     await delivery.resendDuePending();
     delivery.exportPending();
     deps.metrics?.awaitingMapping.set(awaiting.size);

@@ -36,6 +36,8 @@ interface Worker {
   readonly assignments: { at: number; partitions: number[] }[];
   /** When it became the pusher (logged when it gains partition 0). */
   readonly pusherSince: number[];
+  /** When it finished a full push cycle (every stream planned: at a term's start, then every 5 minutes). */
+  readonly fullCycles: number[];
   metricsUrl: string | null;
 }
 
@@ -47,6 +49,8 @@ describe('scale-out: three workers, one killed', () => {
   let ch: TestDevClickHouse;
   let dir: string;
   let env: NodeJS.ProcessEnv;
+  /** When the customer mappings were imported (a cycle counts a mapping imported within 30 s as a change). */
+  let importedAt = 0;
   const workers: Worker[] = [];
 
   beforeAll(async () => {
@@ -74,6 +78,7 @@ describe('scale-out: three workers, one killed', () => {
     fs.writeFileSync(path.join(dir, 'customers.csv'), ['tenant,customer,stripe_customer_id', ...mappings].join('\n'));
     ch = await startDevClickHouse(path.join(dir, 'data'));
     env = workerEnv(broker, GROUP, path.join(dir, 'data'), { CLICKHOUSE_URL: ch.url, METERS_FILE: path.join(dir, 'meters.yaml'), ...fakeStripeEnv(fake), LOG_LEVEL: 'info' });
+    importedAt = Date.now();
     const imported = await runCli(['customers', 'import', path.join(dir, 'customers.csv')], { env });
     expect(imported.stderr).toBe('');
     expect(imported.code).toBe(0);
@@ -88,15 +93,16 @@ describe('scale-out: three workers, one killed', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const startWorker = (name: string): Worker => {
+  const startWorker = (name: string, workerEnvironment: NodeJS.ProcessEnv = env): Worker => {
     const debug = process.env.SCALE_OUT_LOG ? fs.createWriteStream(`${process.env.SCALE_OUT_LOG}.${name}`) : null;
     let pending = '';
     const w: Worker = {
       name,
       assignments: [],
       pusherSince: [],
+      fullCycles: [],
       metricsUrl: null,
-      child: startWorkerProcess(env, (d) => {
+      child: startWorkerProcess(workerEnvironment, (d) => {
         debug?.write(d);
         pending += d.toString();
         let nl: number;
@@ -112,6 +118,7 @@ describe('scale-out: three workers, one killed', () => {
           if (rec.msg === 'partitions assigned') w.assignments.push({ at: Date.now(), partitions: rec.partitions ?? [] });
           if (rec.msg === 'metrics endpoint listening') w.metricsUrl = rec.url ?? null;
           if (rec.msg?.startsWith('this worker owns partition 0')) w.pusherSince.push(Date.now());
+          if (rec.msg === 'full push cycle done') w.fullCycles.push(Date.now());
         }
       }),
     };
@@ -176,7 +183,7 @@ describe('scale-out: three workers, one killed', () => {
 
     // 1. Three workers join one group and split the six partitions.
     const started = Date.now();
-    const [w0, w1, w2] = ['w0', 'w1', 'w2'].map(startWorker) as [Worker, Worker, Worker];
+    const [w0, w1, w2] = ['w0', 'w1', 'w2'].map((name) => startWorker(name)) as [Worker, Worker, Worker];
     await waitFor('three workers to share the six partitions', () => sharedBy([w0, w1, w2]), 60_000, 100);
     const joinedMs = Date.now() - started;
     expect(workers.every((w) => current(w).length === PARTITIONS / 3)).toBe(true);
@@ -267,4 +274,27 @@ describe('scale-out: three workers, one killed', () => {
         `1 SIGKILL (the pusher, ${victim.name}), rebalance ${rebalanceMs} ms, caught up at ${caughtUpMs} ms, ${accepted.length} meter events accepted by Stripe for ${expected.size} streams\n`,
     );
   }, 240_000);
+
+  it("pushes a worker's own units within seconds: the pusher takes its own changes in process and reads only other workers' from the change record", async () => {
+    // A group of one on the same topic: it re-reads the backlog (after the test above, all in the
+    // ledger already; a first event of another stream at least) and becomes the pusher, whose
+    // term begins with a full scan.
+    const group = 'scale-out-lone';
+    const encoder = createSingleObjectEncoder();
+    const send = async (event: UsageEvent) => producer.send({ topic: TOPIC, acks: -1, messages: [{ key: partitionKey(event), value: await encoder.encode(event) }] });
+    const usage = (customer: string, meter: string, id: string, value: string): UsageEvent => ({ tenant: 'tenant-0', customer, meter, id, value, timestamp: Date.now(), properties: {}, source: null });
+    await send(usage('cust-1', 'api_calls', 'lone-0', '1'));
+    // Mappings imported within a cycle's 30 s overlap would name every stream as changed.
+    await new Promise((r) => setTimeout(r, Math.max(0, importedAt + 35_000 - Date.now())));
+    const lone = startWorker('lone', { ...env, KAFKA_GROUP_ID: group });
+    await waitForGroupCaughtUp(kafka, group, TOPIC, 120_000);
+    await waitFor("the lone pusher's first full scan", () => lone.fullCycles.length > 0, 60_000, 100);
+    // New usage now reaches the pusher only as a change: its own, so never from the change record
+    // (the next full scan is 5 minutes away).
+    const before = fake.totalFor('cus_t0c0', 'tokens');
+    await send(usage('cust-0', 'tokens', 'lone-1', '7'));
+    await waitFor('the new usage to reach Stripe', () => fake.totalFor('cus_t0c0', 'tokens') === before + 7n, 20_000, 100);
+    lone.child.kill('SIGTERM');
+    expect(await exited(lone.child)).toEqual({ code: 0, signal: null });
+  }, 180_000);
 });
