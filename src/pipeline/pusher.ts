@@ -116,6 +116,14 @@ export function createPusher(deps: PusherDeps) {
     // A new term, or anything uncertain: totals are read from the whole history once more.
     // (A periodic full scan reads every stream's recent windows only; see stream-store.ts.)
     if (start.forget) deps.streams.forget();
+    // This worker's changes so far are covered by a full cycle's reads, which begin after this:
+    // all of them after forget(), else those in windows it reads afresh. A change in an older
+    // window stays for a scoped cycle, which reads its stream whole. (Left in the feed, covered
+    // changes would be re-planned 1,000 a cycle, holding back the streams that need a push.)
+    if (start.full) {
+      const kept = start.forget ? -Infinity : deps.streams.keptBefore();
+      deps.ownChanges?.keepOnly((s) => s.oldestWindowStart < kept);
+    }
     let scope: DueStream[] | undefined;
     // Due streams this cycle does not plan (in flight, pending, or over maxInFlight): the next one does.
     let deferred = new Map<string, DueStream>();

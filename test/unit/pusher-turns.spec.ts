@@ -28,6 +28,7 @@ function stores() {
     deltaStreams: async () => streams,
     absoluteStreams: async () => [],
     forget: () => undefined,
+    keptBefore: () => 0,
     changedStreams: async () => [],
     customerMappings: async () => new Map(streams.map((s) => [customerKey(s), `cus_${s.customer}`])),
   };

@@ -48,6 +48,12 @@ export interface StreamStore {
   /** Drops what is kept in memory: the next unscoped read reads every stream's whole history. */
   forget(): void;
   /**
+   * Windows starting before this instant (ms) may come from what is kept in memory; from it on,
+   * every read reads them afresh. So an unscoped read covers every change in windows from here
+   * on, and a change in an earlier window still needs a scoped read (which reads its stream whole).
+   */
+  keptBefore(): number;
+  /**
    * Streams changed at or after `since` (ms, by the writers' clocks) according to the change
    * record, and streams of customers whose Stripe mapping changed since then. `exceptWriter`:
    * leaves out the changes that worker wrote (a caller that learns them in process).
@@ -175,6 +181,10 @@ export function createStreamStore(
         windowStart: part.latestWindowStart,
         windowEnd: part.latestWindowStart + WINDOW_MS[native],
       }));
+    },
+
+    keptBefore() {
+      return Math.min(caches.delta.split, caches.absolute.split);
     },
 
     forget() {

@@ -1,0 +1,91 @@
+/**
+ * The pusher takes its own worker's changes from the in-process feed (change-feed.ts). A full
+ * cycle reads every stream, so it drops the changes it covers: all of them at a term's start
+ * (whole history), and at a periodic full scan those in windows it reads afresh. A change in an
+ * older window (a backfill) stays for the next scoped cycle, which reads that stream whole.
+ * Left in the feed, covered changes were re-planned 1,000 a cycle after a backlog, and the few
+ * streams that still needed a push waited behind them (BENCHMARKS.md, ninth session).
+ */
+import type { PushRecord, PushStore } from '../../src/adapters/clickhouse/push-store';
+import type { ChangedStream, StreamStore } from '../../src/adapters/clickhouse/stream-store';
+import { streamKey } from '../../src/domain/keys';
+import { parseMeterCatalog } from '../../src/domain/meters';
+import { createChangeFeed } from '../../src/pipeline/change-feed';
+import { createPusher } from '../../src/pipeline/pusher';
+import { silentLogger } from '../../src/runtime/logger';
+
+const parsed = parseMeterCatalog({ meters: [{ name: 'tokens', aggregation: 'sum', window: 'hour', allowed_lateness: '1h', stripe: { event_name: 'tokens' } }] });
+if (!parsed.ok) throw new Error(parsed.problems.join('; '));
+const catalog = parsed.catalog;
+const HOUR = 3_600_000;
+const NOW = Date.parse('2026-11-20T12:00:00Z');
+/** The store's split: windows from here on are read afresh by every read. */
+const KEPT_BEFORE = NOW - 36 * HOUR;
+
+const change = (customer: string, windowStart: number) => {
+  const s = { tenant: 't', customer, meter: 'tokens', oldestWindowStart: windowStart, newestWindowStart: windowStart };
+  return { key: streamKey(s), ...s };
+};
+
+function harness() {
+  const scopes: (string[] | 'all')[] = [];
+  const streams: StreamStore = {
+    deltaStreams: async (_meters, scope) => {
+      scopes.push(scope === undefined ? 'all' : (scope as readonly ChangedStream[]).map((s) => s.customer).sort());
+      return [];
+    },
+    absoluteStreams: async () => [],
+    forget: () => undefined,
+    keptBefore: () => KEPT_BEFORE,
+    changedStreams: async () => [],
+    customerMappings: async () => new Map(),
+  };
+  const pushes: PushStore = { record: async () => undefined, list: async () => [] as PushRecord[], pushedDeltas: async () => new Map(), lastAbsolutes: async () => new Map() };
+  const feed = createChangeFeed('worker-a');
+  let now = NOW;
+  const pusher = createPusher({
+    streams,
+    pushes,
+    sink: { shadow: true, send: async () => ({ kind: 'shadow' }), close: async () => undefined },
+    meters: () => catalog,
+    clock: () => now,
+    logger: silentLogger(),
+    rateLimit: async () => 0,
+    fullScanEveryMs: 10 * 60_000,
+    ownChanges: feed.subscribe(),
+  });
+  return { pusher, feed, scopes, advance: (ms: number) => (now += ms) };
+}
+
+describe("the pusher's own changes across full cycles", () => {
+  it('drops every change a term-start cycle covered (it reads the whole history)', async () => {
+    const h = harness();
+    h.feed.publish([change('recent', NOW - HOUR), change('backfill', NOW - 72 * HOUR)]);
+    await h.pusher.cycle(); // the term's first cycle: full, from the whole history
+    h.advance(1_000);
+    await h.pusher.cycle();
+    expect(h.scopes).toEqual(['all']); // the scoped cycle had nothing to read
+  });
+
+  it('keeps, through a periodic full scan, only the changes in windows it does not read afresh', async () => {
+    const h = harness();
+    await h.pusher.cycle(); // the term's first cycle
+    h.feed.publish([change('recent', NOW - HOUR), change('backfill', NOW - 72 * HOUR)]);
+    h.advance(10 * 60_000); // the next cycle is a periodic full scan
+    await h.pusher.cycle();
+    h.advance(1_000);
+    await h.pusher.cycle();
+    expect(h.scopes).toEqual(['all', 'all', ['backfill']]);
+  });
+
+  it('takes the changes published since into its next scoped cycle', async () => {
+    const h = harness();
+    await h.pusher.cycle();
+    h.feed.publish([change('c1', NOW - HOUR)]);
+    h.advance(1_000);
+    await h.pusher.cycle();
+    h.advance(1_000);
+    await h.pusher.cycle();
+    expect(h.scopes).toEqual(['all', ['c1']]);
+  });
+});
