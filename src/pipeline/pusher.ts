@@ -59,6 +59,8 @@ export interface CycleSummary {
   started: number;
   awaitingMapping: number;
   tooOld: number;
+  /** Streams due that this cycle left to the next (over maxInFlight, or busy): 0 when it planned everything due. */
+  deferred: number;
 }
 
 /**
@@ -87,7 +89,7 @@ export function createPusher(deps: PusherDeps) {
   });
   // Streams whose usage waits for a customer mapping, as the cycles that read them last saw (for the gauge).
   const awaiting = new Set<string>();
-  const noCycle: CycleSummary = { started: 0, awaitingMapping: 0, tooOld: 0 };
+  const noCycle: CycleSummary = { started: 0, awaitingMapping: 0, tooOld: 0, deferred: 0 };
   const planner = createPlanner({ pushes: deps.pushes, shadow: deps.sink.shadow, meters: deps.meters, billingAnchorDay: deps.billingAnchorDay ?? 1, delivery });
 
   /**
@@ -134,7 +136,7 @@ export function createPusher(deps: PusherDeps) {
         schedule = finishCycle(schedule, start, true, deferred);
         await delivery.resendDuePending();
         delivery.exportPending();
-        return { ...noCycle };
+        return { ...noCycle, deferred: deferred.size };
       }
     }
     // One read after another, not all at once: with the embedded engine (one statement at a
@@ -196,6 +198,7 @@ export function createPusher(deps: PusherDeps) {
     }
     // The next cycle starts from this one's read (a cycle cut short plans everything again).
     schedule = finishCycle(schedule, start, completed, deferred);
+    summary.deferred = deferred.size;
     // Once a term and every 5 minutes: what a full scan planned, and how long it took under load.
     if (start.full && completed) deps.logger.info({ streams: planned, pushes: summary.started, ms: Math.round(deps.clock() - start.readStart) }, 'full push cycle done');
     await delivery.resendDuePending();

@@ -126,7 +126,7 @@ describe('push: delta pusher to Stripe', () => {
     expect([total('cus_scope'), total('cus_scope_b')]).toEqual([5n, 7n]);
     // 2. Nothing changed: no totals are read at all.
     await quiet();
-    expect(await cycleAndDrain(pusher)).toEqual({ started: 0, awaitingMapping: 0, tooOld: 0 });
+    expect(await cycleAndDrain(pusher)).toEqual({ started: 0, awaitingMapping: 0, tooOld: 0, deferred: 0 });
     expect(asked).toEqual([]);
     // 3. One stream changed: only it is read, and pushed.
     await store([ev('scope', 'c', 'tokens', '2', at)], [], clock);

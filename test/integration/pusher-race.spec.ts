@@ -115,7 +115,7 @@ describe('pushers of several workers', () => {
     await waitFor('pusher A to read totals and the push ledger', aHasRead);
     await store('one', '5');
     // B is not the pusher: it plans nothing, so it never reaches the ledger read A waits for.
-    expect(await b.cycle()).toEqual({ started: 0, awaitingMapping: 0, tooOld: 0 });
+    expect(await b.cycle()).toEqual({ started: 0, awaitingMapping: 0, tooOld: 0, deferred: 0 });
     releaseAlone();
     await first;
     await a.drain();

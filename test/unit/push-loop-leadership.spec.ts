@@ -7,7 +7,7 @@ describe('the push loop when leadership moves', () => {
     const calls: string[] = [];
     const pusher = {
       resendPending: async () => (calls.push('resend'), { resent: 0, held: 0 }),
-      cycle: async () => (calls.push('cycle'), { started: 0, awaitingMapping: 2, tooOld: 0 }),
+      cycle: async () => (calls.push('cycle'), { started: 0, awaitingMapping: 2, tooOld: 0, deferred: 0 }),
       resign: () => void calls.push('resign'),
       stop: async () => undefined,
     } as unknown as Pusher;

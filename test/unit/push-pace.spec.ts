@@ -17,7 +17,7 @@ describe('push pace (cycles spaced out while ingest is far behind)', () => {
     const cycles: number[] = [];
     const pusher = {
       resendPending: async () => ({ resent: 0, held: 0 }),
-      cycle: async () => (cycles.push(Date.now()), { started: 0, awaitingMapping: 0, tooOld: 0 }),
+      cycle: async () => (cycles.push(Date.now()), { started: 0, awaitingMapping: 0, tooOld: 0, deferred: 0 }),
       resign: () => undefined,
       stop: async () => undefined,
     } as unknown as Pusher;
@@ -59,7 +59,7 @@ describe('push pace (cycles spaced out while ingest is far behind)', () => {
       cycle: async () => {
         starts.push(performance.now());
         await new Promise((r) => setTimeout(r, cycleMs));
-        return { started: 0, awaitingMapping: 0, tooOld: 0 };
+        return { started: 0, awaitingMapping: 0, tooOld: 0, deferred: 0 };
       },
       resign: () => undefined,
       stop: async () => undefined,
