@@ -4,7 +4,7 @@ import type { LedgerStore } from '../src/ports/ledger';
 import { createStreamStore } from '../src/adapters/clickhouse/stream-store';
 import { loadAllotments } from '../src/adapters/allotments-file';
 import { startAlertsFromConfig } from '../src/pipeline/alerts-from-config';
-import { createWorkerPusher, pushPace, startWorkerIngest, type WorkerContext } from '../src/app/worker';
+import { createWorkerPusher, pushPace, startWorkerIngest, withChangeFeed, type WorkerContext } from '../src/app/worker';
 import { migrate } from '../src/adapters/clickhouse/migrations';
 import { createDeadLetterSink } from '../src/adapters/kafka/dlq';
 import { createKafka } from '../src/adapters/kafka/kafka';
@@ -14,7 +14,6 @@ import { loadConfig } from '../src/config/config';
 import { newWorkerIdentity } from '../src/runtime/worker-identity';
 import type { IngestWorker } from '../src/pipeline/ingest-worker';
 import { PUSH_PACE } from '../src/domain/push-pace';
-import { createChangeFeed } from '../src/pipeline/change-feed';
 import { startPushLoop } from '../src/pipeline/push-loop';
 import { createLogger } from '../src/runtime/logger';
 import { createMetrics } from '../src/runtime/metrics';
@@ -142,16 +141,14 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const latencies: number[] = [];
   // The worker as `meterline run` assembles it (src/app/worker.ts), each adapter timed. One worker
   // identity for the process: its workers run one after another, each filter built from the ledger.
-  const ingestedBy = newWorkerIdentity();
-  const ctx: WorkerContext = {
+  const ctx: WorkerContext = withChangeFeed({
     config,
     ch,
     kafka,
     meters: () => meters,
     metrics,
     logger,
-    ingestedBy,
-    changes: createChangeFeed(ingestedBy),
+    ingestedBy: newWorkerIdentity(),
     wrap: <T extends object>(name: string, adapter: T): T => {
       const t = timed(name, adapter);
       if (name !== 'ledger') return t;
@@ -164,7 +161,7 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
         },
       } satisfies LedgerStore as unknown as T;
     },
-  };
+  });
   const startWorker = (topic: string, groupId: string): Promise<IngestWorker> =>
     startWorkerIngest(ctx, {
       topic,

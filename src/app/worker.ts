@@ -10,7 +10,7 @@ import type { MeterCatalog } from '../domain/meters';
 import { pushIntervalMs } from '../domain/push-pace';
 import type { BillingSink } from '../ports/billing-sink';
 import type { DeadLetterSink } from '../ports/dead-letters';
-import type { ChangeFeed } from '../pipeline/change-feed';
+import { createChangeFeed, type ChangeFeed } from '../pipeline/change-feed';
 import { startDedupeFilterFromConfig } from '../pipeline/dedupe-filter-sync';
 import { startIngestWorker, type IngestWorker } from '../pipeline/ingest-worker';
 import { createPusher, type Pusher } from '../pipeline/pusher';
@@ -40,6 +40,15 @@ export interface WorkerContext {
    */
   readonly changes?: ChangeFeed;
   readonly wrap?: <T extends object>(name: string, adapter: T) => T;
+}
+
+/**
+ * `ctx` with the feed of its own changes (WorkerContext.changes), written as `ctx.ingestedBy`: the
+ * identity its ledger rows and change rows carry, so its readers leave exactly those out of the
+ * change record.
+ */
+export function withChangeFeed(ctx: Omit<WorkerContext, 'changes'>): WorkerContext {
+  return { ...ctx, changes: createChangeFeed(ctx.ingestedBy) };
 }
 
 /**

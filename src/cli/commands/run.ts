@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createEncoderFromConfig } from '../../adapters/avro/from-config';
-import { createWorkerPusher, pushPace, startWorkerIngest, type WorkerContext } from '../../app/worker';
+import { createWorkerPusher, pushPace, startWorkerIngest, withChangeFeed } from '../../app/worker';
 import { PUSH_PACE } from '../../domain/push-pace';
 import { startDevClickHouse } from '../../dev/dev-clickhouse/server';
 import { clearDevClickHouseState, writeDevClickHouseState } from '../../dev/dev-clickhouse/state';
@@ -20,7 +20,6 @@ import { createPublisher } from '../../adapters/kafka/publisher';
 import { loadMeterCatalog } from '../../adapters/meters-file';
 import { startDemoProducer } from '../../pipeline/demo-producer';
 import { startHealthMonitor } from '../../pipeline/health-monitor';
-import { createChangeFeed } from '../../pipeline/change-feed';
 import { newWorkerIdentity } from '../../runtime/worker-identity';
 import { startPushLoop } from '../../pipeline/push-loop';
 import { startAlertsFromConfig } from '../../pipeline/alerts-from-config';
@@ -94,8 +93,7 @@ export function registerRun(program: Command): void {
         }
         const kafka = createKafka(brokers, { clientId: config.kafka.clientId, logger });
         const metrics = createMetrics();
-        const ingestedBy = newWorkerIdentity();
-        const ctx: WorkerContext = { config, ch, kafka, meters: () => meters, metrics, logger, ingestedBy, changes: createChangeFeed(ingestedBy) };
+        const ctx = withChangeFeed({ config, ch, kafka, meters: () => meters, metrics, logger, ingestedBy: newWorkerIdentity() });
         const dedupeWindowMs = config.ingest.dedupeWindowDays * DAY_MS;
         // Health is watched from before the consumer starts: not ready until it runs and owns partitions.
         const health = startHealthMonitor({
