@@ -33,18 +33,29 @@ export function createEventTime(opts: { store?: WatermarkStore; topic: string; c
         unsaved.add(partition);
       }
     },
-    /** Saves what moved (partition maxima, the watermark); one save at a time. */
+    /**
+     * Saves what moved (partition maxima, the watermark); one save at a time. A failed save
+     * leaves its partitions unsaved, so the next one carries them again (else a partition that
+     * delivers nothing more would restart from an older maximum, or from none: no watermark, and
+     * no event too late); and it does not stop later saves, which only wait for it to end.
+     */
     save(): Promise<void> {
-      saving = saving.then(async () => {
+      const next = saving.then(async () => {
         const wm = watermark();
         if (wm !== null) opts.metrics?.watermarkDelay.set((clock() - wm) / 1000);
         if (!store || (unsaved.size === 0 && wm === savedWatermark)) return;
-        const maxima = new Map([...unsaved].map((p) => [p, restored.get(p)!]));
+        const partitions = [...unsaved];
         unsaved.clear();
-        await store.save(opts.topic, maxima, wm, clock());
+        try {
+          await store.save(opts.topic, new Map(partitions.map((p) => [p, restored.get(p)!])), wm, clock());
+        } catch (err) {
+          for (const p of partitions) unsaved.add(p);
+          throw err;
+        }
         savedWatermark = wm;
       });
-      return saving;
+      saving = next.catch(() => undefined);
+      return next;
     },
   };
 }
