@@ -122,14 +122,21 @@ export function createPusher(deps: PusherDeps) {
     // all of them after forget(), else those in windows it reads afresh. A change in an older
     // window stays for a scoped cycle, which reads its stream whole. (Left in the feed, covered
     // changes would be re-planned 1,000 a cycle, holding back the streams that need a push.)
-    if (start.full) {
-      const kept = start.forget ? -Infinity : deps.streams.keptBefore();
-      deps.ownChanges?.keepOnly((s) => s.oldestWindowStart < kept);
-    }
     let scope: DueStream[] | undefined;
     // Due streams this cycle does not plan (in flight, pending, or over maxInFlight): the next one does.
     let deferred = new Map<string, DueStream>();
-    if (!start.full) {
+    if (start.full) {
+      const kept = start.forget ? -Infinity : deps.streams.keptBefore();
+      deps.ownChanges?.keepOnly((s) => s.oldestWindowStart < kept);
+      // The same holds for other workers' changes, and for streams earlier cycles deferred: a
+      // change in an older window since the cursor (which may stand far back: cycles that only
+      // served deferred streams did not move it) is the next cycle's, which reads its stream
+      // whole. This cycle moves the cursor past it, and its own read keeps the older span as it was.
+      if (!start.forget) {
+        for (const [key, s] of schedule.deferred) if (s.oldestWindowStart < kept) addDue(deferred, key, s);
+        for (const s of await deps.streams.changedStreams(start.changesSince, deps.ownChanges?.writer)) if (s.oldestWindowStart < kept) addDue(deferred, streamKey(s), s);
+      }
+    } else {
       const changed = start.readChanges ? await readChanges(start.changesSince) : [];
       ({ scope, deferred } = scopeCycle(schedule.deferred, changed, delivery.busy, delivery.inFlightCount(), limits.maxInFlight));
       if (scope.length === 0) {

@@ -9,6 +9,7 @@ import { createMeterEventsSink } from '../../src/adapters/stripe/meter-events-si
 import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
+import { splitPoint } from '../../src/domain/stream-parts';
 import type { UsageEvent } from '../../src/domain/usage-event';
 import { storeAsIngest } from '../helpers/ledger';
 import { createChangeFeed } from '../../src/pipeline/change-feed';
@@ -23,6 +24,7 @@ import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse
 import { cycleAndDrain, testPusher } from '../helpers/pusher';
 
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const now = Date.now();
 const thisHour = Math.floor(now / HOUR) * HOUR;
 
@@ -387,6 +389,80 @@ describe('push: delta pusher to Stripe', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('push: a backfill across a periodic full scan', () => {
+  let ch: TestClickHouse;
+  let fake: FakeStripe;
+  let seq = 0;
+  const store = (events: { customer: string; value: string; timestamp: number }[], stamp: number) =>
+    storeAsIngest(
+      ch.client,
+      ch.database,
+      events.map((e) => {
+        seq += 1;
+        const event: UsageEvent = { id: `g${seq}`, tenant: 'gap', meter: 'tokens', properties: {}, source: null, ...e };
+        const meter = meters.get('tokens')!;
+        return { candidate: candidateOf({ topic: 'gap', partition: 0, offset: String(seq) }, event, meter), lateness: decideLateness(event.timestamp, meter, null) };
+      }),
+      stamp,
+    );
+  beforeAll(async () => {
+    ch = await testClickHouse('pushgap');
+    fake = await startFakeStripe({ apiKey: 'sk_live_fake_meterline' });
+    fake.addMeter({ event_name: 'tokens', formula: 'sum' });
+  });
+  afterAll(async () => {
+    await fake?.close();
+    await ch?.close();
+  });
+
+  it('pushes a backfill into a window older than the kept span, recorded while a slow push kept the change cursor still for longer than its overlap, across a periodic full scan', async () => {
+    // One clock for the pusher and the change stamps. The mappings were imported before: they
+    // are not "changed".
+    const t = Date.now();
+    let clockNow = t;
+    const clock = () => clockNow;
+    const at = async <T,>(ms: number, step: () => Promise<T>): Promise<T> => {
+      clockNow = t + ms;
+      return step();
+    };
+    await importCustomers(ch.client, ch.database, ['c', 'hold'].map((c) => ({ tenant: 'gap', customer: c, stripeCustomerId: `cus_gap_${c}` })), t - 300_000);
+    const sink = createMeterEventsSink(fake.client({ maxNetworkRetries: 0 }));
+    let gate: Promise<void> | null = null;
+    const gated: BillingSink = { ...sink, send: async (push) => ((push.customer === 'hold' && gate ? await gate : undefined), sink.send(push)) };
+    const real = createStreamStore(ch.client, ch.database);
+    const fullScansAt: number[] = [];
+    const streams: StreamStore = { ...real, deltaStreams: (m, scope) => (scope === undefined && fullScansAt.push(clockNow - t), real.deltaStreams(m, scope)) };
+    const pusher = testPusher(ch, gated, meters, { streams, clock, maxInFlight: 1, fullScanEveryMs: 120_000 });
+    const totals = () => [fake.totalFor('cus_gap_c', 'tokens'), fake.totalFor('cus_gap_hold', 'tokens')];
+    // Two days back: before the span the stream store reads afresh (it keeps older windows in memory).
+    const backfillAt = splitPoint(Date.now()) - DAY + 60_000;
+    expect(backfillAt).toBeLessThan(real.keptBefore());
+
+    await at(0, () => store([{ customer: 'c', value: '5', timestamp: backfillAt }, { customer: 'hold', value: '1', timestamp: t - 60_000 }], clockNow));
+    // The term's full scan (it keeps c's old window in memory), then scoped cycles, one push in
+    // flight at most, until the change cursor is past both changes.
+    for (const ms of [1_000, 2_000, 40_000, 41_000, 42_000]) await at(ms, () => cycleAndDrain(pusher));
+    expect(totals()).toEqual([5n, 1n]);
+    // A slow push fills the in-flight budget: the cycles after it read no changes, so the cursor
+    // stays at 43 s.
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    await at(42_500, () => store([{ customer: 'hold', value: '1', timestamp: t - 60_000 }], clockNow));
+    expect((await at(43_000, () => pusher.cycle())).started).toBe(1);
+    // Usage backfilled into the old window; then, more than the cursor's overlap (30 s) later,
+    // the periodic full scan, which reads recent windows only.
+    await at(45_000, () => store([{ customer: 'c', value: '4', timestamp: backfillAt }], clockNow));
+    for (let ms = 50_000; ms <= 150_000; ms += 5_000) await at(ms, () => pusher.cycle());
+    expect(fullScansAt.filter((ms) => ms > 45_000 + 30_000)).toHaveLength(1);
+    // The slow push ends; the next cycles push the backfill.
+    gate = null;
+    open();
+    await pusher.drain();
+    for (const ms of [151_000, 152_000, 153_000]) await at(ms, () => cycleAndDrain(pusher));
+    expect(totals()).toEqual([9n, 2n]);
   });
 });
 

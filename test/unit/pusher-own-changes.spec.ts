@@ -5,6 +5,8 @@
  * older window (a backfill) stays for the next scoped cycle, which reads that stream whole.
  * Left in the feed, covered changes were re-planned 1,000 a cycle after a backlog, and the few
  * streams that still needed a push waited behind them (BENCHMARKS.md, ninth session).
+ * The same holds for other workers' changes (read from the record at the full scan, since the
+ * cursor) and for streams a scoped cycle deferred unread.
  */
 import type { PushRecord, PushStore } from '../../src/adapters/clickhouse/push-store';
 import type { ChangedStream, StreamStore } from '../../src/adapters/clickhouse/stream-store';
@@ -27,7 +29,8 @@ const change = (customer: string, windowStart: number) => {
   return { key: streamKey(s), ...s };
 };
 
-function harness() {
+/** `record`: other workers' changes in the change record, each with the instant it was stamped. */
+function harness(opts: { record?: { change: ChangedStream; at: number }[]; maxInFlight?: number } = {}) {
   const scopes: (string[] | 'all')[] = [];
   const streams: StreamStore = {
     deltaStreams: async (_meters, scope) => {
@@ -37,7 +40,7 @@ function harness() {
     absoluteStreams: async () => [],
     forget: () => undefined,
     keptBefore: () => KEPT_BEFORE,
-    changedStreams: async () => [],
+    changedStreams: async (since) => (opts.record ?? []).filter((r) => r.at >= since).map((r) => r.change),
     customerMappings: async () => new Map(),
   };
   const pushes: PushStore = { record: async () => undefined, list: async () => [] as PushRecord[], pushedDeltas: async () => new Map(), lastAbsolutes: async () => new Map() };
@@ -52,9 +55,10 @@ function harness() {
     logger: silentLogger(),
     rateLimit: async () => 0,
     fullScanEveryMs: 10 * 60_000,
+    maxInFlight: opts.maxInFlight,
     ownChanges: feed.subscribe(),
   });
-  return { pusher, feed, scopes, advance: (ms: number) => (now += ms) };
+  return { pusher, feed, scopes, advance: (ms: number) => (now += ms), now: () => now };
 }
 
 describe("the pusher's own changes across full cycles", () => {
@@ -87,5 +91,35 @@ describe("the pusher's own changes across full cycles", () => {
     h.advance(1_000);
     await h.pusher.cycle();
     expect(h.scopes).toEqual(['all', ['c1']]);
+  });
+});
+
+describe('changes in older windows across a periodic full scan (it reads recent windows only)', () => {
+  it("keeps another worker's change recorded since the cursor, however far back it stands, for the next scoped cycle", async () => {
+    const record: { change: ChangedStream; at: number }[] = [];
+    const h = harness({ record });
+    await h.pusher.cycle(); // the term's first cycle; the cursor stands here
+    h.advance(1_000);
+    record.push({ change: change('backfill', NOW - 72 * HOUR), at: h.now() }, { change: change('recent', NOW - HOUR), at: h.now() });
+    // No cycle reads changes for ten minutes (in production: cycles that only serve deferred
+    // pushes); then the periodic full scan moves the cursor past both changes.
+    h.advance(10 * 60_000);
+    await h.pusher.cycle();
+    h.advance(1_000);
+    await h.pusher.cycle();
+    expect(h.scopes).toEqual(['all', 'all', ['backfill']]);
+  });
+
+  it('keeps a change in an older window that a scoped cycle read but deferred (over the in-flight budget)', async () => {
+    const h = harness({ maxInFlight: 1 });
+    await h.pusher.cycle();
+    h.feed.publish([change('recent', NOW - HOUR), change('backfill', NOW - 72 * HOUR)]);
+    h.advance(1_000);
+    await h.pusher.cycle(); // room for one stream: recent is planned, backfill deferred
+    h.advance(10 * 60_000);
+    await h.pusher.cycle(); // the periodic full scan
+    h.advance(1_000);
+    await h.pusher.cycle();
+    expect(h.scopes).toEqual(['all', ['recent'], 'all', ['backfill']]);
   });
 });
