@@ -30,7 +30,9 @@ export const USAGE = `usage: npm run bench [-- options]
   --seed N                workload seed (default 42)
   --keep                  keep the temporary data directory
   --broker dev|kafka      the dev broker (default) or Apache Kafka (KAFKA_VERSION, default the newest tested)
-JSON result on stdout, progress on stderr.`;
+JSON result on stdout, progress on stderr.
+Separate measurements: --filter-build N (the dedupe filter's start-up build from N stored keys),
+--plan-cycle N (planning a full push cycle of N delta and N absolute streams, nothing new).`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const quick = argv.includes('--quick');

@@ -58,4 +58,14 @@ describe('bench harness (tiny run)', () => {
     expect(Math.max(phases.throughput, phases.pushDrain, phases.latency)).toBe(r.memoryMiB.peakAnonMiB);
     expect(r.stripeCalls as number).toBeGreaterThan(0);
   }, BROKER_BUILD_TIMEOUT_MS);
+
+  it('--plan-cycle N plans a full push cycle of N delta and N absolute streams with nothing new, and prints one JSON line', async () => {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'meterline-bench'), '--plan-cycle', '1000'], { cwd: PROJECT_ROOT, timeout: 60_000 }, (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut.slice(-2000)}`)) : resolve(out),
+      );
+    });
+    // (The harness itself fails unless every one of the streams is planned as "nothing".)
+    expect(JSON.parse(stdout)).toEqual({ benchmark: 'plan-cycle', streams: 2000, medianMs: expect.any(Number), fastestMs: expect.any(Number), microsecondsPerStream: expect.any(Number) });
+  });
 });
