@@ -6,6 +6,7 @@ import { customerKey, periodKey, streamKey } from '../domain/keys';
 import { planAbsolute, planDelta, type PlannedPush, type PlanResult } from '../domain/push-plan';
 import { addDue, type DueStream } from '../domain/push-schedule';
 import { billingPeriodOf } from '../domain/windows';
+import { floorUnits, parseDecimal } from '../domain/decimal';
 import type { Delivery } from './push-delivery';
 
 export interface PlannerDeps {
@@ -14,6 +15,15 @@ export interface PlannerDeps {
   readonly meters: () => MeterCatalog;
   readonly billingAnchorDay: number;
   readonly delivery: Delivery;
+}
+
+const NOTHING: PlanResult = { kind: 'nothing' };
+
+/** A total or period value in whole units (floored), as planDelta and planAbsolute compare it with what was pushed. */
+function wholeUnitsOf(value: string): bigint {
+  const parsed = parseDecimal(value);
+  if (!parsed.ok) throw new Error(`bad value ${value}: ${parsed.reason}`);
+  return floorUnits(parsed.units);
 }
 
 /** A stream's plan, with the stream as a later cycle should see it if this one defers it. */
@@ -71,8 +81,14 @@ export function createPlanner(deps: PlannerDeps) {
       for (const s of deltas) {
         const key = streamKey(s);
         const due = { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.windowStart };
-        if (deps.delivery.busy(key)) addDue(deferred, key, due);
-        else yield [key, planDelta({ ...s, eventName: eventNameOf(s), stripeCustomerId: customerOf(s), pushed: pushedDeltas.get(key) ?? 0n }, now), due];
+        if (deps.delivery.busy(key)) {
+          addDue(deferred, key, due);
+          continue;
+        }
+        const pushed = pushedDeltas.get(key) ?? 0n;
+        // Most streams of a full cycle have nothing new: told apart before a plan's input is built.
+        if (wholeUnitsOf(s.total) === pushed) yield [key, NOTHING, due];
+        else yield [key, planDelta({ ...s, eventName: eventNameOf(s), stripeCustomerId: customerOf(s), pushed }, now), due];
       }
       for (const s of absolutes) {
         const key = streamKey(s);
@@ -81,12 +97,17 @@ export function createPlanner(deps: PlannerDeps) {
           addDue(deferred, key, due);
           continue;
         }
+        const lastPushed = lastAbsolutes.get(periodKey(s, s.periodStart)) ?? null;
+        if (wholeUnitsOf(s.value) === lastPushed) {
+          yield [key, NOTHING, due];
+          continue;
+        }
         const input = {
           ...s,
           eventName: eventNameOf(s),
           stripeCustomerId: customerOf(s),
           periodEnd: billingPeriodOf(s.periodStart, deps.billingAnchorDay).end,
-          lastPushed: lastAbsolutes.get(periodKey(s, s.periodStart)) ?? null,
+          lastPushed,
         };
         yield [key, planAbsolute(input, now), due];
       }
