@@ -36,8 +36,6 @@ export interface ChangeSubscription {
   take(): DueStream[];
   /** Gives back what a reader took and could not act on: taken again by the next take. */
   restore(streams: readonly DueStream[]): void;
-  /** Drops what a read of every stream covered: keeps only the streams for which `keep` holds. */
-  keepOnly(keep: (stream: DueStream) => boolean): void;
 }
 
 /** A stream due a look, as a subscription merges it (mutable until taken: never after). */
@@ -82,9 +80,6 @@ export function createChangeFeed(writer: string): ChangeFeed {
           const taken: DueStream[] = [...sub.due.values()];
           sub.due = new Map();
           return taken;
-        },
-        keepOnly(keep) {
-          for (const [key, s] of sub.due) if (!keep(s)) sub.due.delete(key);
         },
         restore(streams) {
           for (const s of streams) {

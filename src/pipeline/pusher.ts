@@ -118,23 +118,22 @@ export function createPusher(deps: PusherDeps) {
     // A new term, or anything uncertain: totals are read from the whole history once more.
     // (A periodic full scan reads every stream's recent windows only; see stream-store.ts.)
     if (start.forget) deps.streams.forget();
-    // This worker's changes so far are covered by a full cycle's reads, which begin after this:
-    // all of them after forget(), else those in windows it reads afresh. A change in an older
-    // window stays for a scoped cycle, which reads its stream whole. (Left in the feed, covered
-    // changes would be re-planned 1,000 a cycle, holding back the streams that need a push.)
     let scope: DueStream[] | undefined;
     // Due streams this cycle does not plan (in flight, pending, or over maxInFlight): the next one does.
     let deferred = new Map<string, DueStream>();
     if (start.full) {
-      const kept = start.forget ? -Infinity : deps.streams.keptBefore();
-      deps.ownChanges?.keepOnly((s) => s.oldestWindowStart < kept);
-      // The same holds for other workers' changes, and for streams earlier cycles deferred: a
-      // change in an older window since the cursor (which may stand far back: cycles that only
-      // served deferred streams did not move it) is the next cycle's, which reads its stream
-      // whole. This cycle moves the cursor past it, and its own read keeps the older span as it was.
-      if (!start.forget) {
+      // A full cycle's reads, which begin after this, cover every change so far: all of them
+      // after forget(), else those in windows it reads afresh. A change in an older window, from
+      // either source or deferred by an earlier cycle, is the next cycle's, which reads its stream
+      // whole: this cycle moves the cursor past it (which may stand far back: cycles that only
+      // served deferred streams did not move it), and keeps that stream's older span as it was.
+      // (Covered changes left for later would be re-planned 1,000 a cycle after a backlog,
+      // holding back the streams that need a push.)
+      if (start.forget) deps.ownChanges?.take();
+      else {
+        const kept = deps.streams.keptBefore();
         for (const [key, s] of schedule.deferred) if (s.oldestWindowStart < kept) addDue(deferred, key, s);
-        for (const s of await deps.streams.changedStreams(start.changesSince, deps.ownChanges?.writer)) if (s.oldestWindowStart < kept) addDue(deferred, streamKey(s), s);
+        for (const s of await readChanges(start.changesSince)) if (s.oldestWindowStart < kept) addDue(deferred, streamKey(s), s);
       }
     } else {
       const changed = start.readChanges ? await readChanges(start.changesSince) : [];
