@@ -82,10 +82,18 @@ export interface DeltaInput extends StreamKey {
   readonly windowEnd: number;
 }
 
+/**
+ * A stream's total or period value in whole units (floored): what planDelta and planAbsolute
+ * compare with what was pushed. (The planner asks first, so a stream with nothing new costs no plan.)
+ */
+export function wholeUnitsOf(value: string): bigint {
+  const parsed = parseDecimal(value);
+  if (!parsed.ok) throw new Error(`bad value ${value}: ${parsed.reason}`);
+  return floorUnits(parsed.units);
+}
+
 export function planDelta(input: DeltaInput, now: number): PlanResult {
-  const total = parseDecimal(input.total);
-  if (!total.ok) throw new Error(`bad total ${input.total}: ${total.reason}`);
-  const target = floorUnits(total.units);
+  const target = wholeUnitsOf(input.total);
   if (target === input.pushed) return { kind: 'nothing' };
   if (input.stripeCustomerId === null) return { kind: 'awaiting_mapping' };
   const push: PlannedPush = {
@@ -121,10 +129,8 @@ export interface AbsoluteInput extends StreamKey {
 }
 
 export function planAbsolute(input: AbsoluteInput, now: number): PlanResult {
-  const v = parseDecimal(input.value);
-  if (!v.ok) throw new Error(`bad value ${input.value}: ${v.reason}`);
   // Stripe takes whole numbers: an absolute value is reported by its integer part.
-  const value = floorUnits(v.units);
+  const value = wholeUnitsOf(input.value);
   if (value === input.lastPushed) return { kind: 'nothing' };
   if (input.stripeCustomerId === null) return { kind: 'awaiting_mapping' };
   const from = input.lastPushed ?? -1n;

@@ -3,10 +3,9 @@ import { settledStatuses } from '../adapters/clickhouse/push-store';
 import type { AbsoluteStream, DeltaStream } from '../adapters/clickhouse/stream-store';
 import type { MeterCatalog } from '../domain/meters';
 import { customerKey, periodKey, streamKey } from '../domain/keys';
-import { planAbsolute, planDelta, type PlannedPush, type PlanResult } from '../domain/push-plan';
+import { planAbsolute, planDelta, wholeUnitsOf, type PlannedPush, type PlanResult } from '../domain/push-plan';
 import { addDue, type DueStream } from '../domain/push-schedule';
 import { billingPeriodOf } from '../domain/windows';
-import { floorUnits, parseDecimal } from '../domain/decimal';
 import type { Delivery } from './push-delivery';
 
 export interface PlannerDeps {
@@ -18,13 +17,6 @@ export interface PlannerDeps {
 }
 
 const NOTHING: PlanResult = { kind: 'nothing' };
-
-/** A total or period value in whole units (floored), as planDelta and planAbsolute compare it with what was pushed. */
-function wholeUnitsOf(value: string): bigint {
-  const parsed = parseDecimal(value);
-  if (!parsed.ok) throw new Error(`bad value ${value}: ${parsed.reason}`);
-  return floorUnits(parsed.units);
-}
 
 /** A stream's plan, with the stream as a later cycle should see it if this one defers it. */
 export type StreamPlan = readonly [key: string, plan: PlanResult, stream: DueStream];
