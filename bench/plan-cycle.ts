@@ -1,3 +1,4 @@
+import { customerKey } from '../src/domain/keys';
 import { parseMeterCatalog } from '../src/domain/meters';
 import type { PlannedPush } from '../src/domain/push-plan';
 import { createPlanner } from '../src/pipeline/push-planner';
@@ -26,7 +27,7 @@ export async function measurePlanCycle(streams: number): Promise<number> {
   const absolutes = Array.from({ length: streams }, (_, i) => ({ tenant: 't', customer: `c${i}`, meter: 'peak', periodStart: period, value: `${i}`, windowStart: period + hour, windowEnd: period + 2 * hour }));
   const delivery = { busy: () => false } as unknown as Delivery;
   const planner = createPlanner({ pushes: {} as never, shadow: true, meters: () => catalog, billingAnchorDay: 1, delivery });
-  planner.mappingsRead(new Map(deltas.map((d) => [`${d.tenant}\u0000${d.customer}`, `cus_${d.customer}`])), true);
+  planner.mappingsRead(new Map(deltas.map((d) => [customerKey(d), `cus_${d.customer}`])), true);
   // What was pushed: floor(total) of every delta stream, the value of every absolute one.
   for (const d of deltas) planner.recorded({ mode: 'delta', tenant: d.tenant, customer: d.customer, meter: d.meter, pushedTo: BigInt(d.total.split('.')[0]!) } as PlannedPush);
   for (const a of absolutes) planner.recorded({ mode: 'absolute', tenant: a.tenant, customer: a.customer, meter: a.meter, windowStart: a.periodStart, pushedTo: BigInt(a.value) } as PlannedPush);
