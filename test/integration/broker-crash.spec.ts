@@ -123,7 +123,8 @@ describe('Apache Kafka broker crash under a running publisher and worker', () =>
     children.add(publisher);
     let publisherOut = '';
     publisher.stdout!.on('data', (d: Buffer) => (publisherOut += d.toString()));
-    publisher.stderr!.on('data', () => undefined);
+    let publisherErr = '';
+    publisher.stderr!.on('data', (d: Buffer) => (publisherErr += d.toString()));
     // 100 lines every 100 ms until told to stop (~1,000 events/s), whatever the broker is doing:
     // a publisher that cannot send must queue, then catch up, never drop.
     let feeding = true;
@@ -174,7 +175,8 @@ describe('Apache Kafka broker crash under a running publisher and worker', () =>
       await feed;
     }
     const published = await exited(publisher);
-    expect(published).toEqual({ code: 0, signal: null });
+    // On failure, what the publisher said (LOG_LEVEL=error: its errors only) is in the diff.
+    expect({ ...published, stderr: published.code === 0 ? '' : publisherErr.slice(-3_000) }).toEqual({ code: 0, signal: null, stderr: '' });
     const summary = JSON.parse(publisherOut) as { lines: number; published: number; rejected: number };
     expect(summary).toMatchObject({ lines, published: lines, rejected: 0 });
 
