@@ -114,6 +114,50 @@ describe('dedupe filter in the ingest path', () => {
     expect(seen.sort()).toEqual(expected.sort());
   });
 
+  it("catches up from the by_ingested projection: exactly others' keys since the instant, reading only recent granules of a merged part", async () => {
+    // Twenty writes a second apart by another worker, and one by this one, merged into a single
+    // part ordered by (tenant, id): a second's keys are spread over all its granules there.
+    // A ledger of its own: one month's events, so one partition, so one part once merged.
+    const own = await testClickHouse('by_ingested');
+    const meter = meters.get('api_calls')!;
+    const other = createLedgerStore(own.client, own.database, { dedupeWindowMs: WINDOW, ingestedBy: 'other-worker' });
+    const self = createLedgerStore(own.client, own.database, { dedupeWindowMs: WINDOW, ingestedBy: 'this-worker' });
+    const T0 = NOW - 600_000;
+    // Ids as producers make them (random, say): sorted by id, the writes interleave.
+    const idOf = (i: number, ingestedAt: number) => `k${String(i).padStart(5, '0')}-${ingestedAt}`;
+    const write = (ledger: typeof other, tenant: string, n: number, ingestedAt: number) =>
+      ledger.insertNew(
+        Array.from({ length: n }, (_, i) => {
+          const e = ev(tenant, { id: idOf(i, ingestedAt) });
+          return { candidate: candidateOf({ topic: 'catch-up', partition: 0, offset: String(i) }, e, meter), lateness: decideLateness(e.timestamp, meter, null) };
+        }),
+        ingestedAt,
+      );
+    for (let w = 0; w < 20; w += 1) await write(other, 't-by-ingested', 1_100, T0 + w * 1_000);
+    await write(self, 't-by-ingested', 50, T0 + 19_000);
+    await own.client.command({ query: `OPTIMIZE TABLE ${own.database}.usage_events FINAL` });
+    expect(await count(own.client, `SELECT count() AS c FROM system.parts WHERE database = {db:String} AND table = 'usage_events' AND active`, { db: own.database })).toBe(1);
+
+    const source = createLedgerKeySource(own.client, own.database, { proveProjection: true });
+    const keys = await source.ingestedSince(T0 + 18_000, 'this-worker');
+    const expected = [18, 19].flatMap((w) => Array.from({ length: 1_100 }, (_, i) => `t-by-ingested/${idOf(i, T0 + w * 1_000)}`));
+    expect(keys.map(([tenant, id]) => `${tenant}/${id}`).sort()).toEqual(expected.sort());
+
+    // The granules read follow the recent writes (2 of 20 seconds), not the part's size.
+    const plan = await (
+      await own.client.query({
+        query: `EXPLAIN indexes = 1 SELECT tenant, id FROM ${own.database}.usage_events
+                WHERE ingested_at >= fromUnixTimestamp64Milli(${T0 + 18_000}) AND ingested_by != 'this-worker'`,
+        format: 'TabSeparatedRaw',
+      })
+    ).text();
+    expect(plan).toContain('ReadFromMergeTree (by_ingested)');
+    const [selected, total] = /PrimaryKey[\s\S]*?Granules: (\d+)\/(\d+)/.exec(plan)!.slice(1).map(Number);
+    expect(total).toBeGreaterThanOrEqual(20);
+    expect(selected).toBeLessThanOrEqual(5);
+    await own.close();
+  });
+
   it('recognises copies (same partition, another partition, after a restart) and skips the lookup for new keys', async () => {
     const { worker, metrics } = await startWorker(TOPIC, 'filter-a');
     const events = Array.from({ length: 200 }, () => ev('t-filter'));

@@ -8,10 +8,14 @@ export interface LedgerKeySource {
   ingestedSince(since: number, self: string): Promise<[string, string][]>;
 }
 
-export function createLedgerKeySource(client: ClickHouseClient, database: string): LedgerKeySource {
+/**
+ * `proveProjection` (tests only): the catch-up read runs with force_optimize_projection_name, so
+ * it fails unless the by_ingested projection serves it.
+ */
+export function createLedgerKeySource(client: ClickHouseClient, database: string, opts: { proveProjection?: boolean } = {}): LedgerKeySource {
   return {
     load: (from, onKey) => loadLedgerKeys(client, database, from, onKey),
-    ingestedSince: (since, self) => ledgerKeysIngestedSince(client, database, since, self),
+    ingestedSince: (since, self) => ledgerKeysIngestedSince(client, database, since, self, opts),
   };
 }
 
@@ -55,17 +59,24 @@ export async function loadLedgerKeys(
 /**
  * Keys others stored since `ingestedSince` (ms): other workers, and writers outside any worker
  * (a redrive or replay stores under the original offsets, in partitions a worker may own).
- * Reads only recent granules (ingested_at has a minmax index): its cost follows the rate of
+ * Served by the by_ingested projection (keys ordered by ingested_at), so it reads only the
+ * granules of recent writes in every part, merged ones included: its cost follows the rate of
  * writes, not the size of the ledger.
  */
-export async function ledgerKeysIngestedSince(client: ClickHouseClient, database: string, ingestedSince: number, self: string): Promise<[string, string][]> {
+export async function ledgerKeysIngestedSince(
+  client: ClickHouseClient,
+  database: string,
+  ingestedSince: number,
+  self: string,
+  opts: { proveProjection?: boolean } = {},
+): Promise<[string, string][]> {
   assertIdentifier(database);
   return keyPage(client, {
     query: `
       SELECT tenant, id FROM ${database}.usage_events
       WHERE ingested_at >= fromUnixTimestamp64Milli({since:Int64})
         AND ingested_by != {self:String}
-      SETTINGS optimize_use_projections = 0`,
+      SETTINGS optimize_use_projections = 1${opts.proveProjection ? ", force_optimize_projection_name = 'by_ingested'" : ''}`,
     query_params: { since: ingestedSince, self },
   });
 }
