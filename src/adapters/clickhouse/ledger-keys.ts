@@ -71,12 +71,13 @@ export async function ledgerKeysIngestedSince(
   opts: { proveProjection?: boolean } = {},
 ): Promise<[string, string][]> {
   assertIdentifier(database);
+  const forceProjection = opts.proveProjection ? ", force_optimize_projection_name = 'by_ingested'" : '';
   return keyPage(client, {
     query: `
       SELECT tenant, id FROM ${database}.usage_events
       WHERE ingested_at >= fromUnixTimestamp64Milli({since:Int64})
         AND ingested_by != {self:String}
-      SETTINGS optimize_use_projections = 1${opts.proveProjection ? ", force_optimize_projection_name = 'by_ingested'" : ''}`,
+      SETTINGS optimize_use_projections = 1${forceProjection}`,
     query_params: { since: ingestedSince, self },
   });
 }
