@@ -1,7 +1,7 @@
 import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { createEncoderFromConfig } from '../adapters/avro/from-config';
 import type { EventEncoder } from '../adapters/avro/codec';
-import { createKafka, requireBrokers } from '../adapters/kafka/kafka';
+import { createKafka, isTransientKafkaError, requireBrokers } from '../adapters/kafka/kafka';
 import { loadConfig, type Config } from '../config/config';
 import { validateRecord } from '../domain/ndjson';
 import { partitionKey, type UsageEvent } from '../domain/usage-event';
@@ -155,10 +155,4 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
   };
 }
 
-/** kafkajs marks errors it may retry; one that ran out of retries wraps the last of them. */
-export function isTransientKafkaError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) {
-    if ((e as { retriable?: unknown }).retriable === true) return true;
-  }
-  return false;
-}
+export { isTransientKafkaError };

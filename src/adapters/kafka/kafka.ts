@@ -75,6 +75,14 @@ export function createKafka(brokers: string[], opts: { clientId: string; logger?
   });
 }
 
+/** kafkajs marks errors it may retry; one that ran out of retries wraps the last of them. */
+export function isTransientKafkaError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) {
+    if ((e as { retriable?: unknown }).retriable === true) return true;
+  }
+  return false;
+}
+
 const MEMBERSHIP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'NOT_COORDINATOR']);
 
 /**
