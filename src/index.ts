@@ -9,10 +9,9 @@ export { validateEvent, partitionKey, type UsageEvent } from './domain/usage-eve
 export { parseDecimal, formatDecimal } from './domain/decimal';
 export { parseMeterCatalog, type MeterDefinition, type MeterCatalog } from './domain/meters';
 export { generateEvents, toNdjsonLine } from './domain/sample';
-export { createKafka, resolveBrokers } from './adapters/kafka/kafka';
+export { createKafka, isTransientKafkaError, resolveBrokers } from './adapters/kafka/kafka';
 export {
   createPublisher,
-  isTransientKafkaError,
   type Publisher,
   type PublisherOptions,
   type PublishOutcome,

@@ -155,4 +155,3 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
   };
 }
 
-export { isTransientKafkaError };

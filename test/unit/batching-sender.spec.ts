@@ -1,5 +1,5 @@
 import { createBatchingSender, type BatchingOptions, type OutgoingMessage } from '../../src/sdk/batching-sender';
-import { isTransientKafkaError } from '../../src/sdk/create-publisher';
+import { isTransientKafkaError } from '../../src/adapters/kafka/kafka';
 
 const msg = (i: number, bytes = 10): OutgoingMessage => ({ key: `acme\u001fe${i}`, value: Buffer.alloc(bytes, i) });
 const base: BatchingOptions = {
