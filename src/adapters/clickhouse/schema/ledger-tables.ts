@@ -1,5 +1,9 @@
 import type { Migration } from '../migrations';
-import { PROJECTION_AGGREGATES } from '../window-aggregates';
+import { PROJECTION_AGGREGATES, WINDOW_AGGREGATES } from '../window-aggregates';
+import { dropStaleProjection, materializeMissingProjection } from './projection-upkeep';
+
+/** The aggregates both per-window projections must keep (a ledger of an older version may lack one). */
+const CURRENT_AGGREGATES = Object.values(WINDOW_AGGREGATES);
 
 /**
  * The ledger and the tables beside it: every message read ends in exactly one of them —
@@ -66,6 +70,10 @@ export const LEDGER_TABLES: readonly Migration[] = [
     name: 'usage_events.meter_unique_property',
     sql: (db) => `ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS meter_unique_property String DEFAULT ''`,
   },
+  // Ledgers created before `last` became argMaxIf (twelfth session) keep the old per-window
+  // projections: drop them so they are added anew below, then rewritten (after the ADDs).
+  dropStaleProjection('by_window', CURRENT_AGGREGATES),
+  dropStaleProjection('by_window_time', CURRENT_AGGREGATES),
   {
     // Exact per-window aggregates kept inside every ledger part, written in the same atomic
     // INSERT as the rows themselves: a window's totals are read by merging partial states at
@@ -110,6 +118,11 @@ export const LEDGER_TABLES: readonly Migration[] = [
         ORDER BY ingested_at
       )`,
   },
+  // Parts written before a projection existed (or before it was redefined) get it in the
+  // background, so every read is served by a projection again once the rewrite is done.
+  materializeMissingProjection('by_window'),
+  materializeMissingProjection('by_window_time'),
+  materializeMissingProjection('by_ingested'),
   {
     // Events stored as too late for their window (decided when first stored): kept, explained, never counted.
     name: 'late_events',

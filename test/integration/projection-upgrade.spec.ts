@@ -1,0 +1,90 @@
+/**
+ * A ledger written by an older version: its per-window projections compute `last` for every row
+ * (argMax over a tuple, the slow path), and its older parts lack by_ingested. Start-up's
+ * migrations must replace the stale projections and rewrite every old part with all three, so
+ * reads are served by projections again, with the same totals; and a second start-up must change
+ * nothing more.
+ */
+import { migrate } from '../../src/adapters/clickhouse/migrations';
+import { definitionIn } from '../../src/adapters/clickhouse/schema/projection-upkeep';
+import { SELECT_WINDOW_AGGREGATES, WINDOW_AGGREGATES } from '../../src/adapters/clickhouse/window-aggregates';
+import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
+import { waitFor } from '../helpers/wait';
+
+/** The per-window aggregates as versions before argMaxIf wrote them. */
+const OLD_LAST = 'argMax(value, (event_time, id))';
+const OLD_AGGREGATES = Object.values({ ...WINDOW_AGGREGATES, last: OLD_LAST }).join(', ');
+const PROJECTIONS = ['by_window', 'by_window_time', 'by_ingested'];
+
+describe('per-window projections of an older ledger', () => {
+  let ch: TestClickHouse;
+  afterAll(async () => ch?.close());
+
+  const createTable = async () =>
+    (await rows<{ q: string }>(ch.client, `SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = 'usage_events'`, { db: ch.database }))[0]!.q;
+  const partProjections = async () =>
+    rows<{ name: string; projections: string[] }>(ch.client, `SELECT name, projections FROM system.parts WHERE database = {db:String} AND table = 'usage_events' AND active`, {
+      db: ch.database,
+    });
+  const totals = async (settings = '') =>
+    rows<{ meter: string; events: number; sum_v: string; last_v: string }>(
+      ch.client,
+      `SELECT meter, ${SELECT_WINDOW_AGGREGATES} FROM ${ch.database}.usage_events WHERE disposition = 'counted'
+       GROUP BY tenant, customer, meter, window_start ORDER BY meter${settings}`,
+    );
+  const insert = async (values: string) =>
+    ch.client.command({
+      query: `INSERT INTO ${ch.database}.usage_events (tenant, id, customer, meter, value, event_time, body_hash, meter_aggregation, meter_window,
+                meter_allowed_lateness_ms, meter_definition_hash, topic, partition, offset, ingested_at, window_start) VALUES ${values}`,
+    });
+
+  it('replaces stale projections, rewrites old parts with every projection, and keeps the totals', async () => {
+    ch = await testClickHouse('projection_upgrade');
+    const db = ch.database;
+    // The older version's ledger: its definitions of both per-window projections, no by_ingested.
+    for (const p of ['by_window', 'by_window_time']) {
+      const keys = p === 'by_window' ? 'tenant, customer, meter, window_start, disposition' : 'tenant, window_start, customer, meter, disposition';
+      await ch.client.command({ query: `ALTER TABLE ${db}.usage_events DROP PROJECTION ${p}` });
+      await ch.client.command({ query: `ALTER TABLE ${db}.usage_events ADD PROJECTION ${p} (SELECT ${keys}, ${OLD_AGGREGATES} GROUP BY ${keys})` });
+    }
+    await ch.client.command({ query: `ALTER TABLE ${db}.usage_events DROP PROJECTION by_ingested` });
+    // Two parts: a 'last' meter whose latest event (by event time) was written first, and a sum.
+    const row = (id: string, meter: string, aggregation: string, value: string, t: string, offset: number) =>
+      `('t', '${id}', 'c1', '${meter}', ${value}, '${t}', 'h', '${aggregation}', 'hour', 0, 'd', 'usage.events', 0, ${offset}, now64(6), toStartOfHour(toDateTime64('${t}', 3, 'UTC')))`;
+    await insert([row('a', 'gauge', 'last', '7', '2026-11-30 10:50:00.000', 1), row('s1', 'tokens', 'sum', '2.5', '2026-11-30 10:10:00.000', 2)].join(', '));
+    await insert([row('b', 'gauge', 'last', '9', '2026-11-30 10:20:00.000', 3), row('s2', 'tokens', 'sum', '4', '2026-11-30 10:30:00.000', 4)].join(', '));
+    expect(definitionIn(await createTable(), 'by_window')).toContain(OLD_LAST);
+    // The old projections cannot serve today's aggregates: such a read would scan every event.
+    await expect(totals('\n       SETTINGS force_optimize_projection = 1')).rejects.toThrow(/projection/i);
+
+    const applied = await migrate(ch.client, db);
+    expect(applied).toEqual(
+      expect.arrayContaining([
+        'usage_events.projection_by_window.drop_if_stale',
+        'usage_events.projection_by_window_time.drop_if_stale',
+        ...PROJECTIONS.map((p) => `usage_events.projection_${p}.materialize`),
+      ]),
+    );
+    const definition = await createTable();
+    for (const p of ['by_window', 'by_window_time']) {
+      expect(definitionIn(definition, p)).toContain(WINDOW_AGGREGATES.last);
+      expect(definitionIn(definition, p)).not.toContain(OLD_LAST);
+    }
+
+    // The background rewrite gives every part all three projections.
+    await waitFor('every part rewritten with the three projections', async () => {
+      const parts = await partProjections();
+      return parts.length > 0 && parts.every((part) => PROJECTIONS.every((p) => part.projections.includes(p)));
+    }, 60_000);
+    const served = await totals('\n       SETTINGS force_optimize_projection = 1');
+    expect(served).toEqual(await totals('\n       SETTINGS optimize_use_projections = 0'));
+    expect(served.map((r) => [r.meter, Number(r.events), r.sum_v, r.last_v])).toEqual([
+      ['gauge', 2, '16', '7'],
+      ['tokens', 2, '6.5', '0'],
+    ]);
+
+    // A second start-up finds nothing stale and nothing to rewrite.
+    const again = await migrate(ch.client, db);
+    expect(again.filter((m) => /drop_if_stale|materialize/.test(m))).toEqual([]);
+  }, 90_000);
+});
