@@ -88,12 +88,11 @@ export const LEDGER_TABLES: readonly Migration[] = [
       )`,
   },
   {
-    // The same per-window aggregates ordered by time first. A unit of recent events touches the
-    // windows of every active customer but only a few window starts: read through this order
-    // (ClickHouse picks the projection with the fewest marks for the key set), recomputing them
-    // reads those few window starts, not every window ever counted. by_window (stream first)
-    // serves the pusher's per-stream reads. Parts written before this projection existed are
-    // read from the table until a merge rewrites them.
+    // The same per-window aggregates ordered by time first, for reads bounded by time rather than
+    // by stream: a full push cycle's list of customers with usage since a date, `meterline query`
+    // over a tenant's customers, usage_counters filtered on window_start. ClickHouse picks the
+    // projection with the fewest marks for a query; by_window (stream first) serves the pusher's
+    // per-stream reads. Old parts without it: see materializeMissingProjection below.
     name: 'usage_events.projection_by_window_time',
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window_time (
@@ -109,8 +108,7 @@ export const LEDGER_TABLES: readonly Migration[] = [
     // skips nothing there: without this projection each catch-up (one a second) read the whole
     // ledger's ingested_at, a cost growing with history (issue 16, rule 5). Written in the same
     // atomic INSERT as the rows. Costs about the keys' size again on disk (tenant and id
-    // strings). Parts written before it existed are read from the table until a merge rewrites
-    // them (or `ALTER TABLE … MATERIALIZE PROJECTION by_ingested`, see the README).
+    // strings). Old parts without it: see materializeMissingProjection below.
     name: 'usage_events.projection_by_ingested',
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_ingested (
