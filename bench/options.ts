@@ -32,7 +32,9 @@ export const USAGE = `usage: npm run bench [-- options]
   --broker dev|kafka      the dev broker (default) or Apache Kafka (KAFKA_VERSION, default the newest tested)
 JSON result on stdout, progress on stderr.
 Separate measurements: --filter-build N (the dedupe filter's start-up build from N stored keys),
---plan-cycle N (planning a full push cycle of N delta and N absolute streams, nothing new).`;
+--plan-cycle N (planning a full push cycle of N delta and N absolute streams, nothing new),
+--ledger-insert [UNITS] [--without PROJECTION]… [--last-before] (the engine's CPU for UNITS ledger
+INSERTs of 25,000 rows and their final merge, per projection).`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const quick = argv.includes('--quick');

@@ -68,4 +68,24 @@ describe('bench harness (tiny run)', () => {
     // (The harness itself fails unless every one of the streams is planned as "nothing".)
     expect(JSON.parse(stdout)).toEqual({ benchmark: 'plan-cycle', streams: 2000, medianMs: expect.any(Number), fastestMs: expect.any(Number), microsecondsPerStream: expect.any(Number) });
   });
+
+  it('--ledger-insert UNITS measures ledger INSERTs per projection: by_ingested and the old `last` aggregate show in the ledger size', async () => {
+    const run = (...flags: string[]) =>
+      new Promise<{ rows: number; without: string[]; lastBefore: boolean; insertMsPerUnit: number; cpuSecondsPerMillionRows: number; diskMBPerMillionRows: number }>((resolve, reject) => {
+        execFile(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'meterline-bench'), '--ledger-insert', '2', ...flags], { cwd: PROJECT_ROOT, timeout: 120_000 }, (err, out, errOut) =>
+          err ? reject(new Error(`${err.message}\n${errOut.slice(-2000)}`)) : resolve(JSON.parse(out)),
+        );
+      });
+    const today = await run();
+    expect(today).toMatchObject({ rows: 50_000, without: [], lastBefore: false });
+    expect(today.insertMsPerUnit).toBeGreaterThan(0);
+    expect(today.cpuSecondsPerMillionRows).toBeGreaterThan(0);
+    // Sizes, not times (this machine is shared): the keys projection and the tuple argMax states take room.
+    const withoutKeys = await run('--without', 'by_ingested');
+    expect(withoutKeys.without).toEqual(['by_ingested']);
+    expect(withoutKeys.diskMBPerMillionRows).toBeLessThan(today.diskMBPerMillionRows * 0.9);
+    const lastBefore = await run('--last-before');
+    expect(lastBefore.lastBefore).toBe(true);
+    expect(lastBefore.diskMBPerMillionRows).toBeGreaterThan(today.diskMBPerMillionRows * 1.05);
+  }, 300_000);
 });
