@@ -6,6 +6,7 @@
  * nothing more.
  */
 import { migrate } from '../../src/adapters/clickhouse/migrations';
+import { LEDGER_TABLES } from '../../src/adapters/clickhouse/schema/ledger-tables';
 import { definitionIn } from '../../src/adapters/clickhouse/schema/projection-upkeep';
 import { SELECT_WINDOW_AGGREGATES, WINDOW_AGGREGATES } from '../../src/adapters/clickhouse/window-aggregates';
 import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
@@ -13,7 +14,6 @@ import { waitFor } from '../helpers/wait';
 
 /** The per-window aggregates as versions before argMaxIf wrote them. */
 const OLD_LAST = 'argMax(value, (event_time, id))';
-const OLD_AGGREGATES = Object.values({ ...WINDOW_AGGREGATES, last: OLD_LAST }).join(', ');
 const PROJECTIONS = ['by_window', 'by_window_time', 'by_ingested'];
 
 describe('per-window projections of an older ledger', () => {
@@ -43,9 +43,9 @@ describe('per-window projections of an older ledger', () => {
     const db = ch.database;
     // The older version's ledger: its definitions of both per-window projections, no by_ingested.
     for (const p of ['by_window', 'by_window_time']) {
-      const keys = p === 'by_window' ? 'tenant, customer, meter, window_start, disposition' : 'tenant, window_start, customer, meter, disposition';
+      const add = LEDGER_TABLES.find((m) => m.name === `usage_events.projection_${p}`)!.sql(db);
       await ch.client.command({ query: `ALTER TABLE ${db}.usage_events DROP PROJECTION ${p}` });
-      await ch.client.command({ query: `ALTER TABLE ${db}.usage_events ADD PROJECTION ${p} (SELECT ${keys}, ${OLD_AGGREGATES} GROUP BY ${keys})` });
+      await ch.client.command({ query: add.replace(WINDOW_AGGREGATES.last, OLD_LAST) });
     }
     await ch.client.command({ query: `ALTER TABLE ${db}.usage_events DROP PROJECTION by_ingested` });
     // Two parts: a 'last' meter whose latest event (by event time) was written first, and a sum.

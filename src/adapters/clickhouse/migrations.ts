@@ -3,6 +3,9 @@ import { BILLING_TABLES } from './schema/billing-tables';
 import { LEDGER_TABLES } from './schema/ledger-tables';
 import { OPERATION_TABLES } from './schema/operation-tables';
 import { WINDOW_TABLES } from './schema/window-tables';
+import { assertIdentifier } from './identifier';
+
+export { assertIdentifier };
 
 /**
  * Every table, created idempotently: each statement is safe to run any number of times, so
@@ -35,8 +38,4 @@ export async function migrate(client: ClickHouseClient, database: string): Promi
     applied.push(m.name);
   }
   return applied;
-}
-
-export function assertIdentifier(name: string): void {
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)) throw new Error(`invalid ClickHouse identifier ${JSON.stringify(name)}`);
 }

@@ -1,10 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { assertIdentifier } from '../identifier';
 import type { Migration } from '../migrations';
-
-/** Projection names are this code's constants; checked anyway, as they are written into SQL text. */
-function assertProjectionName(name: string): void {
-  if (!/^[a-z_]+$/.test(name)) throw new Error(`invalid projection name ${JSON.stringify(name)}`);
-}
 
 /**
  * Keeping the ledger's projections current on a ledger created by an older version. ClickHouse
@@ -44,7 +40,7 @@ export function definitionIn(createTable: string, projection: string): string | 
  * it, which is how window-aggregates.ts writes them): the ADD that follows creates it anew.
  */
 export function dropStaleProjection(projection: string, expressions: readonly string[]): Migration {
-  assertProjectionName(projection);
+  assertIdentifier(projection);
   return {
     name: `usage_events.projection_${projection}.drop_if_stale`,
     when: async (client, db) => {
@@ -60,7 +56,7 @@ export function dropStaleProjection(projection: string, expressions: readonly st
  * was redefined), unless such a rewrite is already under way.
  */
 export function materializeMissingProjection(projection: string): Migration {
-  assertProjectionName(projection);
+  assertIdentifier(projection);
   return {
     name: `usage_events.projection_${projection}.materialize`,
     when: async (client, db) => {
