@@ -1,4 +1,5 @@
 import { measureFilterBuild } from './filter-build';
+import { measureAlertCycle } from './alert-cycle';
 import { measureLedgerInsert } from './ledger-insert';
 import { measurePlanCycle } from './plan-cycle';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--filter-build') return measureFilterBuild(Number(argv[1] ?? 1_000_000));
   if (argv[0] === '--plan-cycle') return measurePlanCycle(Number(argv[1] ?? 50_000));
   if (argv[0] === '--ledger-insert') return measureLedgerInsert(argv.slice(1));
+  if (argv[0] === '--alert-cycle') return measureAlertCycle(Number(argv[1] ?? 2_000));
   const opts = parseOptions(argv);
   const loadAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-bench-'));

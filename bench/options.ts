@@ -34,7 +34,8 @@ JSON result on stdout, progress on stderr.
 Separate measurements: --filter-build N (the dedupe filter's start-up build from N stored keys),
 --plan-cycle N (planning a full push cycle of N delta and N absolute streams, nothing new),
 --ledger-insert [UNITS] [--without PROJECTION]… [--last-before] (the engine's CPU for UNITS ledger
-INSERTs of 25,000 rows and their final merge, per projection).`;
+INSERTs of 25,000 rows and their final merge, per projection), --alert-cycle [STREAMS] (one alert
+cycle's read as the month fills up: every stream changed, 5 then 25 days of history).`;
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const quick = argv.includes('--quick');

@@ -1,10 +1,13 @@
 import type { UsageAlert } from '../adapters/alerts/alert-codec';
 import type { AlertTopic } from '../adapters/alerts/alert-topic';
 import type { AlertStore } from '../adapters/clickhouse/alert-store';
+import type { PeriodTotalsReader } from '../adapters/clickhouse/period-totals';
 import type { StreamKey } from '../adapters/clickhouse/stream-scope';
-import { newCrossings, type PeriodTotal } from '../domain/alert-crossings';
+import { newCrossings } from '../domain/alert-crossings';
 import type { AllotmentCatalog } from '../domain/allotments';
 import { formatDecimal } from '../domain/decimal';
+import { streamKey } from '../domain/keys';
+import { addDue, type DueStream } from '../domain/push-schedule';
 import { billingPeriodOf } from '../domain/windows';
 import type { Logger } from '../runtime/logger';
 import type { Metrics } from '../runtime/metrics';
@@ -25,8 +28,8 @@ export interface AlerterDeps {
   readonly changedStreams: (since: number, exceptWriter?: string) => Promise<readonly (StreamKey & { oldestWindowStart: number })[]>;
   /** This process's own ingest's changes, in process (change-feed.ts); absent: all read through changedStreams. */
   readonly ownChanges?: ChangeSubscription;
-  /** Exact period totals of these streams (every stream of `meters` when undefined), periods from the one holding fromTime. */
-  readonly periodTotals: (q: { meters: readonly string[]; scope: readonly StreamKey[] | undefined; fromTime: number }) => Promise<PeriodTotal[]>;
+  /** Exact period totals: of the changed streams each cycle (their recent windows, when the older span is kept), of every stream at a term's start. */
+  readonly periodTotals: PeriodTotalsReader;
   readonly alerts: AlertStore;
   readonly topic: AlertTopic;
   readonly deliveries: AlertDeliveries | null;
@@ -77,8 +80,8 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     log.info({ alerts: alerts.length }, 'usage alerts published');
   };
 
-  const check = async (scope: readonly StreamKey[] | undefined, fromTime: number) => {
-    const totals = await deps.periodTotals({ meters: deps.allotments.meters, scope, fromTime });
+  const check = async (scope: readonly DueStream[] | undefined, fromTime: number) => {
+    const totals = await deps.periodTotals.read({ meters: deps.allotments.meters, scope, fromTime });
     const recorded = await deps.alerts.recordedIds(scope, billingPeriodOf(fromTime, deps.billingAnchorDay).start);
     const detectedAt = deps.clock();
     await emit(newCrossings(deps.allotments, totals, recorded).map((c) => ({ ...c, detectedAt })));
@@ -99,6 +102,9 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       }
       if (deps.deliveries) for (const a of await deps.alerts.list('published')) deps.deliveries.enqueue(a, a.deliveryAttempts);
       lastRead = deps.clock();
+      // What a previous term kept may be stale (other alerters read the changes since): every
+      // stream's current period is read whole once more, and kept.
+      deps.periodTotals.forget();
       await check(undefined, lastRead);
     },
 
@@ -115,8 +121,12 @@ export function createAlerter(deps: AlerterDeps): Alerter {
           (s) => watched.has(s.meter) && deps.allotments.allotmentFor(s.tenant, s.customer, s.meter),
         );
         if (changed.length > 0) {
-          const scope = changed.map(({ tenant, customer, meter }) => ({ tenant, customer, meter }));
-          await check(scope, changed.reduce((m, s) => Math.min(m, s.oldestWindowStart), Infinity));
+          // Each stream once, from its oldest changed window: the read of a stream whose older
+          // span is kept, and whose change is recent, covers recent windows only.
+          const due = new Map<string, DueStream>();
+          for (const s of changed) addDue(due, streamKey(s), { tenant: s.tenant, customer: s.customer, meter: s.meter, oldestWindowStart: s.oldestWindowStart });
+          const scope = [...due.values()];
+          await check(scope, scope.reduce((m, s) => Math.min(m, s.oldestWindowStart), Infinity));
         }
       } catch (err) {
         deps.ownChanges?.restore(own);

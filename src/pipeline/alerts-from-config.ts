@@ -3,8 +3,8 @@ import type { Kafka } from 'kafkajs';
 import { createAlertTopic } from '../adapters/alerts/alert-topic';
 import { createAlertWebhook } from '../adapters/alerts/alert-webhook';
 import { createAlertStore } from '../adapters/clickhouse/alert-store';
-import { periodTotals } from '../adapters/clickhouse/period-totals';
-import type { ChangedStream } from '../adapters/clickhouse/stream-store';
+import { periodTotalsFrom } from '../adapters/clickhouse/period-totals';
+import { createStreamStore, type ChangedStream } from '../adapters/clickhouse/stream-store';
 import type { Config } from '../config/config';
 import type { AllotmentCatalog } from '../domain/allotments';
 import type { Logger } from '../runtime/logger';
@@ -57,7 +57,8 @@ export async function startAlertsFromConfig(deps: {
     allotments,
     changedStreams: deps.changedStreams,
     ...(deps.changes ? { ownChanges: deps.changes.subscribe({ meters: allotments.meters }) } : {}),
-    periodTotals: (q) => periodTotals(deps.ch, database, { ...q, anchorDay: config.stripe.billingAnchorDay }),
+    // A stream store of its own (not the pusher's): what each keeps follows its own reads.
+    periodTotals: periodTotalsFrom(createStreamStore(deps.ch, database), config.stripe.billingAnchorDay),
     alerts,
     topic,
     deliveries,

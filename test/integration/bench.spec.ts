@@ -88,4 +88,21 @@ describe('bench harness (tiny run)', () => {
     expect(lastBefore.lastBefore).toBe(true);
     expect(lastBefore.diskMBPerMillionRows).toBeGreaterThan(today.diskMBPerMillionRows * 1.05);
   }, 300_000);
+
+  it('--alert-cycle STREAMS times an alert cycle against the whole-period read it replaced, and both give the same totals', async () => {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'meterline-bench'), '--alert-cycle', '200'], { cwd: PROJECT_ROOT, timeout: 120_000 }, (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut.slice(-2000)}`)) : resolve(out),
+      );
+    });
+    const r = JSON.parse(stdout);
+    // The harness exits 1 unless the cycle's totals equal the whole-period read's.
+    expect(r).toMatchObject({ benchmark: 'alert-cycle', streams: 200, sameTotals: true });
+    // 5 and 25 days of hourly events before the split, plus the last hour's: rows as built.
+    expect(r.byHistoryDays.map((d: { days: number; ledgerRows: number }) => [d.days, d.ledgerRows])).toEqual([
+      [5, (5 * 24 + 1) * 200],
+      [25, (25 * 24 + 1) * 200],
+    ]);
+    for (const d of r.byHistoryDays) for (const k of ['wholePeriodMs', 'termStartMs', 'cycleMs']) expect(d[k]).toBeGreaterThan(0);
+  }, 180_000);
 });

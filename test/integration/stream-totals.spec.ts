@@ -6,6 +6,7 @@
  */
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
+import { periodTotalsFrom } from '../../src/adapters/clickhouse/period-totals';
 import { candidateOf } from '../../src/domain/ingest-decision';
 import { decideLateness } from '../../src/domain/lateness';
 import { parseMeterCatalog } from '../../src/domain/meters';
@@ -164,5 +165,30 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     now = NOW + 4 * DAY;
     await put('e', 'tokens', '2', now - HOUR);
     expect(await delta(store, 'e', now - HOUR)).toBe('3');
+  });
+
+  it("the alerter's period totals: a cycle reads the changed streams' recent windows, not the month; a new term reads it whole", async () => {
+    const totals = periodTotalsFrom(createStreamStore(ch.client, ch.database, { clock: () => NOW, proveProjection: true }), 1);
+    const period = async (customer: string, oldest?: number) =>
+      (await totals.read({ meters: ['tokens'], scope: oldest === undefined ? undefined : [{ tenant: 'st', customer, meter: 'tokens', oldestWindowStart: oldest }], fromTime: oldest ?? NOW }))
+        .filter((t) => t.customer === customer)
+        .map((t) => `${new Date(t.periodStart).toISOString().slice(0, 10)}..${new Date(t.periodEnd).toISOString().slice(0, 10)}=${t.totalUnits}`);
+    await put('f', 'tokens', '40', Date.parse('2026-11-02T10:00:00Z'));
+    await put('f', 'tokens', '9', Date.parse('2026-10-30T10:00:00Z')); // the previous period: not asked for
+    await put('f', 'tokens', '1.5', SPLIT + HOUR);
+    const B = 1_000_000_000n;
+    expect(await period('f')).toEqual([`2026-11-01..2026-12-01=${415n * B / 10n}`]);
+    await put('f', 'tokens', '2', NOW - HOUR);
+    expect(await period('f', NOW - HOUR)).toEqual([`2026-11-01..2026-12-01=${435n * B / 10n}`]);
+    // Written into an older window of the month but announced as recent: a cycle that read the
+    // month would see it; this one reads recent windows only (the proof that the month is not read)…
+    await put('f', 'tokens', '100', Date.parse('2026-11-05T10:00:00Z'));
+    expect(await period('f', NOW - HOUR)).toEqual([`2026-11-01..2026-12-01=${435n * B / 10n}`]);
+    // …announced with its window (as ingest records it), the stream's period is read whole, exactly.
+    expect(await period('f', Date.parse('2026-11-05T10:00:00Z'))).toEqual([`2026-11-01..2026-12-01=${1435n * B / 10n}`]);
+    // A new term forgets, and reads every stream's period whole.
+    await put('f', 'tokens', '1000', Date.parse('2026-11-06T10:00:00Z'));
+    totals.forget();
+    expect(await period('f')).toEqual([`2026-11-01..2026-12-01=${11435n * B / 10n}`]);
   });
 });

@@ -1,6 +1,7 @@
 import type { UsageAlert } from '../../src/adapters/alerts/alert-codec';
 import type { AlertTopic } from '../../src/adapters/alerts/alert-topic';
 import type { AlertRecord, AlertStatus, AlertStore } from '../../src/adapters/clickhouse/alert-store';
+import type { PeriodTotalsReader } from '../../src/adapters/clickhouse/period-totals';
 import { allotmentCatalog } from '../../src/domain/allotments';
 import type { PeriodTotal } from '../../src/domain/alert-crossings';
 import { createAlerter, type AlerterDeps } from '../../src/pipeline/alerter';
@@ -39,10 +40,19 @@ function harness(initialTotals: Record<string, bigint>) {
     findPublished: async (ids) => new Set(onTopic.filter((id) => ids.has(id))),
     close: async () => undefined,
   };
-  const periodTotals = async (q: { scope: readonly { customer: string }[] | undefined }): Promise<PeriodTotal[]> =>
+  // What each read asked for (the scope as the stream store gets it), and the forgets.
+  const reads: string[] = [];
+  const totalsOf = (scope: readonly { customer: string }[] | undefined): PeriodTotal[] =>
     [...totals]
-      .filter(([customer]) => !q.scope || q.scope.some((s) => s.customer === customer))
+      .filter(([customer]) => !scope || scope.some((s) => s.customer === customer))
       .map(([customer, units]) => ({ tenant: 'acme', customer, meter: 'tokens', ...PERIOD, totalUnits: units * B }));
+  const periodTotals: PeriodTotalsReader = {
+    read: async (q) => {
+      reads.push(q.scope ? `scoped ${q.scope.map((s) => `${s.customer}@${s.oldestWindowStart}`).join(',')} from ${q.fromTime}` : `all from ${q.fromTime}`);
+      return totalsOf(q.scope);
+    },
+    forget: () => void reads.push('forget'),
+  };
   const make = (faultPoint?: (p: string) => void, extra: Partial<AlerterDeps> = {}) =>
     createAlerter({
       allotments,
@@ -57,7 +67,7 @@ function harness(initialTotals: Record<string, bigint>) {
       faultPoint,
       ...extra,
     });
-  return { totals, ledger, log, onTopic, changed, make };
+  return { totals, ledger, log, onTopic, changed, reads, totalsOf, make };
 }
 
 class Killed extends Error {}
@@ -104,11 +114,12 @@ describe('alerter', () => {
     const alerter = h.make(undefined, {
       ownChanges: feed.subscribe(),
       changedStreams: async (_since, exceptWriter) => (exceptWriters.push(exceptWriter), h.changed.splice(0)),
-      periodTotals: async (q) => {
-        if (failTotals) throw new Error('ClickHouse unavailable');
-        return [...h.totals]
-          .filter(([customer]) => !q.scope || q.scope.some((s) => s.customer === customer))
-          .map(([customer, units]) => ({ tenant: 'acme', customer, meter: 'tokens', ...PERIOD, totalUnits: units * B }));
+      periodTotals: {
+        read: async (q) => {
+          if (failTotals) throw new Error('ClickHouse unavailable');
+          return h.totalsOf(q.scope);
+        },
+        forget: () => undefined,
       },
     });
     await alerter.startTerm();
@@ -128,5 +139,24 @@ describe('alerter', () => {
     failTotals = false;
     await alerter.cycle();
     expect(h.log.slice(6)).toEqual(['pending c1@100', 'publish c1@100', 'published c1@100']);
+  });
+
+  it('reads every stream afresh at a term start, then each changed stream once, from its oldest changed window', async () => {
+    const h = harness({ c1: 10n, c2: 10n });
+    const alerter = h.make();
+    await alerter.startTerm();
+    expect(h.reads).toEqual(['forget', `all from ${NOW}`]);
+    // c1 changed twice (a late event, then a fresh one): one entry, from the older window.
+    h.changed.push(
+      { tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW - 60_000 },
+      { tenant: 'acme', customer: 'c2', meter: 'tokens', oldestWindowStart: NOW },
+      { tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW - 7_200_000 },
+      { tenant: 'acme', customer: 'c1', meter: 'tokens', oldestWindowStart: NOW },
+    );
+    await alerter.cycle();
+    expect(h.reads.slice(2)).toEqual([`scoped c1@${NOW - 7_200_000},c2@${NOW} from ${NOW - 7_200_000}`]);
+    // A new term forgets what the previous one kept.
+    await h.make().startTerm();
+    expect(h.reads.slice(3)).toEqual(['forget', `all from ${NOW}`]);
   });
 });

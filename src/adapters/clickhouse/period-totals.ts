@@ -1,52 +1,38 @@
-import type { ClickHouseClient } from '@clickhouse/client';
 import type { PeriodTotal } from '../../domain/alert-crossings';
-import { aggregateValue } from '../../domain/counters';
 import { parseDecimal } from '../../domain/decimal';
 import { billingPeriodOf } from '../../domain/windows';
-import { assertIdentifier } from './migrations';
-import { SELECT_WINDOW_AGGREGATES } from './window-aggregates';
-import { scopeCondition, type StreamScope } from './stream-scope';
+import type { ChangedStream, StreamStore } from './stream-store';
+
+/** What the alerter reads: exact billing-period totals, and a way to read them afresh. */
+export interface PeriodTotalsReader {
+  /**
+   * Exact totals of the given streams (every stream of `meters` when undefined), in the billing
+   * periods from the one holding `fromTime` on. A scoped stream is read from its oldest changed
+   * window's span: its recent windows only when that window is recent and its older span is
+   * kept, else whole (see stream-store.ts).
+   */
+  read(q: { meters: readonly string[]; scope: readonly ChangedStream[] | undefined; fromTime: number }): Promise<PeriodTotal[]>;
+  /** Drops what is kept in memory (a new term): the next unscoped read reads the periods whole. */
+  forget(): void;
+}
 
 /**
- * Exact billing-period totals of the given streams (or every stream of `meters`), from the
- * deduplicated ledger's counted events, in the periods from the one holding `fromTime` on.
- * The period is monthly from `anchorDay` (00:00 UTC), as windows.ts billingPeriodOf computes it.
+ * Period totals from a stream store of the alerter's own, the one the pusher reads absolute
+ * meters through. A cycle then reads its changed streams' windows from the start of yesterday,
+ * not every window of the month: its cost follows the usage that changed, not the billing
+ * period (issue 16, rule 5). The older span of each stream read is kept in memory: one
+ * aggregate per (stream, period) of the allotments' meters.
  */
-export async function periodTotals(
-  client: ClickHouseClient,
-  database: string,
-  q: { meters: readonly string[]; anchorDay: number; scope: StreamScope; fromTime: number },
-): Promise<PeriodTotal[]> {
-  assertIdentifier(database);
-  if (q.meters.length === 0 || q.scope?.length === 0) return [];
-  const streams = scopeCondition(q.scope);
-  const from = billingPeriodOf(q.fromTime, q.anchorDay).start;
-  const period = `toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
-      toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
-      addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC')`;
-  const rs = await client.query({
-    query: `
-      SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(${period})) AS period,
-             ${SELECT_WINDOW_AGGREGATES}
-      FROM ${database}.usage_events
-      WHERE disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
-        AND window_start >= fromUnixTimestamp64Milli({from:Int64})
-      GROUP BY tenant, customer, meter, period`,
-    query_params: { meters: q.meters, anchor: q.anchorDay, from, ...streams.params },
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<Record<string, string | number>>();
-  return rows.map((r) => {
-    const periodStart = Number(r.period);
-    const value = aggregateValue(String(r.aggregation), {
-      events: Number(r.events),
-      sum: String(r.sum_v),
-      max: String(r.max_v),
-      last: String(r.last_v),
-      uniqueCount: Number(r.uniq_v),
-    });
-    const d = parseDecimal(value);
-    if (!d.ok) throw new Error(`period total: ${d.reason}`);
-    return { tenant: String(r.tenant), customer: String(r.customer), meter: String(r.meter), periodStart, periodEnd: billingPeriodOf(periodStart, q.anchorDay).end, totalUnits: d.units };
-  });
+export function periodTotalsFrom(streams: Pick<StreamStore, 'absoluteStreams' | 'forget'>, anchorDay: number): PeriodTotalsReader {
+  return {
+    async read(q) {
+      const rows = await streams.absoluteStreams(q.meters, anchorDay, q.scope, q.fromTime);
+      return rows.map((r) => {
+        const d = parseDecimal(r.value);
+        if (!d.ok) throw new Error(`period total: ${d.reason}`);
+        return { tenant: r.tenant, customer: r.customer, meter: r.meter, periodStart: r.periodStart, periodEnd: billingPeriodOf(r.periodStart, anchorDay).end, totalUnits: d.units };
+      });
+    },
+    forget: () => streams.forget(),
+  };
 }
