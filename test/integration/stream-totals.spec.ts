@@ -191,4 +191,26 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     totals.forget();
     expect(await period('f')).toEqual([`2026-11-01..2026-12-01=${11435n * B / 10n}`]);
   });
+
+  it("the alerter's period totals stay exact when the split lies in the previous period (a late event for it after a term start)", async () => {
+    // Six hours into December: the split (start of yesterday) lies in November.
+    const now = Date.parse('2026-12-01T06:00:00Z');
+    const totals = periodTotalsFrom(createStreamStore(ch.client, ch.database, { clock: () => now, proveProjection: true }), 1);
+    const read = async (oldest?: number) =>
+      (await totals.read({ meters: ['tokens'], scope: oldest === undefined ? undefined : [{ tenant: 'st', customer: 'g', meter: 'tokens', oldestWindowStart: oldest }], fromTime: oldest ?? now }))
+        .filter((t) => t.customer === 'g')
+        .map((t) => `${new Date(t.periodStart).toISOString().slice(0, 7)}=${t.totalUnits / 1_000_000_000n}`)
+        .sort();
+    await put('g', 'tokens', '500', Date.parse('2026-11-10T10:00:00Z'));
+    await put('g', 'tokens', '20', Date.parse('2026-11-30T10:00:00Z'));
+    await put('g', 'tokens', '3', Date.parse('2026-12-01T01:00:00Z'));
+    // A term starts: the current period only.
+    expect(await read()).toEqual(['2026-12=3']);
+    // A late event for November's last day (after the split), announced with its window: November whole.
+    await put('g', 'tokens', '1', Date.parse('2026-11-30T23:00:00Z'));
+    expect(await read(Date.parse('2026-11-30T23:00:00Z'))).toEqual(['2026-11=521', '2026-12=3']);
+    // A check of December alone does not bring November back.
+    await put('g', 'tokens', '4', Date.parse('2026-12-01T05:00:00Z'));
+    expect(await read(Date.parse('2026-12-01T05:00:00Z'))).toEqual(['2026-12=7']);
+  });
 });

@@ -123,7 +123,10 @@ export function createStreamStore(
     // the older span read now).
     const from = new Map((scope ?? []).map((s) => [streamKey(s), known(s) ? split : Math.min(s.oldestWindowStart ?? 0, split)]));
     const fromOf = (s: StreamKey) => from.get(streamKey(s)) ?? (everything ? fromTime : split);
-    const coldFrom = everything ? periodFrom(fromTime) : periodFrom(Math.min(fromTime, split, ...(cold ?? []).map(fromOf)));
+    // A read of everything fills the older spans of every period a later read of recent windows
+    // can touch: from the one holding the split on, even when asked for later periods only (the
+    // split lies in the previous period for the first days of one).
+    const coldFrom = everything ? periodFrom(Math.min(fromTime, split)) : periodFrom(Math.min(fromTime, split, ...(cold ?? []).map(fromOf)));
     // One after the other: the push loop asks the engine for one statement at a time (see STREAMS_PER_READ).
     const warmRows = await readParts(meters, warm, Math.max(split, periodFrom(fromTime)), split, anchorDay);
     const coldRows = await readParts(meters, cold, coldFrom, split, anchorDay);
@@ -156,7 +159,9 @@ export function createStreamStore(
         merged.set(periodKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
       }
     }
-    return [...merged.values()];
+    // Only the periods asked for: those ending after fromTime (the reads above may cover more).
+    const asked = (period: number) => anchorDay === null || billingPeriodOf(period, anchorDay).end > fromTime;
+    return [...merged.values()].filter((m) => asked(m.period));
   };
 
   return {
