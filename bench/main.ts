@@ -163,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
       ratio: Math.round((throughput.eventsPerSecond / baseline.eventsPerSecond) * 1000) / 1000,
       pipelineSeconds: round1(throughput.seconds),
       baselineSeconds: round1(baseline.seconds),
-      latency: { offeredEventsPerSecond: opts.rate, seconds: opts.latencySeconds, published: latency.published, measured: latency.counted, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, maxMs: latency.maxMs, units: latency.units, maxMsByFiveSeconds: latency.maxMsByFiveSeconds, breakdownSeconds: latency.breakdown },
+      latency: { offeredEventsPerSecond: opts.rate, seconds: opts.latencySeconds, published: latency.published, measured: latency.counted, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, maxMs: latency.maxMs, units: latency.units, maxMsByFiveSeconds: latency.maxMsByFiveSeconds, termStart: latency.termStart, breakdownSeconds: latency.breakdown },
       stripeCalls: throughput.stripeCalls,
       stripeCallsPerMillionEvents: Math.round((throughput.stripeCalls / opts.events) * 1e6),
       pushDrainSeconds: round1(throughput.pushDrainSeconds),

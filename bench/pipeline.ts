@@ -87,6 +87,13 @@ export interface LatencyResult {
   readonly units: number;
   /** The worst latency of events published in each 5 s of the phase: flat if the pipeline keeps up, rising if it falls behind. */
   readonly maxMsByFiveSeconds: number[];
+  /**
+   * The phase begins a push term: its first cycle reads every stream's history. How long that
+   * cycle took from the phase's start, and the p99 of the events published after it ended (null:
+   * it did not end within the phase). The loop then rests three times the cycle's length: only a
+   * phase several times longer (`--latency-seconds 120`) sees the push cycles of a steady state.
+   */
+  readonly termStart: { readonly firstCycleMs: number | null; readonly eventsAfter: number; readonly p99AfterMs: number | null };
   /** Where the phase's time went (the throughput phase's breakdown, counted again from the phase's start). */
   readonly breakdown: Record<string, { calls: number; seconds: number }>;
   readonly peakRssMiB: number;
@@ -277,17 +284,29 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   const phaseStart = Date.now();
   const timingsBefore = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { ...v }]));
   const maxByFiveSeconds: number[] = [];
+  // Events published after the term's first push cycle ended (see LatencyResult.termStart).
+  let firstCycleEndedAt: number | null = null;
+  const latenciesAfterFirstCycle: number[] = [];
   lat.onUnit(() => {
     const now = Date.now();
     for (const ts of justStored) {
       latencies.push(now - ts);
+      if (firstCycleEndedAt !== null && ts >= firstCycleEndedAt) latenciesAfterFirstCycle.push(now - ts);
       const bucket = Math.max(0, Math.floor((ts - phaseStart) / 5_000));
       maxByFiveSeconds[bucket] = Math.max(maxByFiveSeconds[bucket] ?? 0, now - ts);
     }
     justStored = [];
   });
   recording = true;
-  const latencyLoop = await startPushLoop(pusher, logger, PUSH_PACE.INTERVAL_MS, undefined, pace);
+  const termPusher: typeof pusher = {
+    ...pusher,
+    async cycle() {
+      const summary = await pusher.cycle();
+      firstCycleEndedAt ??= Date.now();
+      return summary;
+    },
+  };
+  const latencyLoop = await startPushLoop(termPusher, logger, PUSH_PACE.INTERVAL_MS, undefined, pace);
   // The alerter, as `meterline run` starts it, on the latency worker's leadership (its own change reads).
   const alertStreams = createStreamStore(ch, db);
   const alerts = await startAlertsFromConfig({
@@ -324,6 +343,11 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
       Object.entries(timings).map(([k, v]) => [k, { calls: v.calls - (timingsBefore[k]?.calls ?? 0), seconds: Math.round(v.ms - (timingsBefore[k]?.ms ?? 0)) / 1000 }]).filter(([, v]) => (v as { calls: number }).calls > 0),
     ),
     maxMsByFiveSeconds: Array.from(maxByFiveSeconds, (v) => v ?? 0),
+    termStart: {
+      firstCycleMs: firstCycleEndedAt === null ? null : firstCycleEndedAt - phaseStart,
+      eventsAfter: latenciesAfterFirstCycle.length,
+      p99AfterMs: percentile(Float64Array.from(latenciesAfterFirstCycle).sort(), 0.99),
+    },
     peakRssMiB: memory.peakRssMiB,
     memory,
   };

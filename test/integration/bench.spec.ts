@@ -18,7 +18,7 @@ describe('bench harness (tiny run)', () => {
       );
     });
     const r = JSON.parse(stdout) as Record<string, unknown> & {
-      latency: Record<string, number | null>;
+      latency: Record<string, number | null> & { termStart: { firstCycleMs: number | null; eventsAfter: number; p99AfterMs: number | null } };
       peakRssMiB: Record<string, number>;
       memoryMiB: { peakAnonMiB: number; peakAnonByPhaseMiB: { throughput: number; pushDrain: number; latency: number } };
       totals: { consumed: number; accepted: number; duplicates: number };
@@ -51,6 +51,13 @@ describe('bench harness (tiny run)', () => {
     expect(r.latency.published).toBe(2000);
     expect(r.latency.p50Ms).not.toBeNull();
     expect(r.latency.p99Ms!).toBeGreaterThanOrEqual(r.latency.p50Ms!);
+    // The term's first push cycle (2,000 events of history: milliseconds) ends within the phase;
+    // the events published after it are a part of those measured, none slower than the slowest.
+    const term = r.latency.termStart;
+    expect(term.firstCycleMs).not.toBeNull();
+    expect(term.eventsAfter).toBeGreaterThan(0);
+    expect(term.eventsAfter).toBeLessThanOrEqual(r.latency.measured!);
+    expect(term.p99AfterMs!).toBeLessThanOrEqual(r.latency.maxMs!);
     expect(r.peakRssMiB.pipelineWorker).toBeGreaterThan(0);
     // Where the peak is: each phase's own highest anonymous RSS, the run's peak among them (Linux).
     const phases = r.memoryMiB.peakAnonByPhaseMiB;
