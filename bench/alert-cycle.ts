@@ -1,16 +1,14 @@
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { createClickHouse } from '../src/adapters/clickhouse/client';
-import { migrate } from '../src/adapters/clickhouse/migrations';
+import type { ClickHouseClient } from '../src/adapters/clickhouse/client';
 import { periodTotalsFrom } from '../src/adapters/clickhouse/period-totals';
 import type { ChangedStream } from '../src/adapters/clickhouse/stream-store';
 import { createStreamStore } from '../src/adapters/clickhouse/stream-store';
 import { scopeCondition } from '../src/adapters/clickhouse/stream-scope';
 import { SELECT_WINDOW_AGGREGATES } from '../src/adapters/clickhouse/window-aggregates';
-import { loadConfig } from '../src/config/config';
 import { parseDecimal } from '../src/domain/decimal';
 import { splitPoint } from '../src/domain/stream-parts';
+import { withScratchLedger } from './scratch-ledger';
+import { percentile } from './workload';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -30,11 +28,11 @@ const ROUNDS = 5;
  *    term's first read, which `termStartMs` is).
  * Both must give the same totals. Prints one JSON line.
  */
-export async function measureAlertCycle(streams: number): Promise<number> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-alert-cycle-'));
-  const config = loadConfig({ METERLINE_DATA_DIR: dir, LOG_LEVEL: 'silent' });
-  const ch = createClickHouse(config);
-  const db = config.clickhouse.database;
+export function measureAlertCycle(streams: number): Promise<number> {
+  return withScratchLedger('alert-cycle', ({ ch, db }) => measure(ch, db, streams));
+}
+
+async function measure(ch: ClickHouseClient, db: string, streams: number): Promise<number> {
   const split = splitPoint(NOW);
   const insertHours = (fromHour: number, toHour: number) =>
     ch.command({
@@ -48,7 +46,7 @@ export async function measureAlertCycle(streams: number): Promise<number> {
         FROM (SELECT number, intDiv(number, ${streams}) + ${fromHour} AS h, number % ${streams} AS s FROM numbers(${(toHour - fromHour) * streams}))`,
     });
   const scope: ChangedStream[] = Array.from({ length: streams }, (_, s) => ({ tenant: 'tenant-a', customer: `cust-${s}`, meter: 'tokens', oldestWindowStart: NOW - HOUR }));
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]) => percentile(Float64Array.from(xs).sort(), 0.5)!;
   const timed = async <T>(f: () => Promise<T>): Promise<[number, T]> => {
     const start = performance.now();
     const result = await f();
@@ -56,48 +54,42 @@ export async function measureAlertCycle(streams: number): Promise<number> {
   };
   const render = (totals: readonly { customer: string; periodStart: number; totalUnits: bigint }[]) =>
     totals.map((t) => `${t.customer}@${t.periodStart}=${t.totalUnits}`).sort().join(',');
-  try {
-    await migrate(ch, db);
-    const byHistoryDays: Record<string, unknown>[] = [];
-    let equal = true;
-    // The last hour's events first (the usage that changed), then the month behind the split.
-    await insertHours(Math.floor((NOW - HOUR) / HOUR), Math.floor(NOW / HOUR));
-    let historyFromHour = Math.floor(split / HOUR);
-    for (const days of [5, 25]) {
-      await insertHours(Math.floor((split - days * DAY) / HOUR), historyFromHour);
-      historyFromHour = Math.floor((split - days * DAY) / HOUR);
-      await ch.command({ query: `OPTIMIZE TABLE ${db}.usage_events FINAL` });
-      const whole: number[] = [];
-      let wholeTotals = '';
-      for (let r = 0; r < ROUNDS; r += 1) {
-        const [ms, rows] = await timed(() => readWholePeriods(ch, db, scope, split));
-        whole.push(ms);
-        wholeTotals = render(rows);
-      }
-      const totals = periodTotalsFrom(createStreamStore(ch, db, { clock: () => NOW }), 1);
-      const [termStartMs] = await timed(() => totals.read({ meters: ['tokens'], scope: undefined, fromTime: NOW }));
-      const cycle: number[] = [];
-      let cycleTotals = '';
-      for (let r = 0; r < ROUNDS; r += 1) {
-        const [ms, rows] = await timed(() => totals.read({ meters: ['tokens'], scope, fromTime: NOW - HOUR }));
-        cycle.push(ms);
-        cycleTotals = render(rows);
-      }
-      equal &&= cycleTotals === wholeTotals && wholeTotals !== '';
-      const round = (x: number) => Math.round(x * 10) / 10;
-      const counted = await (await ch.query({ query: `SELECT count() AS rows FROM ${db}.usage_events`, format: 'JSONEachRow' })).json<{ rows: string }>();
-      byHistoryDays.push({ days, ledgerRows: Number(counted[0]?.rows ?? 0), wholePeriodMs: round(median(whole)), termStartMs: round(termStartMs), cycleMs: round(median(cycle)) });
+  const byHistoryDays: Record<string, unknown>[] = [];
+  let equal = true;
+  // The last hour's events first (the usage that changed), then the month behind the split.
+  await insertHours(Math.floor((NOW - HOUR) / HOUR), Math.floor(NOW / HOUR));
+  let historyFromHour = Math.floor(split / HOUR);
+  for (const days of [5, 25]) {
+    await insertHours(Math.floor((split - days * DAY) / HOUR), historyFromHour);
+    historyFromHour = Math.floor((split - days * DAY) / HOUR);
+    await ch.command({ query: `OPTIMIZE TABLE ${db}.usage_events FINAL` });
+    const whole: number[] = [];
+    let wholeTotals = '';
+    for (let r = 0; r < ROUNDS; r += 1) {
+      const [ms, rows] = await timed(() => readWholePeriods(ch, db, scope, split));
+      whole.push(ms);
+      wholeTotals = render(rows);
     }
-    process.stdout.write(`${JSON.stringify({ benchmark: 'alert-cycle', streams, byHistoryDays, sameTotals: equal, loadavg: os.loadavg() })}\n`);
-    return equal ? 0 : 1;
-  } finally {
-    await ch.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    const totals = periodTotalsFrom(createStreamStore(ch, db, { clock: () => NOW }), 1);
+    const [termStartMs] = await timed(() => totals.read({ meters: ['tokens'], scope: undefined, fromTime: NOW }));
+    const cycle: number[] = [];
+    let cycleTotals = '';
+    for (let r = 0; r < ROUNDS; r += 1) {
+      const [ms, rows] = await timed(() => totals.read({ meters: ['tokens'], scope, fromTime: NOW - HOUR }));
+      cycle.push(ms);
+      cycleTotals = render(rows);
+    }
+    equal &&= cycleTotals === wholeTotals && wholeTotals !== '';
+    const round = (x: number) => Math.round(x * 10) / 10;
+    const counted = await (await ch.query({ query: `SELECT count() AS rows FROM ${db}.usage_events`, format: 'JSONEachRow' })).json<{ rows: string }>();
+    byHistoryDays.push({ days, ledgerRows: Number(counted[0]?.rows ?? 0), wholePeriodMs: round(median(whole)), termStartMs: round(termStartMs), cycleMs: round(median(cycle)) });
   }
+  process.stdout.write(`${JSON.stringify({ benchmark: 'alert-cycle', streams, byHistoryDays, sameTotals: equal, loadavg: os.loadavg() })}\n`);
+  return equal ? 0 : 1;
 }
 
 /** The read each alert cycle made before 2026-11-30: every scoped stream's billing period, whole (anchor day 1). */
-async function readWholePeriods(ch: ReturnType<typeof createClickHouse>, db: string, scope: readonly ChangedStream[], split: number) {
+async function readWholePeriods(ch: ClickHouseClient, db: string, scope: readonly ChangedStream[], split: number) {
   const from = Date.UTC(new Date(split).getUTCFullYear(), new Date(split).getUTCMonth(), 1);
   const streams = scopeCondition(scope);
   const rs = await ch.query({

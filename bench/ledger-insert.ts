@@ -1,11 +1,7 @@
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { createClickHouse } from '../src/adapters/clickhouse/client';
-import { migrate } from '../src/adapters/clickhouse/migrations';
 import { LEDGER_TABLES } from '../src/adapters/clickhouse/schema/ledger-tables';
 import { WINDOW_AGGREGATES } from '../src/adapters/clickhouse/window-aggregates';
-import { loadConfig } from '../src/config/config';
+import { withScratchLedger } from './scratch-ledger';
 
 const ROWS_PER_UNIT = 25_000;
 /** `last` as the per-window projections kept it before argMaxIf (BENCHMARKS.md, twelfth session). */
@@ -25,12 +21,7 @@ export async function measureLedgerInsert(argv: readonly string[]): Promise<numb
   const units = Number(argv.find((a) => /^\d+$/.test(a)) ?? 40);
   const without = argv.flatMap((a, i) => (argv[i - 1] === '--without' ? [a] : []));
   const lastBefore = argv.includes('--last-before');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meterline-ledger-insert-'));
-  const config = loadConfig({ METERLINE_DATA_DIR: dir, LOG_LEVEL: 'silent' });
-  const ch = createClickHouse(config);
-  const db = config.clickhouse.database;
-  try {
-    await migrate(ch, db);
+  await withScratchLedger('ledger-insert', async ({ ch, db }) => {
     for (const projection of without) await ch.command({ query: `ALTER TABLE ${db}.usage_events DROP PROJECTION ${projection}` });
     if (lastBefore) {
       for (const projection of ['by_window', 'by_window_time'].filter((p) => !without.includes(p))) {
@@ -90,9 +81,6 @@ export async function measureLedgerInsert(argv: readonly string[]): Promise<numb
         loadavg: os.loadavg(),
       })}\n`,
     );
-  } finally {
-    await ch.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
   return 0;
 }
