@@ -70,9 +70,12 @@ afterAll(async () => {
 });
 // A test that fails half-way must not leave the fake Stripe set up for the next one: "known
 // customers" left set makes every later push an asynchronous error (one failure became four).
+// Nor spend its rate budget: the fake holds Stripe's 25 calls/s, and a test that reconciled six
+// customers left the next test's resend a 429 (an extra "rate_limited" attempt in its log).
 afterEach(() => {
   fake.settings.knownCustomers = null;
   fake.clearFaults();
+  fake.resetRateWindow();
 });
 
 describe('Stripe meter configuration', () => {

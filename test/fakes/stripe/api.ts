@@ -67,6 +67,11 @@ export interface FakeStripe {
   callsByStatus(): Record<string, number>;
   inject(fault: FaultSpec): FaultHandle;
   clearFaults(): void;
+  /**
+   * Forgets the calls counted toward the rate limit: the next call starts a fresh second. For a
+   * test that starts right after another, whose calls would otherwise spend its budget.
+   */
+  resetRateWindow(): void;
   webhooks: {
     errorReportTriggered(input: MeterErrorReportInput & { meterId: string }): WebhookDelivery;
     noMeterFound(input: Omit<MeterErrorReportInput, 'meterId'>): WebhookDelivery;

@@ -397,6 +397,9 @@ export async function startFakeStripe(opts: FakeStripeOptions = {}): Promise<Fak
     callsByStatus: () => countCalls(state.calls, (c) => (c.status === null ? 'none' : String(c.status))),
     inject: (spec) => faults.add(spec),
     clearFaults: () => faults.clear(),
+    resetRateWindow: () => {
+      recentCalls.length = 0;
+    },
     webhooks: {
       errorReportTriggered: (input) => deliveryOf('v1.billing.meter.error_report_triggered', input),
       noMeterFound: (input) => deliveryOf('v1.billing.meter.no_meter_found', input),
