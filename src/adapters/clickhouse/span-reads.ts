@@ -1,9 +1,8 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { periodKey } from '../../domain/keys';
 import type { WindowSize } from '../../domain/meters';
 import { units, type StreamPart } from '../../domain/stream-parts';
 import { customersCondition, readPieces, scopeCondition, type CustomerKey, type StreamKey, type StreamScope } from './stream-scope';
-import { SELECT_WINDOW_AGGREGATES } from './window-aggregates';
+import { SELECT_LATEST_WINDOW, SELECT_WINDOW_AGGREGATES } from './window-aggregates';
 
 /**
  * About this many streams per statement of a totals read (a customer's streams are never split;
@@ -89,20 +88,19 @@ export function createPartReader(
         : `toUnixTimestamp64Milli(toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
             toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
             addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC'))`;
-    // Both served by the by_window projection: per-window states merged, not events read. Every
-    // aggregate must be one the projection keeps (a max(window_start) beside them makes ClickHouse
-    // read the events instead, a cost that grows with history), so each span's latest window comes
-    // from a second query that groups by window first. The tests run them with
-    // force_optimize_projection (`proveProjection`), which fails a query the projection cannot serve.
+    // Served by the by_window projection: per-window states merged, not events read. Every
+    // aggregate must be one the projection keeps (each span's latest window too: LATEST_WINDOW),
+    // else ClickHouse reads the events instead, a cost that grows with history. The tests run it
+    // with force_optimize_projection (`proveProjection`), which fails a query the projection cannot serve.
     const where = `disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
           AND window_start >= fromUnixTimestamp64Milli({from:Int64})`;
     const recent = `window_start >= fromUnixTimestamp64Milli({split:Int64})`;
     const params = { meters, from: Math.max(0, from), split: Math.max(0, split), anchor: anchorDay ?? 1, ...streams.params };
-    // One statement at a time (see STREAMS_PER_READ), each result parsed before the next is asked for.
+    // One statement at a time (see STREAMS_PER_READ), its result parsed before the next is asked for.
     const rows = await (
       await client.query({
         query: `
-        SELECT tenant, customer, meter, toString(${period}) AS period, ${recent} AS recent, ${SELECT_WINDOW_AGGREGATES}
+        SELECT tenant, customer, meter, toString(${period}) AS period, ${recent} AS recent, ${SELECT_WINDOW_AGGREGATES}, ${SELECT_LATEST_WINDOW}
         FROM ${database}.usage_events
         WHERE ${where}
         GROUP BY tenant, customer, meter, period, recent${forceProjection}`,
@@ -110,22 +108,6 @@ export function createPartReader(
         format: 'JSONEachRow',
       })
     ).json<Record<string, string | number>>();
-    const latestRows = await (
-      await client.query({
-        query: `
-        SELECT tenant, customer, meter, toString(period) AS period, recent, toString(toUnixTimestamp64Milli(max(window_start))) AS latest_ws
-        FROM (
-          SELECT tenant, customer, meter, window_start, ${period} AS period, ${recent} AS recent, count() AS events
-          FROM ${database}.usage_events
-          WHERE ${where}
-          GROUP BY tenant, customer, meter, window_start)
-        GROUP BY tenant, customer, meter, period, recent${forceProjection}`,
-        query_params: params,
-        format: 'JSONEachRow',
-      })
-    ).json<Record<string, string | number>>();
-    const spanKey = (r: Record<string, string | number>) => `${periodKey(r as unknown as StreamKey, String(r.period))}\u0000${Number(r.recent)}`;
-    const latest = new Map(latestRows.map((r) => [spanKey(r), Number(r.latest_ws)]));
     return rows.map((r) => ({
       tenant: String(r.tenant),
       customer: String(r.customer),
@@ -140,7 +122,7 @@ export function createPartReader(
         last: units(String(r.last_v)),
         uniqueCount: Number(r.uniq_v),
         aggregation: String(r.aggregation),
-        latestWindowStart: latest.get(spanKey(r)) ?? -Infinity,
+        latestWindowStart: Number(r.latest_ws),
       },
     }));
   };

@@ -22,6 +22,18 @@ export const WINDOW_AGGREGATES = {
   lateness: 'argMax(meter_allowed_lateness_ms, ingested_at)',
 } as const;
 
+/**
+ * A span of windows' latest window with usage (the window a push is timestamped in), kept by the
+ * by_window projection only: the pusher's and the alerter's reads of stream spans (span-reads.ts)
+ * are the only readers, and by_window serves them. Before it was kept, each such read took a second
+ * statement that grouped by window first, about as costly as the first (BENCHMARKS.md, fourteenth
+ * session). Time-bounded reads (by_window_time) do not pay for it at every INSERT.
+ */
+export const LATEST_WINDOW = 'max(window_start)';
+
+/** LATEST_WINDOW as a reader parses it: latest_ws, ms since the epoch, as text. */
+export const SELECT_LATEST_WINDOW = `toString(toUnixTimestamp64Milli(${LATEST_WINDOW})) AS latest_ws`;
+
 /** The aggregate list of the projections. */
 export const PROJECTION_AGGREGATES = Object.values(WINDOW_AGGREGATES).join(', ');
 

@@ -1,5 +1,5 @@
 import type { Migration } from '../migrations';
-import { PROJECTION_AGGREGATES, WINDOW_AGGREGATES } from '../window-aggregates';
+import { LATEST_WINDOW, PROJECTION_AGGREGATES, WINDOW_AGGREGATES } from '../window-aggregates';
 import { dropStaleProjection, materializeMissingProjection } from './projection-upkeep';
 
 /** The aggregates both per-window projections must keep (a ledger of an older version may lack one). */
@@ -70,9 +70,10 @@ export const LEDGER_TABLES: readonly Migration[] = [
     name: 'usage_events.meter_unique_property',
     sql: (db) => `ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS meter_unique_property String DEFAULT ''`,
   },
-  // Ledgers created before `last` became argMaxIf (twelfth session) keep the old per-window
-  // projections: drop them so they are added anew below, then rewritten (after the ADDs).
-  dropStaleProjection('by_window', CURRENT_AGGREGATES),
+  // Ledgers created before `last` became argMaxIf (twelfth session), or before by_window kept
+  // LATEST_WINDOW (fourteenth), keep the old per-window projections: drop them so they are added
+  // anew below, then rewritten (after the ADDs).
+  dropStaleProjection('by_window', [...CURRENT_AGGREGATES, LATEST_WINDOW]),
   dropStaleProjection('by_window_time', CURRENT_AGGREGATES),
   {
     // Exact per-window aggregates kept inside every ledger part, written in the same atomic
@@ -83,7 +84,7 @@ export const LEDGER_TABLES: readonly Migration[] = [
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window (
         SELECT tenant, customer, meter, window_start, disposition,
-               ${PROJECTION_AGGREGATES}
+               ${PROJECTION_AGGREGATES}, ${LATEST_WINDOW}
         GROUP BY tenant, customer, meter, window_start, disposition
       )`,
   },
