@@ -4,6 +4,7 @@
  * split point (start of yesterday) are read, and a change the change record announces in an
  * older window makes the stream be read whole again. Totals stay exact throughout.
  */
+import type { TupleParam } from '@clickhouse/client';
 import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/ledger-store';
 import { createStreamStore, type StreamStore } from '../../src/adapters/clickhouse/stream-store';
 import { periodTotalsFrom } from '../../src/adapters/clickhouse/period-totals';
@@ -155,6 +156,37 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     expect(pieces.issued).toBeGreaterThan(2 * whole.issued);
     expect(pieces.mostAtOnce).toBe(1);
     expect(whole.mostAtOnce).toBe(1);
+  });
+
+  it("names only its own meters' streams in a scoped read's statements", async () => {
+    await put('m1', 'tokens', '3', NOW - HOUR);
+    await put('m1', 'peak', '8', NOW - HOUR);
+    // The meters of the streams each statement names (a scoped read's `streams` parameter).
+    const named: string[][] = [];
+    const recording = new Proxy(ch.client, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (typeof value !== 'function') return value;
+        if (prop !== 'query') return value.bind(target);
+        return (p: { query_params?: { streams?: TupleParam[] } }) => {
+          if (p.query_params?.streams) named.push(p.query_params.streams.map((t) => String(t.values[2])));
+          return (value as (a: unknown) => Promise<unknown>).call(target, p);
+        };
+      },
+    });
+    const store = createStreamStore(recording, ch.database, { clock: () => NOW, proveProjection: true });
+    const scope = ['tokens', 'peak'].map((meter) => ({ tenant: 'st', customer: 'm1', meter, oldestWindowStart: NOW - HOUR }));
+    expect((await store.deltaStreams(['tokens'], scope)).map((d) => `${d.meter}=${d.total}`)).toEqual(['tokens=3']);
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.flat()).toEqual(named.flat().map(() => 'tokens'));
+    named.length = 0;
+    expect((await store.absoluteStreams(['peak'], 1, scope, NOW - HOUR)).map((a) => `${a.meter}=${a.value}`)).toEqual(['peak=8']);
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.flat()).toEqual(named.flat().map(() => 'peak'));
+    // A scope with none of the read's meters issues no statement.
+    named.length = 0;
+    expect(await store.deltaStreams(['tokens'], [scope[1]!])).toEqual([]);
+    expect(named).toEqual([]);
   });
 
   it('renews its split once it is three days old, and stays exact', async () => {
