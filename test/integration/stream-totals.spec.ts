@@ -47,6 +47,23 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
       .map((a) => `${new Date(a.periodStart).toISOString().slice(0, 10)}=${a.value}`)
       .sort();
 
+  /** A client that records, per statement of a scoped read, the meters of the streams it names (its `streams` parameter). */
+  const naming = () => {
+    const named: string[][] = [];
+    const client = new Proxy(ch.client, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (typeof value !== 'function') return value;
+        if (prop !== 'query') return value.bind(target);
+        return (p: { query_params?: { streams?: TupleParam[] } }) => {
+          if (p.query_params?.streams) named.push(p.query_params.streams.map((t) => t.values.join('/')));
+          return (value as (a: unknown) => Promise<unknown>).call(target, p);
+        };
+      },
+    });
+    return { client, named };
+  };
+
   beforeAll(async () => {
     ch = await testClickHouse('stream_totals');
   });
@@ -94,13 +111,18 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     expect(await absolute(store, 'peak', 'c', NOW)).toEqual(['2026-11-01=12']);
 
     // Two users before the split, one of them again after it: 2, never 3.
+    const { client, named } = naming();
+    const seats = createStreamStore(client, ch.database, { clock: () => NOW, proveProjection: true });
     await put('d', 'seats', '1', SPLIT - 5 * DAY, 'ann');
     await put('d', 'seats', '1', SPLIT - 4 * DAY, 'bob');
-    expect(await absolute(store, 'seats', 'd')).toEqual(['2026-11-01=2']);
+    expect(await absolute(seats, 'seats', 'd')).toEqual(['2026-11-01=2']);
     await put('d', 'seats', '1', NOW - HOUR, 'ann');
-    expect(await absolute(store, 'seats', 'd', NOW - HOUR)).toEqual(['2026-11-01=2']);
+    named.length = 0;
+    expect(await absolute(seats, 'seats', 'd', NOW - HOUR)).toEqual(['2026-11-01=2']);
+    // Known to be a unique count: one statement reads it whole (none of its recent windows first).
+    expect(named).toEqual([['st/d/seats']]);
     await put('d', 'seats', '1', NOW, 'cid');
-    expect(await absolute(store, 'seats', 'd', NOW)).toEqual(['2026-11-01=3']);
+    expect(await absolute(seats, 'seats', 'd', NOW)).toEqual(['2026-11-01=3']);
   });
 
   it('reads in pieces of a few streams, one statement at a time, with the totals of one read', async () => {
@@ -161,28 +183,16 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
   it("names only its own meters' streams in a scoped read's statements", async () => {
     await put('m1', 'tokens', '3', NOW - HOUR);
     await put('m1', 'peak', '8', NOW - HOUR);
-    // The meters of the streams each statement names (a scoped read's `streams` parameter).
-    const named: string[][] = [];
-    const recording = new Proxy(ch.client, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop) as unknown;
-        if (typeof value !== 'function') return value;
-        if (prop !== 'query') return value.bind(target);
-        return (p: { query_params?: { streams?: TupleParam[] } }) => {
-          if (p.query_params?.streams) named.push(p.query_params.streams.map((t) => String(t.values[2])));
-          return (value as (a: unknown) => Promise<unknown>).call(target, p);
-        };
-      },
-    });
-    const store = createStreamStore(recording, ch.database, { clock: () => NOW, proveProjection: true });
+    const { client, named } = naming();
+    const store = createStreamStore(client, ch.database, { clock: () => NOW, proveProjection: true });
     const scope = ['tokens', 'peak'].map((meter) => ({ tenant: 'st', customer: 'm1', meter, oldestWindowStart: NOW - HOUR }));
     expect((await store.deltaStreams(['tokens'], scope)).map((d) => `${d.meter}=${d.total}`)).toEqual(['tokens=3']);
     expect(named.length).toBeGreaterThan(0);
-    expect(named.flat()).toEqual(named.flat().map(() => 'tokens'));
+    expect(named.flat()).toEqual(named.flat().map(() => 'st/m1/tokens'));
     named.length = 0;
     expect((await store.absoluteStreams(['peak'], 1, scope, NOW - HOUR)).map((a) => `${a.meter}=${a.value}`)).toEqual(['peak=8']);
     expect(named.length).toBeGreaterThan(0);
-    expect(named.flat()).toEqual(named.flat().map(() => 'peak'));
+    expect(named.flat()).toEqual(named.flat().map(() => 'st/m1/peak'));
     // A scope with none of the read's meters issues no statement.
     named.length = 0;
     expect(await store.deltaStreams(['tokens'], [scope[1]!])).toEqual([]);

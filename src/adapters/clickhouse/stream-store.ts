@@ -75,6 +75,11 @@ interface SpanCache {
   readonly anchorDay: number | null;
   readonly older: Map<string, { readonly key: StreamKey; readonly period: number; readonly part: StreamPart; readonly native: WindowSize }>;
   readonly complete: Set<string>;
+  /**
+   * Streams seen holding a unique count (no older span composes with a recent one): a scoped read
+   * reads them whole at once, without first reading their recent windows only to find that again.
+   */
+  readonly readWhole: Set<string>;
 }
 
 /**
@@ -120,7 +125,8 @@ export function createStreamStore(
       (cache.complete.has(s.meter) || cache.older.has(periodKey(s, -1))) && s.oldestWindowStart !== undefined && s.oldestWindowStart >= split;
     // Unscoped: every stream's recent windows once the older spans are all known, else everything.
     const everything = scope === undefined && !meters.every((m) => cache.complete.has(m));
-    const warm: StreamScope = scope === undefined ? (everything ? [] : undefined) : scope.filter(known);
+    const whole = (s: StreamKey) => cache.readWhole.has(streamKey(s));
+    const warm: StreamScope = scope === undefined ? (everything ? [] : undefined) : scope.filter((s) => known(s) && !whole(s));
     const cold: StreamScope = scope === undefined ? (everything ? undefined : []) : scope.filter((s) => !known(s));
     // Where each stream's read starts: recent windows (warm), or at least the period holding the
     // split (cold: a later warm read may touch that period's recent windows and merges them with
@@ -142,7 +148,8 @@ export function createStreamStore(
     for (const s of cold ?? []) cache.older.set(periodKey(s, -1), { key: s, period: -1, part: EMPTY_PART, native: 'hour' });
     for (const r of coldRows) if (!r.recent) cache.older.set(periodKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
     const merged = new Map<string, { key: StreamKey; period: number; part: StreamPart; native: WindowSize }>();
-    const wholeReads: StreamKey[] = [];
+    // Known streams of unique counts: read whole below, from the period holding the split.
+    const wholeReads: StreamKey[] = (scope ?? []).filter((s) => known(s) && whole(s));
     for (const r of [...warmRows, ...coldRows.filter((c) => c.recent)]) {
       const older = cache.older.get(periodKey(r, r.period));
       if (!composable(r.part.aggregation) || (older && !composable(older.part.aggregation))) wholeReads.push(r);
@@ -158,8 +165,9 @@ export function createStreamStore(
       else wholeReads.push(o.key);
     }
     if (wholeReads.length > 0) {
-      const whole = dedupeKeys(wholeReads);
-      for (const r of await readParts(meters, whole, periodFrom(Math.min(...whole.map(fromOf))), 0, anchorDay)) {
+      const streams = dedupeKeys(wholeReads);
+      for (const s of streams) cache.readWhole.add(streamKey(s));
+      for (const r of await readParts(meters, streams, periodFrom(Math.min(...streams.map(fromOf))), 0, anchorDay)) {
         merged.set(periodKey(r, r.period), { key: r, period: r.period, part: r.part, native: r.native });
       }
     }
@@ -236,7 +244,7 @@ export function createStreamStore(
 }
 
 function emptyCache(now: number, anchorDay: number | null): SpanCache {
-  return { split: splitPoint(now), anchorDay, older: new Map(), complete: new Set() };
+  return { split: splitPoint(now), anchorDay, older: new Map(), complete: new Set(), readWhole: new Set() };
 }
 
 function dedupeKeys(keys: readonly StreamKey[]): StreamKey[] {
