@@ -3,7 +3,7 @@ import { LATEST_WINDOW, PROJECTION_AGGREGATES, WINDOW_AGGREGATES } from '../wind
 import { dropStaleProjection, materializeMissingProjection } from './projection-upkeep';
 
 /** The aggregates both per-window projections must keep (a ledger of an older version may lack one). */
-const CURRENT_AGGREGATES = Object.values(WINDOW_AGGREGATES);
+const CURRENT_AGGREGATES = [...Object.values(WINDOW_AGGREGATES), LATEST_WINDOW];
 
 /**
  * The ledger and the tables beside it: every message read ends in exactly one of them —
@@ -70,10 +70,10 @@ export const LEDGER_TABLES: readonly Migration[] = [
     name: 'usage_events.meter_unique_property',
     sql: (db) => `ALTER TABLE ${db}.usage_events ADD COLUMN IF NOT EXISTS meter_unique_property String DEFAULT ''`,
   },
-  // Ledgers created before `last` became argMaxIf (twelfth session), or before by_window kept
-  // LATEST_WINDOW (fourteenth), keep the old per-window projections: drop them so they are added
-  // anew below, then rewritten (after the ADDs).
-  dropStaleProjection('by_window', [...CURRENT_AGGREGATES, LATEST_WINDOW]),
+  // Ledgers created before `last` became argMaxIf (twelfth session), or before the projections
+  // kept LATEST_WINDOW (fourteenth), keep the old per-window projections: drop them so they are
+  // added anew below, then rewritten (after the ADDs).
+  dropStaleProjection('by_window', CURRENT_AGGREGATES),
   dropStaleProjection('by_window_time', CURRENT_AGGREGATES),
   {
     // Exact per-window aggregates kept inside every ledger part, written in the same atomic
@@ -84,7 +84,7 @@ export const LEDGER_TABLES: readonly Migration[] = [
     sql: (db) => `
       ALTER TABLE ${db}.usage_events ADD PROJECTION IF NOT EXISTS by_window (
         SELECT tenant, customer, meter, window_start, disposition,
-               ${PROJECTION_AGGREGATES}, ${LATEST_WINDOW}
+               ${PROJECTION_AGGREGATES}
         GROUP BY tenant, customer, meter, window_start, disposition
       )`,
   },
