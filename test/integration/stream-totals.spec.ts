@@ -47,7 +47,7 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
       .map((a) => `${new Date(a.periodStart).toISOString().slice(0, 10)}=${a.value}`)
       .sort();
 
-  /** A client that records, per statement of a scoped read, the meters of the streams it names (its `streams` parameter). */
+  /** A client that records, per statement of a scoped read, the streams it names (its `streams` parameter, as tenant/customer/meter). */
   const naming = () => {
     const named: string[][] = [];
     const client = new Proxy(ch.client, {

@@ -88,10 +88,11 @@ export function createPartReader(
         : `toUnixTimestamp64Milli(toDateTime64(if(toDayOfMonth(window_start) >= {anchor:UInt8},
             toStartOfMonth(window_start) + ({anchor:UInt8} - 1),
             addMonths(toStartOfMonth(window_start), -1) + ({anchor:UInt8} - 1)), 3, 'UTC'))`;
-    // Served by the by_window projection: per-window states merged, not events read. Every
-    // aggregate must be one the projection keeps (each span's latest window too: LATEST_WINDOW),
-    // else ClickHouse reads the events instead, a cost that grows with history. The tests run it
-    // with force_optimize_projection (`proveProjection`), which fails a query the projection cannot serve.
+    // Served by a per-window projection (by_window or by_window_time, whichever reads fewer
+    // marks): per-window states merged, not events read. Every aggregate must be one the
+    // projections keep (each span's latest window too: LATEST_WINDOW), else ClickHouse reads the
+    // events instead, a cost that grows with history. The tests run it with
+    // force_optimize_projection (`proveProjection`), which fails a query no projection can serve.
     const where = `disposition = 'counted' AND meter IN {meters:Array(String)} AND ${streams.sql}
           AND window_start >= fromUnixTimestamp64Milli({from:Int64})`;
     const recent = `window_start >= fromUnixTimestamp64Milli({split:Int64})`;

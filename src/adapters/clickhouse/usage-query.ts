@@ -51,9 +51,9 @@ export async function queryUsage(client: ClickHouseClient, database: string, q: 
   const filter = `tenant = {tenant:String} AND ({customer:String} = '' OR customer = {customer:String})
         AND ({meter:String} = '' OR meter = {meter:String})
         AND window_start >= fromUnixTimestamp64Milli({from:Int64}) AND window_start < fromUnixTimestamp64Milli({to:Int64})`;
-  // Both served by the by_window projection (only its aggregates appear: a max(window_start)
-  // beside them would make ClickHouse read the events); the buckets' latest windows (for their
-  // state) from a second query that groups by window first.
+  // Both served by a per-window projection; the buckets' latest windows (for their state) from a
+  // second query that groups by window first. (The projections now keep LATEST_WINDOW too, so
+  // one statement could serve both, as in span-reads.ts; not changed: off the hot path.)
   const [valuesRs, latestRs, watermark] = await Promise.all([
     client.query({
       query: `
