@@ -47,21 +47,31 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
       .map((a) => `${new Date(a.periodStart).toISOString().slice(0, 10)}=${a.value}`)
       .sort();
 
-  /** A client that records, per statement of a scoped read, the streams it names (its `streams` parameter, as tenant/customer/meter). */
-  const naming = () => {
-    const named: string[][] = [];
+  /**
+   * A client that records the statements a store issues: how many, the most running at once, and
+   * per statement of a scoped read the streams it names (its `streams` parameter, as tenant/customer/meter).
+   */
+  const recording = () => {
+    const seen = { issued: 0, running: 0, mostAtOnce: 0, named: [] as string[][] };
     const client = new Proxy(ch.client, {
       get(target, prop) {
         const value = Reflect.get(target, prop) as unknown;
         if (typeof value !== 'function') return value;
         if (prop !== 'query') return value.bind(target);
-        return (p: { query_params?: { streams?: TupleParam[] } }) => {
-          if (p.query_params?.streams) named.push(p.query_params.streams.map((t) => t.values.join('/')));
-          return (value as (a: unknown) => Promise<unknown>).call(target, p);
+        return async (p: { query_params?: { streams?: TupleParam[] } }) => {
+          if (p.query_params?.streams) seen.named.push(p.query_params.streams.map((t) => t.values.join('/')));
+          seen.issued += 1;
+          seen.running += 1;
+          seen.mostAtOnce = Math.max(seen.mostAtOnce, seen.running);
+          try {
+            return await (value as (a: unknown) => Promise<unknown>).call(target, p);
+          } finally {
+            seen.running -= 1;
+          }
         };
       },
     });
-    return { client, named };
+    return { client, seen, named: seen.named };
   };
 
   beforeAll(async () => {
@@ -111,7 +121,7 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
     expect(await absolute(store, 'peak', 'c', NOW)).toEqual(['2026-11-01=12']);
 
     // Two users before the split, one of them again after it: 2, never 3.
-    const { client, named } = naming();
+    const { client, named } = recording();
     const seats = createStreamStore(client, ch.database, { clock: () => NOW, proveProjection: true });
     await put('d', 'seats', '1', SPLIT - 5 * DAY, 'ann');
     await put('d', 'seats', '1', SPLIT - 4 * DAY, 'bob');
@@ -136,28 +146,10 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
         await put(customer, 'seats', '1', NOW, 'bob');
       }
     }
-    // Counts the statements a store issues, and the most running at once.
-    const counting = (statements: { issued: number; running: number; mostAtOnce: number }) =>
-      new Proxy(ch.client, {
-        get(target, prop) {
-          const value = Reflect.get(target, prop) as unknown;
-          if (prop !== 'query' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
-          return async (...args: unknown[]) => {
-            statements.issued += 1;
-            statements.running += 1;
-            statements.mostAtOnce = Math.max(statements.mostAtOnce, statements.running);
-            try {
-              return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-            } finally {
-              statements.running -= 1;
-            }
-          };
-        },
-      });
-    const whole = { issued: 0, running: 0, mostAtOnce: 0 };
-    const pieces = { issued: 0, running: 0, mostAtOnce: 0 };
-    const oneRead = createStreamStore(counting(whole), ch.database, { clock: () => NOW, proveProjection: true });
-    const inPieces = createStreamStore(counting(pieces), ch.database, { clock: () => NOW, proveProjection: true, streamsPerRead: 2 });
+    const { client: wholeClient, seen: whole } = recording();
+    const { client: piecesClient, seen: pieces } = recording();
+    const oneRead = createStreamStore(wholeClient, ch.database, { clock: () => NOW, proveProjection: true });
+    const inPieces = createStreamStore(piecesClient, ch.database, { clock: () => NOW, proveProjection: true, streamsPerRead: 2 });
     const read = async (s: StreamStore, scope?: { tenant: string; customer: string; meter: string; oldestWindowStart: number }[]) => ({
       deltas: (await s.deltaStreams(['tokens'], scope)).filter((d) => d.customer.startsWith('p')).sort((a, b) => a.customer.localeCompare(b.customer)),
       absolutes: (await s.absoluteStreams(['peak', 'seats'], 1, scope, scope ? SPLIT - 10 * DAY : 0))
@@ -183,7 +175,7 @@ describe('stream totals: the pusher reads recent windows, keeps the older span i
   it("names only its own meters' streams in a scoped read's statements", async () => {
     await put('m1', 'tokens', '3', NOW - HOUR);
     await put('m1', 'peak', '8', NOW - HOUR);
-    const { client, named } = naming();
+    const { client, named } = recording();
     const store = createStreamStore(client, ch.database, { clock: () => NOW, proveProjection: true });
     const scope = ['tokens', 'peak'].map((meter) => ({ tenant: 'st', customer: 'm1', meter, oldestWindowStart: NOW - HOUR }));
     expect((await store.deltaStreams(['tokens'], scope)).map((d) => `${d.meter}=${d.total}`)).toEqual(['tokens=3']);
