@@ -147,8 +147,11 @@ export function createPusher(deps: PusherDeps) {
     }
     // One read after another, not all at once: with the embedded engine (one statement at a
     // time), ingest's writes then wait for one of them at most (see span-reads.ts, STREAMS_PER_READ).
+    const readBegins = deps.ownChanges?.mark();
     const deltas = await deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope);
     const absolutes = await deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, oldestInScope(scope));
+    // Changes of the scope's streams published before these reads are in the totals just read.
+    if (scope && readBegins !== undefined) deps.ownChanges?.covered(scope, readBegins);
     const newMappings = start.readChanges ? await deps.streams.customerMappings(start.full ? undefined : start.changesSince) : undefined;
     if (start.full) await planner.readPushLedger();
     planner.mappingsRead(newMappings, start.full);

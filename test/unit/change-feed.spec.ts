@@ -62,4 +62,25 @@ describe('change feed', () => {
     feed.publish([change('c1', 1_000), change('c1', 1_000, 1_000, 'calls')]);
     expect(alerter.take()).toEqual([due('c1', 1_000, 1_000, 'calls')]);
   });
+
+  it('drops the changes a read begun after them covered, and keeps those published later or in older windows', () => {
+    const feed = createChangeFeed('w');
+    const sub = feed.subscribe();
+    feed.publish([change('read', 5_000), change('older', 2_000), change('unread', 5_000), change('again', 5_000)]);
+    const readBegins = sub.mark();
+    // Published while the read runs: it may not be in what the read saw.
+    feed.publish([change('again', 6_000)]);
+    // The read covered each stream from the window it was due from on.
+    sub.covered([due('read', 4_000), due('older', 3_000), due('again', 5_000)], readBegins);
+    expect(sub.take()).toEqual([due('older', 2_000), due('unread', 5_000), due('again', 5_000, 6_000)]);
+  });
+
+  it('drops a change a reader took back once a later read covered it', () => {
+    const feed = createChangeFeed('w');
+    const sub = feed.subscribe();
+    feed.publish([change('c1', 5_000)]);
+    sub.restore(sub.take());
+    sub.covered([due('c1', 5_000)], sub.mark());
+    expect(sub.take()).toEqual([]);
+  });
 });

@@ -94,6 +94,27 @@ describe("the pusher's own changes across full cycles", () => {
   });
 });
 
+describe('the pusher after a backlog (cycles that only serve deferred streams take no changes)', () => {
+  it('does not plan again the streams those cycles read after their changes', async () => {
+    const h = harness({ maxInFlight: 2 });
+    await h.pusher.cycle(); // the term's first cycle
+    h.feed.publish(['c1', 'c2', 'c3', 'c4'].map((c) => change(c, NOW - HOUR)));
+    h.advance(1_000);
+    await h.pusher.cycle(); // room for two: c1 and c2 read, c3 and c4 deferred
+    // Ingest changes all four again. The next cycle's deferred streams fill its budget, so it
+    // takes no changes: it reads c3 and c4 (after their second change) and nothing else.
+    h.feed.publish(['c1', 'c2', 'c3', 'c4'].map((c) => change(c, NOW - HOUR)));
+    h.advance(1_000);
+    await h.pusher.cycle();
+    // Then it takes the changes: c1 and c2 changed after their read, c3 and c4 did not.
+    h.advance(1_000);
+    await h.pusher.cycle();
+    h.advance(1_000);
+    await h.pusher.cycle();
+    expect(h.scopes).toEqual(['all', ['c1', 'c2'], ['c3', 'c4'], ['c1', 'c2']]);
+  });
+});
+
 describe('changes in older windows across a periodic full scan (it reads recent windows only)', () => {
   it("keeps another worker's change recorded since the cursor, however far back it stands, for the next scoped cycle", async () => {
     const record: { change: ChangedStream; at: number }[] = [];
