@@ -4,10 +4,12 @@
  * its older parts lack by_ingested. Start-up's
  * migrations must replace the stale projections and rewrite every old part with all three, so
  * reads are served by projections again, with the same totals; and a second start-up must change
- * nothing more.
+ * nothing more. The same for the ledger's merge base (schema/merge-settings.ts), which older
+ * ledgers lack.
  */
 import { migrate } from '../../src/adapters/clickhouse/migrations';
 import { LEDGER_TABLES } from '../../src/adapters/clickhouse/schema/ledger-tables';
+import { LEDGER_MERGE_SELECTOR_BASE, setsTo } from '../../src/adapters/clickhouse/schema/merge-settings';
 import { definitionIn } from '../../src/adapters/clickhouse/schema/projection-upkeep';
 import { LATEST_WINDOW, SELECT_LATEST_WINDOW, SELECT_WINDOW_AGGREGATES, WINDOW_AGGREGATES } from '../../src/adapters/clickhouse/window-aggregates';
 import { rows, testClickHouse, type TestClickHouse } from '../helpers/clickhouse';
@@ -107,4 +109,16 @@ describe('per-window projections of an older ledger', () => {
     const again = await migrate(ch.client, db);
     expect(again.filter((m) => /drop_if_stale|materialize/.test(m))).toEqual([]);
   }, 90_000);
+
+  it("gives an older ledger the ledger's merge base, once", async () => {
+    const db = ch.database;
+    expect(setsTo(await createTable(), 'merge_selector_base', LEDGER_MERGE_SELECTOR_BASE)).toBe(true);
+    // A ledger of a version before the setting: ClickHouse's default merges.
+    await ch.client.command({ query: `ALTER TABLE ${db}.usage_events RESET SETTING merge_selector_base` });
+    expect(await createTable()).not.toContain('merge_selector_base');
+    expect(await migrate(ch.client, db)).toContain('usage_events.merge_selector_base');
+    expect(setsTo(await createTable(), 'merge_selector_base', LEDGER_MERGE_SELECTOR_BASE)).toBe(true);
+    // Set once: later start-ups leave the table's metadata alone.
+    expect(await migrate(ch.client, db)).not.toContain('usage_events.merge_selector_base');
+  });
 });

@@ -231,8 +231,9 @@ describe('security (in process)', () => {
     it('every value reaches SQL as a query parameter: no user input is interpolated into query text', () => {
       // Interpolations allowed inside SQL text: checked identifiers and whitelisted SQL fragments
       // (constant SQL whose values are {parameters}: a stream scope, a settle bound, a WHERE of those;
-      // the constant aggregate lists and window-state expression of window-aggregates.ts).
-      const allowed = /^\$\{(database|db|table|projection|t\('[a-z_]+'\)|bucket|period|filter|recent|where|streams\.sql|PROJECTION_AGGREGATES|SELECT_WINDOW_AGGREGATES|LATEST_WINDOW|SELECT_LATEST_WINDOW|VIEW_WINDOW_AGGREGATES|windowState|forceProjection)\}$/;
+      // the constant aggregate lists and window-state expression of window-aggregates.ts, the
+      // ledger's constant merge setting).
+      const allowed = /^\$\{(database|db|table|projection|t\('[a-z_]+'\)|bucket|period|filter|recent|where|streams\.sql|PROJECTION_AGGREGATES|SELECT_WINDOW_AGGREGATES|LATEST_WINDOW|SELECT_LATEST_WINDOW|VIEW_WINDOW_AGGREGATES|windowState|forceProjection|MERGE_SETTING)\}$/;
       const dir = path.join(__dirname, '..', '..', 'src', 'adapters', 'clickhouse');
       const found: string[] = [];
       // Every file below it, the table definitions in schema/ included.

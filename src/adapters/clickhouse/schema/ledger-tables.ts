@@ -1,5 +1,6 @@
 import type { Migration } from '../migrations';
 import { LATEST_WINDOW, PROJECTION_AGGREGATES, WINDOW_AGGREGATES } from '../window-aggregates';
+import { LEDGER_MERGE_SETTING } from './merge-settings';
 import { dropStaleProjection, materializeMissingProjection } from './projection-upkeep';
 
 /** The aggregates both per-window projections must keep (a ledger of an older version may lack one). */
@@ -42,6 +43,7 @@ export const LEDGER_TABLES: readonly Migration[] = [
       ORDER BY (tenant, id)
       SETTINGS index_granularity = 1024`,
   },
+  LEDGER_MERGE_SETTING,
   {
     name: 'usage_events.idx_event_time',
     sql: (db) => `ALTER TABLE ${db}.usage_events ADD INDEX IF NOT EXISTS idx_event_time event_time TYPE minmax GRANULARITY 1`,
