@@ -39,14 +39,14 @@ export interface ChangeSubscription {
   /** A mark of everything published so far, taken right before a read of totals begins. */
   mark(): number;
   /**
-   * A read begun after `mark` has read `streams` afresh from each one's oldestWindowStart on: the
+   * A read begun after `mark` has read `streams` afresh, each from `freshFrom(stream)` on: the
    * changes of those streams published before the mark, in those windows, are covered and dropped.
    * (After a backlog, cycles serve the streams deferred earlier and take nothing; what the feed
    * gathered meanwhile was mostly read by those very cycles, and taken whole it was every stream
    * planned once more for nothing: BENCHMARKS.md, fifteenth session.) A change published after
    * the mark, or in an older window, stays.
    */
-  covered(streams: readonly DueStream[], mark: number): void;
+  covered(streams: readonly DueStream[], mark: number, freshFrom: (stream: DueStream) => number): void;
 }
 
 /** A stream due a look, as a subscription merges it (mutable until taken: never after). */
@@ -108,11 +108,11 @@ export function createChangeFeed(writer: string): ChangeFeed {
           }
         },
         mark: () => published,
-        covered(streams, mark) {
+        covered(streams, mark, freshFrom) {
           for (const s of streams) {
             const key = streamKey(s);
             const known = sub.due.get(key);
-            if (known && known.published <= mark && known.oldestWindowStart >= s.oldestWindowStart) sub.due.delete(key);
+            if (known && known.published <= mark && known.oldestWindowStart >= freshFrom(s)) sub.due.delete(key);
           }
         },
       };

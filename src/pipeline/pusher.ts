@@ -150,8 +150,13 @@ export function createPusher(deps: PusherDeps) {
     const readBegins = deps.ownChanges?.mark();
     const deltas = await deps.streams.deltaStreams(deltaMeters.map((m) => m.name), scope);
     const absolutes = await deps.streams.absoluteStreams(absoluteMeters.map((m) => m.name), deps.billingAnchorDay ?? 1, scope, oldestInScope(scope));
-    // Changes of the scope's streams published before these reads are in the totals just read.
-    if (scope && readBegins !== undefined) deps.ownChanges?.covered(scope, readBegins);
+    // Changes of the scope's streams published before these reads, in windows they read afresh,
+    // are in the totals just read: from the recent windows' start, or the stream's oldest change.
+    if (scope && readBegins !== undefined) {
+      const absolute = new Set(absoluteMeters.map((m) => m.name));
+      const fresh = { delta: deps.streams.freshFrom('delta'), absolute: deps.streams.freshFrom('absolute') };
+      deps.ownChanges?.covered(scope, readBegins, (s) => Math.min(s.oldestWindowStart, absolute.has(s.meter) ? fresh.absolute : fresh.delta));
+    }
     const newMappings = start.readChanges ? await deps.streams.customerMappings(start.full ? undefined : start.changesSince) : undefined;
     if (start.full) await planner.readPushLedger();
     planner.mappingsRead(newMappings, start.full);

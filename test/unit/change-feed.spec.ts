@@ -71,8 +71,17 @@ describe('change feed', () => {
     // Published while the read runs: it may not be in what the read saw.
     feed.publish([change('again', 6_000)]);
     // The read covered each stream from the window it was due from on.
-    sub.covered([due('read', 4_000), due('older', 3_000), due('again', 5_000)], readBegins);
+    sub.covered([due('read', 4_000), due('older', 3_000), due('again', 5_000)], readBegins, (s) => s.oldestWindowStart);
     expect(sub.take()).toEqual([due('older', 2_000), due('unread', 5_000), due('again', 5_000, 6_000)]);
+  });
+
+  it('counts as covered a change in any window the read read afresh, older than the stream was due from', () => {
+    const feed = createChangeFeed('w');
+    const sub = feed.subscribe();
+    feed.publish([change('recent', 3_000), change('backfill', 1_000)]);
+    // The read covered every window from 2,000 on (its recent windows), and each stream from 4,000.
+    sub.covered([due('recent', 4_000), due('backfill', 4_000)], sub.mark(), (s) => Math.min(s.oldestWindowStart, 2_000));
+    expect(sub.take()).toEqual([due('backfill', 1_000)]);
   });
 
   it('drops a change a reader took back once a later read covered it', () => {
@@ -80,7 +89,7 @@ describe('change feed', () => {
     const sub = feed.subscribe();
     feed.publish([change('c1', 5_000)]);
     sub.restore(sub.take());
-    sub.covered([due('c1', 5_000)], sub.mark());
+    sub.covered([due('c1', 5_000)], sub.mark(), (s) => s.oldestWindowStart);
     expect(sub.take()).toEqual([]);
   });
 });

@@ -40,6 +40,7 @@ function harness(opts: { record?: { change: ChangedStream; at: number }[]; maxIn
     absoluteStreams: async () => [],
     forget: () => undefined,
     keptBefore: () => KEPT_BEFORE,
+    freshFrom: () => KEPT_BEFORE,
     changedStreams: async (since) => (opts.record ?? []).filter((r) => r.at >= since).map((r) => r.change),
     customerMappings: async () => new Map(),
   };
@@ -101,17 +102,19 @@ describe('the pusher after a backlog (cycles that only serve deferred streams ta
     h.feed.publish(['c1', 'c2', 'c3', 'c4'].map((c) => change(c, NOW - HOUR)));
     h.advance(1_000);
     await h.pusher.cycle(); // room for two: c1 and c2 read, c3 and c4 deferred
-    // Ingest changes all four again. The next cycle's deferred streams fill its budget, so it
-    // takes no changes: it reads c3 and c4 (after their second change) and nothing else.
-    h.feed.publish(['c1', 'c2', 'c3', 'c4'].map((c) => change(c, NOW - HOUR)));
+    // Ingest changes all four again, in an earlier window (event times are not in order), and c4
+    // also a window older than the store's recent ones (a backfill). The next cycle's deferred
+    // streams fill its budget, so it takes no changes: it reads c3 and c4 (after their second
+    // change: c3's is covered, c4's backfill is not) and nothing else.
+    h.feed.publish([...['c1', 'c2', 'c3'].map((c) => change(c, NOW - 2 * HOUR)), change('c4', NOW - 72 * HOUR)]);
     h.advance(1_000);
     await h.pusher.cycle();
-    // Then it takes the changes: c1 and c2 changed after their read, c3 and c4 did not.
-    h.advance(1_000);
-    await h.pusher.cycle();
-    h.advance(1_000);
-    await h.pusher.cycle();
-    expect(h.scopes).toEqual(['all', ['c1', 'c2'], ['c3', 'c4'], ['c1', 'c2']]);
+    // Then it takes the changes: c1 and c2 changed after their read, c4 in a window not read afresh.
+    for (let i = 0; i < 3; i += 1) {
+      h.advance(1_000);
+      await h.pusher.cycle();
+    }
+    expect(h.scopes).toEqual(['all', ['c1', 'c2'], ['c3', 'c4'], ['c1', 'c2'], ['c4']]);
   });
 });
 

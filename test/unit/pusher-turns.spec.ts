@@ -29,6 +29,7 @@ function stores() {
     absoluteStreams: async () => [],
     forget: () => undefined,
     keptBefore: () => 0,
+    freshFrom: () => 0,
     changedStreams: async () => [],
     customerMappings: async () => new Map(streams.map((s) => [customerKey(s), `cus_${s.customer}`])),
   };

@@ -54,6 +54,13 @@ export interface StreamStore {
    */
   keptBefore(): number;
   /**
+   * Windows from this instant (ms) on were read afresh, for every stream in its scope, by the last
+   * read of `mode` (a stream read whole, from its oldest changed window, further back too). So a
+   * change published before that read began, in a window from here or from the stream's oldest
+   * changed window on, is in the totals it returned. Infinity before any read.
+   */
+  freshFrom(mode: 'delta' | 'absolute'): number;
+  /**
    * Streams changed at or after `since` (ms, by the writers' clocks) according to the change
    * record, and streams of customers whose Stripe mapping changed since then. `exceptWriter`:
    * leaves out the changes that worker wrote (a caller that learns them in process).
@@ -96,6 +103,8 @@ export function createStreamStore(
   const readParts = createPartReader(client, database, opts);
   const clock = opts.clock ?? Date.now;
   const caches = { delta: emptyCache(clock(), null), absolute: emptyCache(clock(), 1) };
+  /** Where each mode's last read of recent windows began (see freshFrom). */
+  const lastFresh = { delta: Infinity, absolute: Infinity };
   const current = (mode: 'delta' | 'absolute', anchorDay: number | null) => {
     const c = caches[mode];
     if (splitExpired(c.split, clock()) || c.anchorDay !== anchorDay) caches[mode] = emptyCache(clock(), anchorDay);
@@ -138,7 +147,8 @@ export function createStreamStore(
     // split lies in the previous period for the first days of one).
     const coldFrom = everything ? periodFrom(Math.min(fromTime, split)) : periodFrom(Math.min(fromTime, split, ...(cold ?? []).map(fromOf)));
     // One after the other: the push loop asks the engine for one statement at a time (see STREAMS_PER_READ).
-    const warmRows = await readParts(meters, warm, Math.max(split, periodFrom(fromTime)), split, anchorDay);
+    lastFresh[mode] = Math.max(split, periodFrom(fromTime));
+    const warmRows = await readParts(meters, warm, lastFresh[mode], split, anchorDay);
     const coldRows = await readParts(meters, cold, coldFrom, split, anchorDay);
     // A cold read tells everything about its streams' older spans.
     if (cold === undefined) {
@@ -203,6 +213,8 @@ export function createStreamStore(
     keptBefore() {
       return Math.min(caches.delta.split, caches.absolute.split);
     },
+
+    freshFrom: (mode) => lastFresh[mode],
 
     forget() {
       caches.delta = emptyCache(clock(), null);
