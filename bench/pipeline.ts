@@ -1,5 +1,6 @@
 import { createClickHouse } from '../src/adapters/clickhouse/client';
 import { importCustomers } from '../src/adapters/clickhouse/customer-store';
+import { CHANGE_OVERLAP_MS } from '../src/domain/push-schedule';
 import type { LedgerStore } from '../src/ports/ledger';
 import { createStreamStore } from '../src/adapters/clickhouse/stream-store';
 import { loadAllotments } from '../src/adapters/allotments-file';
@@ -137,7 +138,11 @@ export async function runPipeline(p: PipelineParams, send: Send, receive: Receiv
   for (let t = 0; t < p.tenants; t += 1) {
     for (let c = 0; c < p.customers; c += 1) mappings.push({ tenant: `tenant-${t}`, customer: `cust-${c}`, stripeCustomerId: `cus_bench_${t}_${c}` });
   }
-  await importCustomers(ch, db, mappings, Date.now());
+  // Stamped as imported a minute ago, as a deployment's customers are mapped before its usage
+  // comes: a mapping imported within CHANGE_OVERLAP_MS of the push loop's cursor is a change, and
+  // every mapped customer's streams were planned a second time once the backlog's deferred
+  // streams were served (the push drain's second half, up to the fifteenth session).
+  await importCustomers(ch, db, mappings, Date.now() - 2 * CHANGE_OVERLAP_MS);
   const kafka = createKafka(p.brokers, { clientId: 'meterline-bench', logger });
   const metrics = createMetrics({ defaultMetrics: false });
   const deadLetters = await createDeadLetterSink(kafka, config.kafka.dlqTopic);
