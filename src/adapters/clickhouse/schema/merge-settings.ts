@@ -8,16 +8,14 @@ import type { Migration } from '../migrations';
  * merge rewrites rows and projection states; a wider base merges each row fewer times (lower
  * write amplification) for a few more parts alive between merges.
  *
- * In the benchmark's backlog (1 M events, units of ~16,000 rows) the default's merges took 8.3–8.4
- * CPU seconds, more than the INSERTs' own work; with 20 they took 5.3–5.5 and the pipeline ran
- * 41,219–42,993 events/s against 38,744–39,765, and at 20,000 events/s offered the p99 after a
- * term's first push cycle was 0.90–0.91 s against 1.05–1.55 (BENCHMARKS.md, fifteenth session:
- * merges come less often, so fewer of them run beside ingest). 10 merged as little but its p99
- * was no better (1.21–2.16 s). The cost: more parts alive between merges (22–25 after the
- * benchmark's million rows, against 8–12), each visited by every read (dedupe lookups, span
- * reads, the usage_counters view); the benchmark's reads did not slow down.
+ * In the benchmark's backlog (1 M events, units of ~16,000 rows) the default's merges took 8.2–8.8
+ * CPU seconds, more than the INSERTs' own work; with 10 they took 5.0–5.7 and the pipeline ran
+ * 40,767–43,776 events/s against 35,829–39,765 (BENCHMARKS.md, fifteenth session). 20 merged no
+ * less and kept 22–29 parts alive against 8–18: every read (dedupe lookups, span reads, the
+ * usage_counters view) visits each part, and neither improved the p99 at 20,000 events/s (20's
+ * early lead there did not hold), so the narrower base is kept.
  */
-export const LEDGER_MERGE_SELECTOR_BASE = 20;
+export const LEDGER_MERGE_SELECTOR_BASE = 10;
 
 const SETTING = 'merge_selector_base';
 /** The setting as SQL (constant text). */
