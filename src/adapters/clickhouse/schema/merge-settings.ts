@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Migration } from '../migrations';
+import { ledgerCreateTable } from './projection-upkeep';
 
 /**
  * How widely ClickHouse merges the ledger's parts: `merge_selector_base`, the least ratio between
@@ -29,16 +30,13 @@ export function setsTo(createTable: string, setting: string, value: number): boo
 
 async function needsMergeSetting(client: ClickHouseClient, db: string): Promise<boolean> {
   const rs = await client.query({
-    query: `
-      SELECT
-        (SELECT count() FROM system.merge_tree_settings WHERE name = {setting:String}) AS known,
-        (SELECT any(create_table_query) FROM system.tables WHERE database = {db:String} AND name = 'usage_events') AS create_table`,
-    query_params: { db, setting: SETTING },
+    query: `SELECT count() AS known FROM system.merge_tree_settings WHERE name = {setting:String}`,
+    query_params: { setting: SETTING },
     format: 'JSONEachRow',
   });
-  const [row] = await rs.json<{ known: string | number; create_table: string }>();
+  const [row] = await rs.json<{ known: string | number }>();
   // A server released before the setting (late 2024) keeps its default merges.
-  return Number(row?.known ?? 0) > 0 && !setsTo(row?.create_table ?? '', SETTING, LEDGER_MERGE_SELECTOR_BASE);
+  return Number(row?.known ?? 0) > 0 && !setsTo(await ledgerCreateTable(client, db), SETTING, LEDGER_MERGE_SELECTOR_BASE);
 }
 
 /** Sets the ledger's merge base (new and older ledgers alike); skipped once set, or where the server lacks the setting. */

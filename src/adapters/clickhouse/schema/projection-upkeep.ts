@@ -12,15 +12,20 @@ import type { Migration } from '../migrations';
  * answers from that part's rows: results are the same, only slower.
  */
 
-/** The projection's definition as the server stores it, or null when the ledger has no such projection. */
-async function projectionDefinition(client: ClickHouseClient, db: string, projection: string): Promise<string | null> {
+/** The ledger's CREATE TABLE statement as the server stores it ('' before the table exists). */
+export async function ledgerCreateTable(client: ClickHouseClient, db: string): Promise<string> {
   const rs = await client.query({
     query: `SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = 'usage_events'`,
     query_params: { db },
     format: 'JSONEachRow',
   });
   const [row] = await rs.json<{ create_table_query: string }>();
-  return row ? definitionIn(row.create_table_query, projection) : null;
+  return row?.create_table_query ?? '';
+}
+
+/** The projection's definition as the server stores it, or null when the ledger has no such projection. */
+async function projectionDefinition(client: ClickHouseClient, db: string, projection: string): Promise<string | null> {
+  return definitionIn(await ledgerCreateTable(client, db), projection);
 }
 
 /** `PROJECTION name (…)` in a CREATE TABLE statement, up to its matching parenthesis. Pure. */
