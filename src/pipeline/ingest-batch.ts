@@ -225,14 +225,19 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
   // The ledger insert is one INSERT, hence one atomic part (with its by_window projection):
   // a crash leaves all of it or none.
   const changes = streamChanges(decisions);
+  // The ledger's INSERT records the streams of its rows in the change record itself, stamped with
+  // their ingested_at: taken now, just before it (the pusher of another worker reads changes from
+  // a little before its previous read, allowing for an INSERT's duration). Redelivered events are
+  // not written again, so their streams are recorded here: if a crash or a failed write came
+  // between the ledger's part and the change record's, the unit is read again and repairs it.
+  const storedAt = deps.clock();
+  const readAgain = decisions.filter((d) => d.kind === 'redelivered');
   const writes = await Promise.allSettled([
     deps.ledger.insertRejections(rejections, now),
     deps.ledger.insertDuplicates(decisions, now),
     deps.ledger.insertLate(newEvents, watermark, now),
-    deps.ledger.insertNew(newEvents, now),
-    // Stamped now, just before its INSERT: the pusher reads changes from a little before its
-    // previous read, allowing for an INSERT's duration.
-    deps.ledger.recordChanges(changes, deps.clock()),
+    deps.ledger.insertNew(newEvents, storedAt),
+    deps.ledger.recordChanges(readAgain.length === 0 ? [] : streamChanges(readAgain), storedAt),
   ]);
   for (const w of writes) if (w.status === 'rejected') throw w.reason;
   endInsert?.();

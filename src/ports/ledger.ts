@@ -18,11 +18,18 @@ export interface NewEvent {
  */
 export interface LedgerStore {
   lookup(candidates: readonly Candidate[]): Promise<Map<string, StoredKey>>;
+  /**
+   * The first copies, stamped `ingestedAt` (taken just before the INSERT). The same INSERT records
+   * their streams in the change record, stamped alike (ClickHouse's stream_changes_from_ledger view).
+   */
   insertNew(events: readonly NewEvent[], ingestedAt: number): Promise<void>;
   /** Too-late events, explained; `watermark` is the one they were judged against. */
   insertLate(events: readonly NewEvent[], watermark: number | null, ingestedAt: number): Promise<void>;
   insertDuplicates(decisions: readonly DedupeDecision[], detectedAt: number): Promise<void>;
   insertRejections(rejections: readonly Rejection[], rejectedAt: number): Promise<void>;
-  /** The streams a unit changed, for the pusher (stamped just before the INSERT). */
+  /**
+   * Streams changed by rows not inserted now, for the pusher (stamped just before the INSERT):
+   * a unit's redelivered events, a rebuild's announcement.
+   */
   recordChanges(changes: readonly StreamChange[], changedAt: number): Promise<void>;
 }

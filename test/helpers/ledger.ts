@@ -3,9 +3,10 @@ import { createLedgerStore, type NewEvent } from '../../src/adapters/clickhouse/
 import { streamChanges, type StreamChange } from '../../src/domain/stream-changes';
 
 /**
- * Stores first copies in the ledger and records their streams in the change record, as an
- * ingest unit does (the pusher finds them there); `changedAt` stamps the change rows, `ingestedBy`
- * names the worker writing (default ''). Resolves with the changes recorded.
+ * Stores first copies in the ledger as an ingest unit does: its INSERT records their streams in
+ * the change record (the pusher finds them there). `changedAt` stamps the rows (their ingested_at,
+ * hence their change rows), `ingestedBy` names the worker writing (default ''). Resolves with the
+ * changes as the unit publishes them in process.
  */
 export async function storeAsIngest(
   client: ClickHouseClient,
@@ -15,8 +16,6 @@ export async function storeAsIngest(
   ingestedBy?: string,
 ): Promise<StreamChange[]> {
   const ledger = createLedgerStore(client, database, { dedupeWindowMs: 35 * 86_400_000, ...(ingestedBy === undefined ? {} : { ingestedBy }) });
-  await ledger.insertNew(events, Date.now());
-  const changes = streamChanges(events.map((e) => ({ kind: 'new' as const, candidate: e.candidate })));
-  await ledger.recordChanges(changes, changedAt);
-  return changes;
+  await ledger.insertNew(events, changedAt);
+  return streamChanges(events.map((e) => ({ kind: 'new' as const, candidate: e.candidate })));
 }

@@ -84,7 +84,8 @@ interface StoredEvent {
 }
 
 async function roundTrip(client: ClickHouseClient, database: string): Promise<void> {
-  const ledger = createLedgerStore(client, database, { dedupeWindowMs: 35 * 86_400_000 });
+  const writer = "worker\t'ü";
+  const ledger = createLedgerStore(client, database, { dedupeWindowMs: 35 * 86_400_000, ingestedBy: writer });
   const candidates = hostileEvents();
   // The last window the watermark made final holds the oldest event: it is stored as too late.
   const watermark = Date.UTC(2026, 10, 29, 12);
@@ -123,6 +124,37 @@ async function roundTrip(client: ClickHouseClient, database: string): Promise<vo
       ingested_us: String(ingestedAt * 1000),
     })),
   );
+  // The same INSERT recorded each stream's windows in the change record, for the pusher (the
+  // ledger's view): one row per stream, stamped with the rows' ingested_at and their writer.
+  const expectedChanges = new Map<string, { tenant: string; customer: string; meter: string; oldest: string; newest: string; at: string; by: string }>();
+  for (const { candidate: c, lateness } of news) {
+    const key = JSON.stringify([c.event.tenant, c.event.customer, c.event.meter]);
+    const known = expectedChanges.get(key);
+    const ws = lateness.window.start;
+    expectedChanges.set(key, {
+      tenant: c.event.tenant,
+      customer: c.event.customer,
+      meter: c.event.meter,
+      oldest: String(Math.min(ws, Number(known?.oldest ?? ws))),
+      newest: String(Math.max(ws, Number(known?.newest ?? ws))),
+      at: String(ingestedAt * 1000),
+      by: writer,
+    });
+  }
+  const changes = await (
+    await client.query({
+      query: `SELECT tenant, customer, meter, toString(toUnixTimestamp64Milli(oldest_window_start)) AS oldest,
+                     toString(toUnixTimestamp64Milli(newest_window_start)) AS newest,
+                     toString(toUnixTimestamp64Micro(changed_at)) AS at, written_by AS by
+              FROM ${database}.stream_changes`,
+      format: 'JSONEachRow',
+    })
+  ).json<{ tenant: string; customer: string; meter: string }>();
+  const byStream = (a: { tenant: string; customer: string; meter: string }, b: { tenant: string; customer: string; meter: string }) =>
+    a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : a.customer < b.customer ? -1 : a.customer > b.customer ? 1 : a.meter < b.meter ? -1 : a.meter > b.meter ? 1 : 0;
+  expect([...changes].sort(byStream)).toEqual([...expectedChanges.values()].sort(byStream));
+  expect(changes.length).toBeGreaterThan(1);
+
   // The projections were written with the rows: the per-window sum is exact, to the nano-unit.
   const [total] = await (
     await client.query({ query: `SELECT toString(sum(value)) AS s, count() AS n FROM ${database}.usage_events WHERE meter = 'api_calls'`, format: 'JSONEachRow' })

@@ -138,3 +138,36 @@ describe('copies of keys this worker stored lately are decided without a ledger 
     expect(decided.decisions.map((d) => d.kind)).toEqual(['conflict']);
   });
 });
+
+describe("a unit's change record", () => {
+  it("leaves its new events' streams to the ledger's INSERT, records its redelivered events' streams itself, and publishes both", async () => {
+    // 'again-1' was stored from this very message before a crash: the ledger has that row.
+    const again = event('again-1');
+    const hash = (await decideBatch([await message(again, 0, 5)], workerDeps(slowLedger().ledger))).decisions[0]!.candidate.bodyHash;
+    const stored: StoredKey = { tenant: 't', id: 'again-1', bodyHash: hash, topic: 'usage.events', partition: 0, offset: '5' };
+    const recorded: { streams: string[]; at: number }[] = [];
+    const inserted: { ids: string[]; at: number }[] = [];
+    const ledger: LedgerStore = {
+      lookup: async (cs) => new Map(cs.filter((c) => c.event.id === 'again-1').map((c) => [c.key, stored])),
+      recordChanges: async (changes, at) => {
+        recorded.push({ streams: changes.map((c) => `${c.customer}/${c.meter}`), at });
+      },
+      insertNew: async (events, at) => {
+        inserted.push({ ids: events.map((e) => e.candidate.event.id), at });
+      },
+      insertLate: async () => undefined,
+      insertDuplicates: async () => undefined,
+      insertRejections: async () => undefined,
+    };
+    let clock = NOW;
+    const deps = workerDeps(ledger, { clock: () => clock });
+    const decided = await decideBatch([await message(again, 0, 5), await message({ ...event('fresh-1'), customer: 'c2' }, 0, 6)], deps);
+    expect(decided.decisions.map((d) => d.kind)).toEqual(['redelivered', 'new']);
+    // Stored a while after it was decided (the unit before it was still writing): stamped then.
+    clock = NOW + 2_000;
+    const outcome = await storeBatch(decided, deps);
+    expect(inserted).toEqual([{ ids: ['fresh-1'], at: NOW + 2_000 }]);
+    expect(recorded.filter((r) => r.streams.length > 0)).toEqual([{ streams: ['c/api_calls'], at: NOW + 2_000 }]);
+    expect(outcome.changes.map((c) => `${c.customer}/${c.meter}`).sort()).toEqual(['c/api_calls', 'c2/api_calls']);
+  });
+});

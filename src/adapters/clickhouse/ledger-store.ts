@@ -60,7 +60,8 @@ export function createLedgerStore(client: ClickHouseClient, database: string, op
     },
 
     // Each table's rows are encoded once as TabSeparated bytes and inserted as they are (one
-    // INSERT each: one atomic part, with the usage_events projections written in it).
+    // INSERT each: one atomic part, with the usage_events projections written in it). The
+    // ledger's INSERT also fills the change record (schema/window-tables.ts, its view).
     async insertNew(events, ingestedAt) {
       await insertRows(USAGE_EVENTS, events.map((event) => ({ event, ingestedAt, ingestedBy: opts.ingestedBy ?? '' })));
     },

@@ -89,6 +89,22 @@ export const WINDOW_TABLES: readonly Migration[] = [
     sql: (db) => `ALTER TABLE ${db}.stream_changes ADD COLUMN IF NOT EXISTS written_by LowCardinality(String) DEFAULT ''`,
   },
   {
+    // The change record of the ledger's own INSERTs: ClickHouse groups each inserted block by
+    // stream as it writes the rows, so an ingest unit no longer encodes and inserts a row per
+    // stream it changed (~20,000 a unit under a backlog: BENCHMARKS.md, sixteenth session).
+    // Stamped with the rows' ingested_at, which a writer takes just before its INSERT. A crash
+    // between the ledger's part and this view's leaves the unit's offsets uncommitted: re-read, its
+    // events are 'redelivered', and ingest records their streams itself (ingest-batch.ts).
+    name: 'stream_changes.from_ledger',
+    sql: (db) => `
+      CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.stream_changes_from_ledger TO ${db}.stream_changes AS
+      SELECT tenant, customer, meter,
+             min(window_start) AS oldest_window_start, max(window_start) AS newest_window_start,
+             max(ingested_at) AS changed_at, ingested_by AS written_by
+      FROM ${db}.usage_events
+      GROUP BY tenant, customer, meter, ingested_by`,
+  },
+  {
     // Highest event time stored per partition: restores watermarks after a restart.
     name: 'watermarks',
     sql: (db) => `
