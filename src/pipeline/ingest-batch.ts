@@ -231,13 +231,12 @@ export async function storeBatch(decided: DecidedBatch, deps: IngestDeps): Promi
   // not written again, so their streams are recorded here: if a crash or a failed write came
   // between the ledger's part and the change record's, the unit is read again and repairs it.
   const storedAt = deps.clock();
-  const readAgain = decisions.filter((d) => d.kind === 'redelivered');
   const writes = await Promise.allSettled([
     deps.ledger.insertRejections(rejections, now),
     deps.ledger.insertDuplicates(decisions, now),
     deps.ledger.insertLate(newEvents, watermark, now),
     deps.ledger.insertNew(newEvents, storedAt),
-    deps.ledger.recordChanges(readAgain.length === 0 ? [] : streamChanges(readAgain), storedAt),
+    deps.ledger.recordChanges(streamChanges(decisions.filter((d) => d.kind === 'redelivered')), storedAt),
   ]);
   for (const w of writes) if (w.status === 'rejected') throw w.reason;
   endInsert?.();

@@ -148,7 +148,11 @@ export const REJECTED_EVENTS: TsvTable<RejectedVersion> = {
     ]),
 };
 
-/** The pusher's change record: one row per stream an ingest unit changed. */
+/**
+ * The pusher's change record, one row per stream, as a writer records it itself: a unit's
+ * redelivered events, a rebuild's announcement. The ledger's INSERT records its own rows' streams
+ * (the stream_changes_from_ledger view, schema/window-tables.ts).
+ */
 export const STREAM_CHANGES: TsvTable<{ readonly change: StreamChange; readonly changedAt: number; readonly writtenBy: string }> = {
   table: 'stream_changes',
   columns: ['tenant', 'customer', 'meter', 'oldest_window_start', 'newest_window_start', 'changed_at', 'written_by'],
